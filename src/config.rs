@@ -1,0 +1,329 @@
+//! The configuration file: raw TOML as written, validated into [`Config`]
+//! before anything binds or connects.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::selector::{LabelSelector, Selection};
+
+/// Address the exporter listens on when neither file nor flag says otherwise.
+pub const DEFAULT_LISTEN: &str = "0.0.0.0:8091";
+/// Longest a scrape may take when the scraper sends no timeout header.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Stats calls in flight at once (see the benchmark in the README).
+pub const DEFAULT_MAX_CONCURRENCY: usize = 64;
+/// The engine address when neither flag, file nor `DOCKER_HOST` names one.
+#[cfg(unix)]
+pub const DEFAULT_DOCKER_HOST: &str = "unix:///var/run/docker.sock";
+/// The engine address when neither flag, file nor `DOCKER_HOST` names one.
+#[cfg(windows)]
+pub const DEFAULT_DOCKER_HOST: &str = "npipe:////./pipe/docker_engine";
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    listen: Option<Spanned<String>>,
+    docker_host: Option<Spanned<String>>,
+    timeout: Option<Spanned<String>>,
+    max_concurrency: Option<Spanned<i64>>,
+    containers: Option<RawContainers>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawContainers {
+    names: Option<Vec<Spanned<String>>>,
+    labels: Option<Vec<Spanned<String>>>,
+}
+
+/// Values given on the command line; they win over the file.
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    /// `--listen` / `--web.listen-address`.
+    pub listen: Option<String>,
+    /// `--docker-host`.
+    pub docker_host: Option<String>,
+}
+
+/// The validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Where `/metrics` is served.
+    pub listen: SocketAddr,
+    /// The engine's address (`unix://`, `tcp://` or `http://`).
+    pub docker_host: String,
+    /// Upper bound for one scrape.
+    pub timeout: Duration,
+    /// Stats calls in flight at once.
+    pub max_concurrency: usize,
+    /// Which containers are exported.
+    pub selection: Selection,
+}
+
+impl Config {
+    /// Reads and validates `path` (or defaults when `None`), applying
+    /// command-line overrides and then `DOCKER_HOST` as given in `env_host`.
+    pub fn load(
+        path: Option<&Path>,
+        overrides: &Overrides,
+        env_host: Option<String>,
+    ) -> anyhow::Result<Self> {
+        let (origin, text) = match path {
+            Some(p) => {
+                let text = std::fs::read_to_string(p)
+                    .with_context(|| format!("cannot read config file {}", p.display()))?;
+                (p.display().to_string(), text)
+            }
+            None => ("<defaults>".to_string(), String::new()),
+        };
+        Self::parse(&origin, &text, overrides, env_host)
+    }
+
+    /// Validates config text; `origin` names it in errors.
+    pub fn parse(
+        origin: &str,
+        text: &str,
+        overrides: &Overrides,
+        env_host: Option<String>,
+    ) -> anyhow::Result<Self> {
+        let raw: RawConfig = toml::from_str(text)
+            .map_err(|e| anyhow::anyhow!("config file {origin}: {}", e.to_string().trim_end()))?;
+        let at = |span: std::ops::Range<usize>, key: &str| {
+            format!(
+                "config file {origin}, line {}, key `{key}`",
+                line_of(text, span.start)
+            )
+        };
+
+        let listen = match (&overrides.listen, &raw.listen) {
+            (Some(flag), _) => parse_listen(flag).context("--listen")?,
+            (None, Some(v)) => parse_listen(v.get_ref()).context(at(v.span(), "listen"))?,
+            (None, None) => parse_listen(DEFAULT_LISTEN)?,
+        };
+
+        let docker_host = match (&overrides.docker_host, &raw.docker_host) {
+            (Some(flag), _) => check_docker_host(flag).context("--docker-host")?,
+            (None, Some(v)) => {
+                check_docker_host(v.get_ref()).context(at(v.span(), "docker_host"))?
+            }
+            (None, None) => match env_host.filter(|h| !h.is_empty()) {
+                Some(env) => check_docker_host(&env).context("environment variable DOCKER_HOST")?,
+                None => DEFAULT_DOCKER_HOST.to_string(),
+            },
+        };
+
+        let timeout = match &raw.timeout {
+            Some(v) => parse_duration(v.get_ref()).context(at(v.span(), "timeout"))?,
+            None => DEFAULT_TIMEOUT,
+        };
+
+        let max_concurrency = match &raw.max_concurrency {
+            Some(v) => match usize::try_from(*v.get_ref()) {
+                Ok(n) if (1..=4096).contains(&n) => n,
+                _ => bail!(
+                    "{}: must be between 1 and 4096, got {}",
+                    at(v.span(), "max_concurrency"),
+                    v.get_ref()
+                ),
+            },
+            None => DEFAULT_MAX_CONCURRENCY,
+        };
+
+        let containers = raw.containers.unwrap_or_default();
+        let mut names = Vec::new();
+        for n in containers.names.unwrap_or_default() {
+            let name = n.get_ref().trim().trim_start_matches('/');
+            if name.is_empty() {
+                bail!("{}: empty container name", at(n.span(), "containers.names"));
+            }
+            names.push(name.to_string());
+        }
+        let mut selectors = Vec::new();
+        for l in containers.labels.unwrap_or_default() {
+            let sel = LabelSelector::parse(l.get_ref())
+                .map_err(|e| anyhow::anyhow!("{}: {e}", at(l.span(), "containers.labels")))?;
+            selectors.push(sel);
+        }
+
+        Ok(Self {
+            listen,
+            docker_host,
+            timeout,
+            max_concurrency,
+            selection: Selection::new(names, selectors),
+        })
+    }
+}
+
+fn line_of(text: &str, offset: usize) -> usize {
+    text.get(..offset)
+        .map_or(1, |before| before.matches('\n').count() + 1)
+}
+
+fn parse_listen(value: &str) -> anyhow::Result<SocketAddr> {
+    value
+        .parse()
+        .with_context(|| format!("{value:?} is not an address like 0.0.0.0:8091 or [::1]:8091"))
+}
+
+fn check_docker_host(value: &str) -> anyhow::Result<String> {
+    let supported: &[&str] = if cfg!(windows) {
+        &["npipe://", "tcp://", "http://"]
+    } else {
+        &["unix://", "tcp://", "http://"]
+    };
+    if supported.iter().any(|s| value.starts_with(s)) && value.len() > "unix://".len() {
+        Ok(value.to_string())
+    } else {
+        bail!(
+            "unsupported engine address {value:?}: expected one of {}",
+            supported
+                .iter()
+                .map(|s| format!("{s}..."))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    }
+}
+
+/// Parses durations such as `500ms`, `10s`, `1.5s`, `2m`.
+pub fn parse_duration(value: &str) -> anyhow::Result<Duration> {
+    let value = value.trim();
+    let split = value
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(value.len());
+    let (number, unit) = value.split_at(split);
+    let number: f64 = number
+        .parse()
+        .with_context(|| format!("{value:?} is not a duration like 500ms, 10s or 1m"))?;
+    let seconds = match unit {
+        "ms" => number / 1000.0,
+        "s" => number,
+        "m" => number * 60.0,
+        _ => bail!("{value:?} is not a duration like 500ms, 10s or 1m (unit ms, s or m)"),
+    };
+    if !(seconds > 0.0 && seconds <= 3600.0) {
+        bail!("{value:?} must be more than 0 and at most 1h");
+    }
+    Ok(Duration::from_secs_f64(seconds))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> anyhow::Result<Config> {
+        Config::parse("test.toml", text, &Overrides::default(), None)
+    }
+
+    fn err(text: &str) -> String {
+        format!("{:#}", parse(text).unwrap_err())
+    }
+
+    #[test]
+    fn empty_file_gives_defaults() {
+        let c = parse("").unwrap();
+        assert_eq!(c.listen.to_string(), "0.0.0.0:8091");
+        assert_eq!(c.docker_host, DEFAULT_DOCKER_HOST);
+        assert_eq!(c.timeout, DEFAULT_TIMEOUT);
+        assert_eq!(c.max_concurrency, DEFAULT_MAX_CONCURRENCY);
+        assert!(c.selection.is_all());
+    }
+
+    #[test]
+    fn example_config_is_valid() {
+        let text = include_str!("../config.example.toml");
+        let c = parse(text).unwrap();
+        assert!(!c.selection.is_all());
+    }
+
+    #[test]
+    fn unknown_key_names_file_key_and_line() {
+        let e = err("listen = \"127.0.0.1:1\"\nlisten_port = 3\n");
+        assert!(e.contains("test.toml"), "{e}");
+        assert!(e.contains("line 2"), "{e}");
+        assert!(e.contains("listen_port"), "{e}");
+    }
+
+    #[test]
+    fn unknown_key_in_containers_table_is_rejected() {
+        let e = err("[containers]\nname = [\"web\"]\n");
+        assert!(e.contains("unknown field `name`"), "{e}");
+        assert!(e.contains("line 2"), "{e}");
+    }
+
+    #[test]
+    fn wrong_type_names_the_key() {
+        let e = err("[containers]\nnames = \"web\"\n");
+        assert!(e.contains("line 2"), "{e}");
+        assert!(e.contains("names"), "{e}");
+    }
+
+    #[test]
+    fn empty_label_key_names_file_key_and_line() {
+        let e = err("[containers]\nlabels = [\n  \"ok\",\n  \"=web\",\n]\n");
+        assert!(
+            e.contains("test.toml, line 4, key `containers.labels`"),
+            "{e}"
+        );
+        assert!(e.contains("empty label key"), "{e}");
+    }
+
+    #[test]
+    fn bad_listen_and_host_are_named() {
+        let e = err("listen = \"8091\"\n");
+        assert!(e.contains("key `listen`") && e.contains("line 1"), "{e}");
+        let e = err("docker_host = \"ssh://me@host\"\n");
+        assert!(
+            e.contains("key `docker_host`") && e.contains("unsupported"),
+            "{e}"
+        );
+        let e = err("max_concurrency = 0\n");
+        assert!(e.contains("key `max_concurrency`"), "{e}");
+        let e = err("timeout = \"10 parsecs\"\n");
+        assert!(e.contains("key `timeout`"), "{e}");
+    }
+
+    #[test]
+    fn flags_win_over_file_and_file_over_environment() {
+        let text = "listen = \"127.0.0.1:1\"\ndocker_host = \"tcp://file:2375\"\n";
+        let flags = Overrides {
+            listen: Some("127.0.0.1:2".into()),
+            docker_host: Some("unix:///flag.sock".into()),
+        };
+        let c = Config::parse("t", text, &flags, Some("tcp://env:1".into())).unwrap();
+        assert_eq!(c.listen.port(), 2);
+        assert_eq!(c.docker_host, "unix:///flag.sock");
+        let c =
+            Config::parse("t", text, &Overrides::default(), Some("tcp://env:1".into())).unwrap();
+        assert_eq!(c.docker_host, "tcp://file:2375");
+        let c = Config::parse("t", "", &Overrides::default(), Some("tcp://env:1".into())).unwrap();
+        assert_eq!(c.docker_host, "tcp://env:1");
+    }
+
+    #[test]
+    fn missing_file_names_the_file() {
+        let e = Config::load(
+            Some(Path::new("/nonexistent/dse.toml")),
+            &Overrides::default(),
+            None,
+        )
+        .unwrap_err();
+        assert!(format!("{e:#}").contains("/nonexistent/dse.toml"));
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
+        assert_eq!(parse_duration("1.5s").unwrap(), Duration::from_millis(1500));
+        assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
+        assert!(parse_duration("0s").is_err());
+        assert!(parse_duration("5").is_err());
+        assert!(parse_duration("s").is_err());
+    }
+}

@@ -1,0 +1,190 @@
+//! The engine connection. Every request sent from here is a GET: the exporter
+//! only ever reads.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use anyhow::Context;
+use bollard::errors::Error as BollardError;
+use bollard::models::ContainerStatsResponse;
+use bollard::query_parameters::{ListContainersOptions, StatsOptionsBuilder};
+use bollard::{Docker, API_DEFAULT_VERSION};
+use futures::StreamExt;
+
+use crate::selector::Selection;
+
+/// A running container as the list call reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContainerRef {
+    /// Full container id.
+    pub id: String,
+    /// Primary name without the leading `/`.
+    pub name: String,
+    /// The container's labels.
+    pub labels: HashMap<String, String>,
+}
+
+/// Why a container is missing from a scrape; the value of the `kind` label
+/// on `docker_stats_scrape_errors_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Failure {
+    /// The engine refused or failed the request.
+    Engine,
+    /// The engine answered with something that did not decode.
+    Decode,
+    /// No answer before the scrape's deadline.
+    Timeout,
+    /// The container stopped or was removed between list and stats.
+    Gone,
+}
+
+impl Failure {
+    /// Every kind, in exposition order.
+    pub const ALL: [Failure; 4] = [
+        Failure::Engine,
+        Failure::Decode,
+        Failure::Timeout,
+        Failure::Gone,
+    ];
+
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Failure::Engine => "engine",
+            Failure::Decode => "decode",
+            Failure::Timeout => "timeout",
+            Failure::Gone => "gone",
+        }
+    }
+
+    /// Classifies a client error.
+    pub fn of(err: &BollardError) -> Self {
+        match err {
+            // 404: removed; 409: Podman's answer for a stopped container.
+            BollardError::DockerResponseServerError {
+                status_code: 404 | 409,
+                ..
+            } => Failure::Gone,
+            BollardError::JsonDataError { .. } | BollardError::JsonSerdeError { .. } => {
+                Failure::Decode
+            }
+            BollardError::RequestTimeoutError => Failure::Timeout,
+            _ => Failure::Engine,
+        }
+    }
+}
+
+/// A lazily connected engine client. Connecting fails while the socket file
+/// is missing; it is retried at the next scrape, and once made the client
+/// (and its connection pool) is reused by every scrape after.
+#[derive(Debug)]
+pub struct Engine {
+    host: String,
+    request_timeout: Duration,
+    client: Mutex<Option<Docker>>,
+}
+
+impl Engine {
+    /// An engine at `host` (`unix://`, `tcp://`, `http://`); nothing is
+    /// contacted until the first request.
+    pub fn new(host: impl Into<String>, request_timeout: Duration) -> Self {
+        Self {
+            host: host.into(),
+            request_timeout,
+            client: Mutex::new(None),
+        }
+    }
+
+    /// The configured address.
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+
+    fn client(&self) -> anyhow::Result<Docker> {
+        let mut slot = self.client.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(docker) = slot.as_ref() {
+            return Ok(docker.clone());
+        }
+        let secs = self.request_timeout.as_secs().max(1);
+        let docker = if self.host.starts_with("unix://") {
+            Docker::connect_with_unix(&self.host, secs, API_DEFAULT_VERSION)
+        } else if self.host.starts_with("npipe://") {
+            Docker::connect_with_host(&self.host)
+        } else {
+            Docker::connect_with_http(&self.host, secs, API_DEFAULT_VERSION)
+        }
+        .with_context(|| format!("cannot connect to the engine at {}", self.host))?;
+        *slot = Some(docker.clone());
+        Ok(docker)
+    }
+
+    /// `GET /_ping`.
+    pub async fn ping(&self) -> anyhow::Result<()> {
+        let docker = self.client()?;
+        docker
+            .ping()
+            .await
+            .with_context(|| format!("engine at {} does not answer /_ping", self.host))?;
+        Ok(())
+    }
+
+    /// `GET /containers/json`: running containers matching `selection`. A lone
+    /// label selector is pushed down to the engine; names are matched exactly
+    /// here (the engine's `name` filter is an unanchored regex).
+    pub async fn list(&self, selection: &Selection) -> anyhow::Result<Vec<ContainerRef>> {
+        let docker = self.client()?;
+        let filters = selection
+            .engine_label_filter()
+            .map(|labels| HashMap::from([("label".to_string(), labels)]));
+        let options = ListContainersOptions {
+            all: false,
+            filters,
+            ..Default::default()
+        };
+        let summaries = docker
+            .list_containers(Some(options))
+            .await
+            .with_context(|| format!("listing containers at {}", self.host))?;
+        let mut out = Vec::with_capacity(summaries.len());
+        for s in summaries {
+            let (Some(id), Some(names)) = (s.id, s.names) else {
+                continue;
+            };
+            let labels = s.labels.unwrap_or_default();
+            if !selection.matches(&names, &labels) {
+                continue;
+            }
+            let Some(first) = names.first() else { continue };
+            out.push(ContainerRef {
+                id,
+                name: first.trim_start_matches('/').to_string(),
+                labels,
+            });
+        }
+        Ok(out)
+    }
+
+    /// `GET /containers/{id}/stats?stream=false[&one-shot=true]`. `Ok(None)`
+    /// when the engine answered with an empty body (container removed during
+    /// the call).
+    pub async fn stats(
+        &self,
+        id: &str,
+        one_shot: bool,
+    ) -> Result<Option<ContainerStatsResponse>, BollardError> {
+        let docker = match self.client() {
+            Ok(d) => d,
+            Err(e) => {
+                return Err(BollardError::IOError {
+                    err: std::io::Error::other(format!("{e:#}")),
+                })
+            }
+        };
+        let options = StatsOptionsBuilder::default()
+            .stream(false)
+            .one_shot(one_shot)
+            .build();
+        docker.stats(id, Some(options)).next().await.transpose()
+    }
+}

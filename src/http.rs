@@ -1,0 +1,125 @@
+//! The HTTP side: `/metrics`, health endpoints and the landing page.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::extract::State;
+use axum::http::header::{ACCEPT, CONTENT_TYPE};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+
+use crate::metrics::{render, Format};
+use crate::scrape::Scraper;
+use crate::selector::Selection;
+
+/// What every request handler shares.
+#[derive(Debug)]
+pub struct AppState {
+    /// Runs the scrape rounds.
+    pub scraper: Scraper,
+    /// The configured selection.
+    pub selection: Selection,
+    /// The configured upper bound for one scrape.
+    pub timeout: Duration,
+}
+
+/// The exporter's routes; tests serve this in process on port 0.
+pub fn app(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/", get(landing))
+        .route("/metrics", get(metrics))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .with_state(state)
+}
+
+/// Time a scrape may spend: the configured timeout, lowered to Prometheus'
+/// own scrape timeout minus a margin for encoding and the network.
+pub fn scrape_budget(configured: Duration, header: Option<&str>) -> Duration {
+    let from_header = header
+        .and_then(|h| h.trim().parse::<f64>().ok())
+        .filter(|s| s.is_finite() && *s > 0.0)
+        .map(|s| Duration::from_secs_f64((s - (s * 0.1).clamp(0.1, 0.5)).max(0.05)));
+    match from_header {
+        Some(h) => h.min(configured),
+        None => configured,
+    }
+}
+
+async fn metrics(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let format = Format::from_accept(header(ACCEPT.as_str()));
+    let budget = scrape_budget(state.timeout, header("x-prometheus-scrape-timeout-seconds"));
+    let snapshot = state
+        .scraper
+        .collect(&state.selection, Instant::now() + budget, true)
+        .await;
+    match render(snapshot, format) {
+        Ok(body) => ([(CONTENT_TYPE, format.content_type())], body).into_response(),
+        Err(_) => (StatusCode::INTERNAL_SERVER_ERROR, "encoding failed\n").into_response(),
+    }
+}
+
+async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+async fn readyz(State(state): State<Arc<AppState>>) -> Response {
+    match state.scraper.engine().ping().await {
+        Ok(()) => (StatusCode::OK, "ok\n".to_string()).into_response(),
+        Err(e) => (StatusCode::SERVICE_UNAVAILABLE, format!("{e:#}\n")).into_response(),
+    }
+}
+
+async fn landing(State(state): State<Arc<AppState>>) -> Html<String> {
+    let esc = |s: &str| {
+        s.replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('>', "&gt;")
+    };
+    let selection = if state.selection.is_all() {
+        "every running container".to_string()
+    } else {
+        let names = state.selection.names().join(", ");
+        let labels: Vec<String> = state
+            .selection
+            .selectors()
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        format!(
+            "names: [{}]; label selectors: [{}]",
+            names,
+            labels.join("; ")
+        )
+    };
+    Html(format!(
+        "<!doctype html><html><head><title>docker-stats-exporter</title></head><body>\
+         <h1>docker-stats-exporter {}</h1>\
+         <p>Engine: <code>{}</code></p><p>Selected: {}</p>\
+         <p><a href=\"/metrics\">/metrics</a> · <a href=\"/healthz\">/healthz</a> · \
+         <a href=\"/readyz\">/readyz</a></p></body></html>\n",
+        env!("CARGO_PKG_VERSION"),
+        esc(state.scraper.engine().host()),
+        esc(&selection),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn budget_follows_the_scrape_timeout_header_minus_a_margin() {
+        let ten = Duration::from_secs(10);
+        assert_eq!(scrape_budget(ten, None), ten);
+        assert_eq!(scrape_budget(ten, Some("garbage")), ten);
+        assert_eq!(scrape_budget(ten, Some("-1")), ten);
+        assert_eq!(scrape_budget(ten, Some("2")), Duration::from_millis(1800));
+        assert_eq!(scrape_budget(ten, Some("5")), Duration::from_millis(4500));
+        assert_eq!(scrape_budget(ten, Some("0.5")), Duration::from_millis(400));
+        assert_eq!(scrape_budget(ten, Some("60")), ten);
+    }
+}

@@ -1,0 +1,101 @@
+//! docker-stats-exporter: a Prometheus exporter for container stats, collected
+//! from the engine at scrape time.
+
+pub mod cli;
+pub mod config;
+pub mod engine;
+pub mod http;
+pub mod metrics;
+pub mod sample;
+pub mod scrape;
+pub mod selector;
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+pub use crate::http::{app, AppState};
+
+/// Shared state for a validated configuration. Nothing is contacted yet.
+pub fn state(config: &config::Config) -> Arc<AppState> {
+    // The client's own timeout only backs up the per-scrape deadline.
+    let engine = engine::Engine::new(&config.docker_host, config.timeout + Duration::from_secs(5));
+    Arc::new(AppState {
+        scraper: scrape::Scraper::new(engine, config.max_concurrency),
+        selection: config.selection.clone(),
+        timeout: config.timeout,
+    })
+}
+
+/// Serves until SIGINT or SIGTERM, then finishes the requests in flight.
+pub async fn serve(config: config::Config) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    tracing::info!(
+        listen = %config.listen,
+        engine = %config.docker_host,
+        "serving /metrics"
+    );
+    axum::serve(listener, app(state(&config)))
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .context("server failed")
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutting down");
+}
+
+/// Asks a running exporter's `/healthz` on `listen` (an unspecified address
+/// means loopback); for `HEALTHCHECK` in images without a shell or curl.
+pub async fn healthcheck(listen: SocketAddr) -> anyhow::Result<()> {
+    let ip = match listen.ip() {
+        IpAddr::V4(v4) if v4.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        IpAddr::V6(v6) if v6.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
+        ip => ip,
+    };
+    let addr = SocketAddr::new(ip, listen.port());
+    let check = async {
+        let mut stream = tokio::net::TcpStream::connect(addr).await?;
+        stream
+            .write_all(b"GET /healthz HTTP/1.0\r\nHost: localhost\r\n\r\n")
+            .await?;
+        let mut head = Vec::new();
+        stream.take(64).read_to_end(&mut head).await?;
+        Ok::<_, std::io::Error>(head)
+    };
+    let head = tokio::time::timeout(Duration::from_secs(3), check)
+        .await
+        .with_context(|| format!("no answer from {addr} within 3 s"))?
+        .with_context(|| format!("cannot reach {addr}"))?;
+    let status = String::from_utf8_lossy(&head);
+    if !status.starts_with("HTTP/1.0 200") && !status.starts_with("HTTP/1.1 200") {
+        bail!(
+            "{addr}/healthz answered {:?}",
+            status.lines().next().unwrap_or("")
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,218 @@
+//! One scrape round: list the selected containers, ask for all their stats
+//! concurrently, and freeze the answers into an immutable [`Snapshot`].
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::Instant;
+
+use futures::StreamExt;
+use tokio::time::timeout_at;
+
+use crate::engine::{ContainerRef, Engine, Failure};
+use crate::sample::{cpu_percent, CpuReading, Sample};
+use crate::selector::Selection;
+
+/// One container's values in a snapshot.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ContainerMetrics {
+    /// The container as listed.
+    pub container: ContainerRef,
+    /// Its stats.
+    pub sample: Sample,
+    /// Percent of the whole host's CPU, where a valid window exists.
+    pub cpu_percent: Option<f64>,
+}
+
+/// Everything one `/metrics` answer reports, fetched before encoding starts.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Snapshot {
+    /// Whether the engine answered the list call.
+    pub engine_up: bool,
+    /// Wall time of the round.
+    pub duration_seconds: f64,
+    /// Containers that matched the selection.
+    pub selected: usize,
+    /// Containers with stats, sorted by name.
+    pub containers: Vec<ContainerMetrics>,
+    /// Failures since the process started, by kind.
+    pub errors: Vec<(Failure, u64)>,
+}
+
+/// The last two distinct CPU readings of a container. Two of them, so that
+/// scrapes landing in the same engine tick (HA Prometheus pairs) still get the
+/// window before it instead of a zero-length one.
+#[derive(Debug, Clone, Copy)]
+struct CpuHistory {
+    last: CpuReading,
+    before: Option<CpuReading>,
+}
+
+/// Runs scrape rounds against one engine and keeps what must survive between
+/// them: each container's previous CPU reading and the error counters.
+#[derive(Debug)]
+pub struct Scraper {
+    engine: Engine,
+    max_concurrency: usize,
+    history: Mutex<HashMap<String, CpuHistory>>,
+    errors: [AtomicU64; Failure::ALL.len()],
+}
+
+impl Scraper {
+    /// A scraper that keeps at most `max_concurrency` stats calls in flight.
+    pub fn new(engine: Engine, max_concurrency: usize) -> Self {
+        Self {
+            engine,
+            max_concurrency: max_concurrency.max(1),
+            history: Mutex::new(HashMap::new()),
+            errors: Default::default(),
+        }
+    }
+
+    /// The engine this scraper reads.
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// Containers whose previous CPU reading is held (bounded by what the last
+    /// full round listed).
+    pub fn tracked_containers(&self) -> usize {
+        self.lock_history().len()
+    }
+
+    fn lock_history(&self) -> std::sync::MutexGuard<'_, HashMap<String, CpuHistory>> {
+        self.history.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn count(&self, failure: Failure) {
+        let i = Failure::ALL.iter().position(|f| *f == failure).unwrap_or(0);
+        self.errors[i].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// One round, finished by `deadline`. State of containers no longer
+    /// listed is dropped when `evict` is set (a round over the full
+    /// selection, not a narrowed ad-hoc one).
+    pub async fn collect(&self, selection: &Selection, deadline: Instant, evict: bool) -> Snapshot {
+        let started = Instant::now();
+        let deadline = tokio::time::Instant::from_std(deadline);
+        let mut snapshot = Snapshot::default();
+
+        let listed = match timeout_at(deadline, self.engine.list(selection)).await {
+            Ok(Ok(list)) => Some(list),
+            Ok(Err(e)) => {
+                tracing::warn!("engine unavailable: {e:#}");
+                self.count(Failure::Engine);
+                None
+            }
+            Err(_) => {
+                tracing::warn!("listing containers at {} timed out", self.engine.host());
+                self.count(Failure::Timeout);
+                None
+            }
+        };
+
+        if let Some(list) = listed {
+            snapshot.engine_up = true;
+            snapshot.selected = list.len();
+            let known: HashSet<String> = self.lock_history().keys().cloned().collect();
+            let listed_ids: HashSet<String> = list.iter().map(|c| c.id.clone()).collect();
+
+            let mut rounds = futures::stream::iter(list)
+                .map(|c| {
+                    // A container seen before can use the faster one-shot call:
+                    // its previous reading supplies the CPU window.
+                    let one_shot = known.contains(&c.id);
+                    async move {
+                        let answer = timeout_at(deadline, self.engine.stats(&c.id, one_shot)).await;
+                        (c, answer)
+                    }
+                })
+                .buffer_unordered(self.max_concurrency);
+
+            while let Some((container, answer)) = rounds.next().await {
+                let stats = match answer {
+                    Ok(Ok(Some(stats))) => stats,
+                    Ok(Ok(None)) => {
+                        tracing::debug!("{}: removed during the stats call", container.name);
+                        self.count(Failure::Gone);
+                        continue;
+                    }
+                    Ok(Err(e)) => {
+                        let kind = Failure::of(&e);
+                        if kind == Failure::Gone {
+                            tracing::debug!("{}: gone: {e}", container.name);
+                        } else {
+                            tracing::warn!("{}: stats failed: {e}", container.name);
+                        }
+                        self.count(kind);
+                        continue;
+                    }
+                    Err(_) => {
+                        tracing::warn!("{}: stats missed the scrape deadline", container.name);
+                        self.count(Failure::Timeout);
+                        continue;
+                    }
+                };
+                let Some(sample) = Sample::from_stats(&stats) else {
+                    tracing::debug!("{}: stopped before its stats were read", container.name);
+                    self.count(Failure::Gone);
+                    continue;
+                };
+                let cpu_percent = self.cpu_percent(&container.id, &sample);
+                snapshot.containers.push(ContainerMetrics {
+                    container,
+                    sample,
+                    cpu_percent,
+                });
+            }
+
+            if evict {
+                self.lock_history().retain(|id, _| listed_ids.contains(id));
+            }
+        }
+
+        snapshot
+            .containers
+            .sort_by(|a, b| a.container.name.cmp(&b.container.name));
+        snapshot.errors = Failure::ALL
+            .iter()
+            .zip(&self.errors)
+            .map(|(f, n)| (*f, n.load(Ordering::Relaxed)))
+            .collect();
+        snapshot.duration_seconds = started.elapsed().as_secs_f64();
+        snapshot
+    }
+
+    /// The engine's own window where it filled `precpu_stats`; else the
+    /// window since this container's previous scrape.
+    fn cpu_percent(&self, id: &str, sample: &Sample) -> Option<f64> {
+        let now = sample.cpu?;
+        let from_engine = sample.precpu.and_then(|before| cpu_percent(now, before));
+        let mut history = self.lock_history();
+        let from_history = match history.get_mut(id) {
+            Some(h) if now.system_ns > h.last.system_ns => {
+                let p = cpu_percent(now, h.last);
+                *h = CpuHistory {
+                    last: now,
+                    before: Some(h.last),
+                };
+                p
+            }
+            // Same engine tick as the last scrape: reuse the window before it.
+            Some(h) if now.system_ns == h.last.system_ns => {
+                h.before.and_then(|b| cpu_percent(now, b))
+            }
+            _ => {
+                history.insert(
+                    id.to_string(),
+                    CpuHistory {
+                        last: now,
+                        before: None,
+                    },
+                );
+                None
+            }
+        };
+        from_engine.or(from_history)
+    }
+}

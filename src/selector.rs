@@ -1,0 +1,203 @@
+//! Which containers a scrape exports: exact names and label selectors.
+
+use std::collections::HashMap;
+use std::fmt;
+
+/// One label selector: comma-separated `key` or `key=value` terms that must all
+/// match, as in Docker's own `label` filter.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LabelSelector {
+    terms: Vec<(String, Option<String>)>,
+}
+
+impl LabelSelector {
+    /// Parses `key`, `key=value` or several of them separated by commas.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let mut terms = Vec::new();
+        for term in text.split(',') {
+            let term = term.trim();
+            if term.is_empty() {
+                return Err(format!("empty term in label selector {text:?}"));
+            }
+            let (key, value) = match term.split_once('=') {
+                Some((k, v)) => (k.trim(), Some(v.trim().to_string())),
+                None => (term, None),
+            };
+            if key.is_empty() {
+                return Err(format!("empty label key in selector {text:?}"));
+            }
+            terms.push((key.to_string(), value));
+        }
+        Ok(Self { terms })
+    }
+
+    /// True when every term matches the container's labels.
+    pub fn matches(&self, labels: &HashMap<String, String>) -> bool {
+        self.terms
+            .iter()
+            .all(|(key, want)| match (labels.get(key), want) {
+                (Some(_), None) => true,
+                (Some(have), Some(want)) => have == want,
+                (None, _) => false,
+            })
+    }
+
+    /// The terms in the engine's `label` filter syntax.
+    pub fn engine_filters(&self) -> Vec<String> {
+        self.terms
+            .iter()
+            .map(|(k, v)| match v {
+                Some(v) => format!("{k}={v}"),
+                None => k.clone(),
+            })
+            .collect()
+    }
+}
+
+impl fmt::Display for LabelSelector {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.engine_filters().join(","))
+    }
+}
+
+/// The containers to export: those matching any name or any selector, or
+/// every running container when both lists are empty.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Selection {
+    names: Vec<String>,
+    selectors: Vec<LabelSelector>,
+}
+
+impl Selection {
+    /// Builds a selection; names may carry the engine's leading `/`.
+    pub fn new(names: Vec<String>, selectors: Vec<LabelSelector>) -> Self {
+        let names = names
+            .into_iter()
+            .map(|n| n.trim_start_matches('/').to_string())
+            .collect();
+        Self { names, selectors }
+    }
+
+    /// True when nothing narrows the selection.
+    pub fn is_all(&self) -> bool {
+        self.names.is_empty() && self.selectors.is_empty()
+    }
+
+    /// Whether a container with these names (as the engine lists them, with a
+    /// leading `/`) and labels is selected.
+    pub fn matches(&self, names: &[String], labels: &HashMap<String, String>) -> bool {
+        if self.is_all() {
+            return true;
+        }
+        let by_name = names
+            .iter()
+            .map(|n| n.trim_start_matches('/'))
+            .any(|n| self.names.iter().any(|want| want == n));
+        by_name || self.selectors.iter().any(|s| s.matches(labels))
+    }
+
+    /// Label filters the engine can apply itself. Only a lone selector can be
+    /// pushed down: the engine ANDs its filters, the selection ORs them.
+    pub fn engine_label_filter(&self) -> Option<Vec<String>> {
+        match (self.names.is_empty(), self.selectors.as_slice()) {
+            (true, [only]) => Some(only.engine_filters()),
+            _ => None,
+        }
+    }
+
+    /// The exact names asked for.
+    pub fn names(&self) -> &[String] {
+        &self.names
+    }
+
+    /// The label selectors asked for.
+    pub fn selectors(&self) -> &[LabelSelector] {
+        &self.selectors
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn labels(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn selector_terms_must_all_match() {
+        let s = LabelSelector::parse("com.docker.compose.project=loadtest, tier").unwrap();
+        assert!(s.matches(&labels(&[
+            ("com.docker.compose.project", "loadtest"),
+            ("tier", "x")
+        ])));
+        assert!(!s.matches(&labels(&[("com.docker.compose.project", "loadtest")])));
+        assert!(!s.matches(&labels(&[
+            ("com.docker.compose.project", "other"),
+            ("tier", "x")
+        ])));
+    }
+
+    #[test]
+    fn selector_value_may_contain_equals_and_be_empty() {
+        let s = LabelSelector::parse("a=b=c").unwrap();
+        assert!(s.matches(&labels(&[("a", "b=c")])));
+        let empty = LabelSelector::parse("a=").unwrap();
+        assert!(empty.matches(&labels(&[("a", "")])));
+        assert!(!empty.matches(&labels(&[("a", "x")])));
+    }
+
+    #[test]
+    fn selector_rejects_empty_key_and_empty_term() {
+        assert!(LabelSelector::parse("=web")
+            .unwrap_err()
+            .contains("empty label key"));
+        assert!(LabelSelector::parse("").unwrap_err().contains("empty term"));
+        assert!(LabelSelector::parse("a,,b")
+            .unwrap_err()
+            .contains("empty term"));
+    }
+
+    #[test]
+    fn name_match_is_exact_not_prefix_or_regex() {
+        let sel = Selection::new(vec!["/web-1".into()], vec![]);
+        let none = HashMap::new();
+        assert!(sel.matches(&["/web-1".into()], &none));
+        assert!(!sel.matches(&["/web-10".into()], &none));
+        assert!(!sel.matches(&["/xweb-1".into()], &none));
+    }
+
+    #[test]
+    fn name_or_selector_selects() {
+        let sel = Selection::new(
+            vec!["db".into()],
+            vec![LabelSelector::parse("monitor").unwrap()],
+        );
+        assert!(sel.matches(&["/db".into()], &HashMap::new()));
+        assert!(sel.matches(&["/other".into()], &labels(&[("monitor", "")])));
+        assert!(!sel.matches(&["/other".into()], &HashMap::new()));
+        assert_eq!(sel.engine_label_filter(), None);
+    }
+
+    #[test]
+    fn only_a_lone_selector_is_pushed_down() {
+        let one = Selection::new(vec![], vec![LabelSelector::parse("a=1,b").unwrap()]);
+        assert_eq!(
+            one.engine_label_filter(),
+            Some(vec!["a=1".to_string(), "b".to_string()])
+        );
+        let two = Selection::new(
+            vec![],
+            vec![
+                LabelSelector::parse("a").unwrap(),
+                LabelSelector::parse("b").unwrap(),
+            ],
+        );
+        assert_eq!(two.engine_label_filter(), None);
+        assert!(Selection::default().is_all());
+        assert!(Selection::default().matches(&[], &HashMap::new()));
+    }
+}
