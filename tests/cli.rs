@@ -1,0 +1,120 @@
+//! The binary as a user runs it: flags, config errors, health check, shutdown.
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_docker-stats-exporter");
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn write_config(tag: &str, text: &str) -> std::path::PathBuf {
+    let path = std::env::temp_dir().join(format!("dse-cli-{tag}-{}.toml", std::process::id()));
+    std::fs::File::create(&path)
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    path
+}
+
+fn run_failing(args: &[&str]) -> String {
+    let out = Command::new(BIN).args(args).output().unwrap();
+    assert!(!out.status.success(), "{args:?} should fail");
+    String::from_utf8_lossy(&out.stderr).to_string()
+}
+
+#[test]
+fn bad_config_exits_before_listening_and_names_file_key_and_line() {
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let path = write_config("bad", "[containers]\nlabels = [\"ok\", \" =web\"]\n");
+    let err = run_failing(&["--config", path.to_str().unwrap(), "--listen", &listen]);
+    assert!(err.contains(path.to_str().unwrap()), "{err}");
+    assert!(err.contains("line 2"), "{err}");
+    assert!(err.contains("containers.labels"), "{err}");
+    assert!(err.contains("empty label key"), "{err}");
+    // It never bound the port.
+    assert!(std::net::TcpListener::bind(&listen).is_ok());
+
+    let path = write_config("unknown", "listen = \"127.0.0.1:1\"\ndockerhost = \"x\"\n");
+    let err = run_failing(&["--config", path.to_str().unwrap()]);
+    assert!(
+        err.contains("line 2") && err.contains("dockerhost"),
+        "{err}"
+    );
+
+    let err = run_failing(&["--config", "/nonexistent/dse.toml"]);
+    assert!(err.contains("/nonexistent/dse.toml"), "{err}");
+
+    let err = run_failing(&["--docker-host", "ssh://host"]);
+    assert!(
+        err.contains("--docker-host") && err.contains("ssh://host"),
+        "{err}"
+    );
+}
+
+#[test]
+fn version_flag_prints_the_version() {
+    let out = Command::new(BIN).arg("--version").output().unwrap();
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains(env!("CARGO_PKG_VERSION")));
+}
+
+#[test]
+fn healthcheck_passes_against_a_running_exporter_and_sigterm_stops_it_at_once() {
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let err = run_failing(&["--healthcheck", "--listen", &listen]);
+    assert!(err.contains(&listen), "{err}");
+
+    let mut child = Command::new(BIN)
+        .args(["--web.listen-address", &listen, "--log-format", "json"])
+        .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    let healthy = loop {
+        let ok = Command::new(BIN)
+            .args(["--healthcheck", "--listen", &listen])
+            .status()
+            .unwrap()
+            .success();
+        if ok || started.elapsed() > Duration::from_secs(10) {
+            break ok;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(healthy, "healthcheck never passed");
+
+    let kill = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let stopped = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            stopped.elapsed() < Duration::from_secs(5),
+            "still running 5 s after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "{status:?}");
+    let out = child.wait_with_output().unwrap();
+    let logs = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        logs.lines()
+            .any(|l| l.starts_with('{') && l.contains("shutting down")),
+        "{logs}"
+    );
+}

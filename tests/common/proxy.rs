@@ -1,0 +1,154 @@
+//! A pass-through proxy between the exporter and the real engine's socket. It
+//! records every request line and can delay answers; the engine behind it is
+//! the real one.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper::{Request, Response};
+use hyper_util::rt::TokioIo;
+
+/// A request as the engine received it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Seen {
+    pub method: String,
+    pub path: String,
+}
+
+/// A running proxy; it stops when dropped.
+pub struct Proxy {
+    pub socket: PathBuf,
+    seen: Arc<Mutex<Vec<Seen>>>,
+    delay: Arc<Mutex<Duration>>,
+    in_flight: Arc<InFlight>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+/// Requests being answered now, and the most there ever were at once.
+#[derive(Debug, Default)]
+struct InFlight {
+    now: std::sync::atomic::AtomicUsize,
+    max: std::sync::atomic::AtomicUsize,
+}
+
+struct InFlightGuard(Arc<InFlight>);
+
+impl InFlightGuard {
+    fn enter(f: &Arc<InFlight>) -> Self {
+        use std::sync::atomic::Ordering::SeqCst;
+        let now = f.now.fetch_add(1, SeqCst) + 1;
+        f.max.fetch_max(now, SeqCst);
+        Self(f.clone())
+    }
+}
+
+impl Drop for InFlightGuard {
+    fn drop(&mut self) {
+        self.0.now.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl Proxy {
+    /// Listens on `socket` and forwards to `engine` (a unix socket path).
+    pub fn start(socket: &Path, engine: &str) -> Self {
+        let _ = std::fs::remove_file(socket);
+        let listener = tokio::net::UnixListener::bind(socket).expect("bind proxy socket");
+        let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
+        let delay: Arc<Mutex<Duration>> = Arc::default();
+        let in_flight: Arc<InFlight> = Arc::default();
+        let engine = engine.to_string();
+        let (seen2, delay2, flight2) = (seen.clone(), delay.clone(), in_flight.clone());
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    return;
+                };
+                let (seen, delay, engine) = (seen2.clone(), delay2.clone(), engine.clone());
+                let flight = flight2.clone();
+                tokio::spawn(async move {
+                    let service = service_fn(move |req: Request<Incoming>| {
+                        let (seen, delay, engine) = (seen.clone(), delay.clone(), engine.clone());
+                        let flight = flight.clone();
+                        async move {
+                            // Held until the engine's answer head is back.
+                            let _guard = InFlightGuard::enter(&flight);
+                            seen.lock().unwrap().push(Seen {
+                                method: req.method().to_string(),
+                                path: req
+                                    .uri()
+                                    .path_and_query()
+                                    .map(|p| p.to_string())
+                                    .unwrap_or_default(),
+                            });
+                            let wait = *delay.lock().unwrap();
+                            if !wait.is_zero() {
+                                tokio::time::sleep(wait).await;
+                            }
+                            forward(&engine, req).await
+                        }
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        Self {
+            socket: socket.to_path_buf(),
+            seen,
+            delay,
+            in_flight,
+            task,
+        }
+    }
+
+    /// The most requests that were waiting on the engine at once.
+    pub fn max_in_flight(&self) -> usize {
+        self.in_flight.max.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// The `DOCKER_HOST` form of the proxy's socket.
+    pub fn url(&self) -> String {
+        format!("unix://{}", self.socket.display())
+    }
+
+    /// Every request so far.
+    pub fn seen(&self) -> Vec<Seen> {
+        self.seen.lock().unwrap().clone()
+    }
+
+    /// Requests whose path contains `part`.
+    pub fn count(&self, part: &str) -> usize {
+        self.seen().iter().filter(|s| s.path.contains(part)).count()
+    }
+
+    /// Holds every later request this long before forwarding it.
+    pub fn set_delay(&self, delay: Duration) {
+        *self.delay.lock().unwrap() = delay;
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.task.abort();
+        let _ = std::fs::remove_file(&self.socket);
+    }
+}
+
+async fn forward(
+    engine: &str,
+    req: Request<Incoming>,
+) -> Result<Response<Incoming>, std::io::Error> {
+    let stream = tokio::net::UnixStream::connect(engine).await?;
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .map_err(std::io::Error::other)?;
+    tokio::spawn(conn);
+    sender
+        .send_request(req)
+        .await
+        .map_err(std::io::Error::other)
+}

@@ -1,0 +1,261 @@
+//! The exporter against the real Docker engine with real containers. Needs a
+//! running engine and the local test image: `scripts/test` sets both up.
+
+mod common;
+
+use std::time::Duration;
+
+use common::proxy::Proxy;
+use common::{cgroup_file, docker, host_cpus, Container, Exporter, TempDir};
+
+#[tokio::test(flavor = "multi_thread")]
+async fn cpu_of_a_half_cpu_burner_matches_docker_stats_and_cgroup() {
+    let burner = Container::run(
+        "dse-cpu-burner",
+        &["--cpus", "0.5"],
+        &["sh", "-c", "yes >/dev/null"],
+    );
+    let exporter = Exporter::local("[containers]\nnames = [\"dse-cpu-burner\"]\n").await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+
+    // First scrape: new container, the engine's own precpu window.
+    let first = exporter.metrics().await;
+    let expected = 50.0 / host_cpus();
+    let pct = first
+        .get("container_cpu_usage_percent", "dse-cpu-burner")
+        .expect("cpu percent on the first scrape");
+    assert!(
+        (pct - expected).abs() < 5.0,
+        "first scrape {pct}, want ~{expected}"
+    );
+
+    // Later scrapes: one-shot answers, the window since the previous scrape.
+    // container_cpu_usage_seconds_total must sit between two cgroup reads.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let before = cgroup_file(&burner.id, "cpuacct", "cpuacct.usage") as f64 / 1e9;
+    let second = exporter.metrics().await;
+    let after = cgroup_file(&burner.id, "cpuacct", "cpuacct.usage") as f64 / 1e9;
+    let pct = second
+        .get("container_cpu_usage_percent", "dse-cpu-burner")
+        .expect("cpu percent from the previous scrape");
+    assert!(
+        (pct - expected).abs() < 5.0,
+        "second scrape {pct}, want ~{expected}"
+    );
+    let total = second
+        .get("container_cpu_usage_seconds_total", "dse-cpu-burner")
+        .expect("cpu seconds");
+    assert!(
+        before - 0.01 <= total && total <= after + 0.01,
+        "cpu seconds {total} not within cgroup reads [{before}, {after}]"
+    );
+
+    // docker stats shows percent of one core; ours is percent of the host.
+    let cli: f64 = docker(&[
+        "stats",
+        "--no-stream",
+        "--format",
+        "{{.CPUPerc}}",
+        "dse-cpu-burner",
+    ])
+    .trim_end_matches('%')
+    .parse()
+    .expect("docker stats CPU %");
+    assert!(
+        (cli / host_cpus() - pct).abs() < 5.0,
+        "docker stats {cli}% of a core vs ours {pct}% of the host"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn memory_limit_is_exact_and_usage_matches_the_cgroup() {
+    let c = Container::sleeper("dse-mem-limited", &["--memory", "32m"]);
+    let other = Container::sleeper("dse-mem-limited-64", &["--memory", "64m"]);
+    let exporter =
+        Exporter::local("[containers]\nnames = [\"dse-mem-limited\", \"dse-mem-limited-64\"]\n")
+            .await;
+    let m = exporter.metrics().await;
+    assert_eq!(
+        m.get("container_memory_limit_bytes", &c.name),
+        Some(33_554_432.0)
+    );
+    assert_eq!(
+        m.get("container_memory_limit_bytes", &other.name),
+        Some(67_108_864.0)
+    );
+    let ours = m
+        .get("container_memory_usage_bytes", &c.name)
+        .expect("memory usage");
+    let cgroup = cgroup_file(&c.id, "memory", "memory.usage_in_bytes") as f64;
+    assert!(
+        (ours - cgroup).abs() <= 64.0 * 1024.0,
+        "usage {ours} vs cgroup {cgroup}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn selection_by_exact_name_or_label_selector() {
+    let exact = Container::sleeper("dse-sel-web", &[]);
+    let _prefix_only = Container::sleeper("dse-sel-web-10", &[]);
+    let labelled = Container::sleeper(
+        "dse-sel-labelled",
+        &["--label", "dse.sel=grp", "--label", "tier=db"],
+    );
+    let _half_match = Container::sleeper("dse-sel-half", &["--label", "dse.sel=grp"]);
+    let _unlabelled = Container::sleeper("dse-sel-none", &[]);
+
+    let exporter = Exporter::local(
+        "[containers]\nnames = [\"/dse-sel-web\"]\nlabels = [\"dse.sel=grp,tier=db\"]\n",
+    )
+    .await;
+    let m = exporter.metrics().await;
+    assert_eq!(
+        m.names("container_memory_usage_bytes"),
+        vec![labelled.name.clone(), exact.name.clone()]
+    );
+    assert_eq!(m.value("docker_stats_containers_selected", &[]), Some(2.0));
+
+    // A lone selector is pushed down to the engine; the result is the same.
+    let exporter = Exporter::local("[containers]\nlabels = [\"dse.sel=grp\"]\n").await;
+    let m = exporter.metrics().await;
+    assert_eq!(
+        m.names("container_memory_usage_bytes"),
+        vec!["dse-sel-half".to_string(), labelled.name.clone()]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn container_removed_mid_scrape_is_left_out_and_the_others_exported() {
+    let doomed = Container::sleeper("dse-gone-doomed", &[]);
+    let survivor = Container::sleeper("dse-gone-survivor", &[]);
+    let exporter =
+        Exporter::local("[containers]\nnames = [\"dse-gone-doomed\", \"dse-gone-survivor\"]\n")
+            .await;
+    // Neither has been seen, so both get the two-tick (about 2 s) call.
+    let scrape = tokio::spawn({
+        let addr = exporter.addr;
+        async move { common::get(addr, "/metrics", &[]).await }
+    });
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    doomed.remove();
+    let (status, body) = scrape.await.expect("scrape task");
+    assert_eq!(status, 200, "{body}");
+    let m = common::Metrics::parse(&body);
+    assert_eq!(
+        m.names("container_memory_usage_bytes"),
+        vec![survivor.name.clone()]
+    );
+    assert_eq!(m.value("docker_up", &[]), Some(1.0));
+    assert_eq!(
+        m.value("docker_stats_scrape_errors_total", &[("kind", "gone")]),
+        Some(1.0),
+        "{body}"
+    );
+    assert_eq!(
+        m.value("docker_stats_scrape_errors_total", &[("kind", "engine")]),
+        Some(0.0)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn unreachable_engine_answers_200_with_docker_up_0_then_recovers() {
+    let c = Container::sleeper("dse-unreachable-comeback", &[]);
+    let dir = TempDir::new("unreachable");
+    let socket = dir.0.join("docker.sock");
+    let exporter = Exporter::start(
+        "[containers]\nnames = [\"dse-unreachable-comeback\"]\n",
+        &format!("unix://{}", socket.display()),
+    )
+    .await;
+
+    let (status, body) = exporter.scrape().await;
+    assert_eq!(status, 200, "{body}");
+    let m = common::Metrics::parse(&body);
+    assert_eq!(m.value("docker_up", &[]), Some(0.0));
+    assert!(m.names("container_memory_usage_bytes").is_empty());
+    assert!(m
+        .value("docker_stats_scrape_duration_seconds", &[])
+        .is_some());
+    assert_eq!(
+        m.value("docker_stats_scrape_errors_total", &[("kind", "engine")]),
+        Some(1.0)
+    );
+
+    // The engine "comes back" at the configured address.
+    std::os::unix::fs::symlink("/var/run/docker.sock", &socket).expect("symlink");
+    let m = exporter.metrics().await;
+    assert_eq!(m.value("docker_up", &[]), Some(1.0));
+    assert_eq!(
+        m.names("container_memory_usage_bytes"),
+        vec![c.name.clone()]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn engine_sees_only_get_requests_for_list_stats_and_ping() {
+    let c = Container::sleeper("dse-readonly-target", &[]);
+    let dir = TempDir::new("readonly");
+    let proxy = Proxy::start(&dir.0.join("engine.sock"), "/var/run/docker.sock");
+    let exporter = Exporter::start(
+        "[containers]\nnames = [\"dse-readonly-target\"]\n",
+        &proxy.url(),
+    )
+    .await;
+    for _ in 0..2 {
+        let m = exporter.metrics().await;
+        assert_eq!(
+            m.names("container_memory_usage_bytes"),
+            vec![c.name.clone()]
+        );
+    }
+    let (status, _) = common::get(exporter.addr, "/readyz", &[]).await;
+    assert_eq!(status, 200);
+
+    let seen = proxy.seen();
+    assert!(seen.len() >= 5, "{seen:?}");
+    for s in &seen {
+        assert_eq!(s.method, "GET", "{s:?}");
+        let path = s.path.split('?').next().unwrap_or("");
+        let allowed = path.ends_with("/_ping")
+            || path.ends_with("/containers/json")
+            || (path.contains("/containers/") && path.ends_with("/stats"));
+        assert!(allowed, "unexpected engine request {s:?}");
+    }
+    // The first stats call fills precpu (no one-shot); the second is one-shot.
+    let stats: Vec<_> = seen.iter().filter(|s| s.path.contains("/stats")).collect();
+    assert_eq!(stats.len(), 2, "{stats:?}");
+    assert!(!stats[0].path.contains("one-shot=true"), "{:?}", stats[0]);
+    assert!(stats[1].path.contains("one-shot=true"), "{:?}", stats[1]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn stats_calls_run_concurrently_up_to_max_concurrency() {
+    let names: Vec<String> = (0..8).map(|i| format!("dse-fanout-{i}")).collect();
+    let _containers: Vec<Container> = names.iter().map(|n| Container::sleeper(n, &[])).collect();
+    let list = names
+        .iter()
+        .map(|n| format!("\"{n}\""))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let dir = TempDir::new("fanout");
+
+    // Default bound: all eight stats calls wait on the engine together.
+    let proxy = Proxy::start(&dir.0.join("all.sock"), "/var/run/docker.sock");
+    let exporter =
+        Exporter::start(&format!("[containers]\nnames = [{list}]\n"), &proxy.url()).await;
+    let m = exporter.metrics().await;
+    assert_eq!(m.names("container_memory_usage_bytes"), names);
+    assert_eq!(proxy.count("/stats"), 8);
+    assert_eq!(proxy.max_in_flight(), 8);
+
+    // max_concurrency = 3: never more than three at once, nothing lost.
+    let proxy = Proxy::start(&dir.0.join("three.sock"), "/var/run/docker.sock");
+    let exporter = Exporter::start(
+        &format!("max_concurrency = 3\n[containers]\nnames = [{list}]\n"),
+        &proxy.url(),
+    )
+    .await;
+    let m = exporter.metrics().await;
+    assert_eq!(m.names("container_memory_usage_bytes"), names);
+    assert_eq!(proxy.max_in_flight(), 3);
+}
