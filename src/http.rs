@@ -10,15 +10,15 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 
+use crate::coalesce::Coalescer;
 use crate::metrics::{render, Format};
-use crate::scrape::Scraper;
 use crate::selector::Selection;
 
 /// What every request handler shares.
 #[derive(Debug)]
 pub struct AppState {
-    /// Runs the scrape rounds.
-    pub scraper: Scraper,
+    /// Runs (and shares) the scrape rounds.
+    pub rounds: Arc<Coalescer>,
     /// The configured selection.
     pub selection: Selection,
     /// The configured upper bound for one scrape.
@@ -53,8 +53,8 @@ async fn metrics(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Resp
     let format = Format::from_accept(header(ACCEPT.as_str()));
     let budget = scrape_budget(state.timeout, header("x-prometheus-scrape-timeout-seconds"));
     let snapshot = state
-        .scraper
-        .collect(&state.selection, Instant::now() + budget, true)
+        .rounds
+        .snapshot(&state.selection, Instant::now() + budget, true)
         .await;
     match render(snapshot, format) {
         Ok(body) => ([(CONTENT_TYPE, format.content_type())], body).into_response(),
@@ -67,7 +67,7 @@ async fn healthz() -> &'static str {
 }
 
 async fn readyz(State(state): State<Arc<AppState>>) -> Response {
-    match state.scraper.engine().ping().await {
+    match state.rounds.scraper().engine().ping().await {
         Ok(()) => (StatusCode::OK, "ok\n".to_string()).into_response(),
         Err(e) => (StatusCode::SERVICE_UNAVAILABLE, format!("{e:#}\n")).into_response(),
     }
@@ -102,7 +102,7 @@ async fn landing(State(state): State<Arc<AppState>>) -> Html<String> {
          <p><a href=\"/metrics\">/metrics</a> · <a href=\"/healthz\">/healthz</a> · \
          <a href=\"/readyz\">/readyz</a></p></body></html>\n",
         env!("CARGO_PKG_VERSION"),
-        esc(state.scraper.engine().host()),
+        esc(state.rounds.scraper().engine().host()),
         esc(&selection),
     ))
 }

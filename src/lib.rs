@@ -2,7 +2,9 @@
 //! from the engine at scrape time.
 
 pub mod cli;
+pub mod coalesce;
 pub mod config;
+pub mod deadline;
 pub mod engine;
 pub mod http;
 pub mod metrics;
@@ -24,7 +26,10 @@ pub fn state(config: &config::Config) -> Arc<AppState> {
     // The client's own timeout only backs up the per-scrape deadline.
     let engine = engine::Engine::new(&config.docker_host, config.timeout + Duration::from_secs(5));
     Arc::new(AppState {
-        scraper: scrape::Scraper::new(engine, config.max_concurrency),
+        rounds: coalesce::Coalescer::new(Arc::new(scrape::Scraper::new(
+            engine,
+            config.max_concurrency,
+        ))),
         selection: config.selection.clone(),
         timeout: config.timeout,
     })

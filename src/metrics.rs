@@ -3,6 +3,8 @@
 //! A fresh registry is built per request around an immutable snapshot, so no
 //! series outlives the container it describes.
 
+use std::sync::Arc;
+
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
 use prometheus_client::metrics::counter::ConstCounter;
@@ -388,7 +390,7 @@ pub const METRICS: &[MetricDef] = &[
 
 /// Encodes one snapshot; registered into a per-request registry.
 #[derive(Debug)]
-pub struct SnapshotCollector(pub Snapshot);
+pub struct SnapshotCollector(pub Arc<Snapshot>);
 
 impl Collector for SnapshotCollector {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
@@ -517,9 +519,12 @@ impl Format {
 }
 
 /// Encodes a snapshot in the given format.
-pub fn render(snapshot: Snapshot, format: Format) -> Result<String, std::fmt::Error> {
+pub fn render(
+    snapshot: impl Into<Arc<Snapshot>>,
+    format: Format,
+) -> Result<String, std::fmt::Error> {
     let mut registry = Registry::default();
-    registry.register_collector(Box::new(SnapshotCollector(snapshot)));
+    registry.register_collector(Box::new(SnapshotCollector(snapshot.into())));
     let mut out = String::with_capacity(16 * 1024);
     match format {
         Format::Prometheus => {

@@ -7,8 +7,8 @@ use std::sync::Mutex;
 use std::time::Instant;
 
 use futures::StreamExt;
-use tokio::time::timeout_at;
 
+use crate::deadline::Deadline;
 use crate::engine::{ContainerRef, Engine, Failure};
 use crate::sample::{cpu_percent, CpuReading, Sample};
 use crate::selector::Selection;
@@ -92,12 +92,16 @@ impl Scraper {
     /// One round, finished by `deadline`. State of containers no longer
     /// listed is dropped when `evict` is set (a round over the full
     /// selection, not a narrowed ad-hoc one).
-    pub async fn collect(&self, selection: &Selection, deadline: Instant, evict: bool) -> Snapshot {
+    pub async fn collect(
+        &self,
+        selection: &Selection,
+        deadline: &Deadline,
+        evict: bool,
+    ) -> Snapshot {
         let started = Instant::now();
-        let deadline = tokio::time::Instant::from_std(deadline);
         let mut snapshot = Snapshot::default();
 
-        let listed = match timeout_at(deadline, self.engine.list(selection)).await {
+        let listed = match deadline.run(self.engine.list(selection)).await {
             Ok(Ok(list)) => Some(list),
             Ok(Err(e)) => {
                 tracing::warn!("engine unavailable: {e:#}");
@@ -123,7 +127,7 @@ impl Scraper {
                     // its previous reading supplies the CPU window.
                     let one_shot = known.contains(&c.id);
                     async move {
-                        let answer = timeout_at(deadline, self.engine.stats(&c.id, one_shot)).await;
+                        let answer = deadline.run(self.engine.stats(&c.id, one_shot)).await;
                         (c, answer)
                     }
                 })

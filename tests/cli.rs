@@ -1,5 +1,7 @@
 //! The binary as a user runs it: flags, config errors, health check, shutdown.
 
+#![allow(clippy::unwrap_used)]
+
 use std::io::Write;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};

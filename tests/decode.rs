@@ -1,6 +1,8 @@
 //! Recorded engine answers decoded into samples: Docker on cgroup v1, Podman
 //! 4.3 and a published cgroup v2 answer (see tests/fixtures/README.md).
 
+#![allow(clippy::unwrap_used)]
+
 use bollard::models::ContainerStatsResponse;
 use docker_stats_exporter::sample::{cpu_percent, CpuReading, Sample};
 

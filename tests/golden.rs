@@ -3,6 +3,8 @@
 //! `UPDATE_GOLDEN=1 cargo test --test golden` rewrites the files after an
 //! intended change.
 
+#![allow(clippy::unwrap_used)]
+
 use std::collections::HashMap;
 use std::io::Write;
 use std::process::{Command, Stdio};

@@ -1,6 +1,6 @@
 //! Shared pieces of the integration tests: the real engine through the docker
 //! CLI, an in-process exporter on port 0, and a small exposition parser.
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used)]
 
 pub mod proxy;
 
@@ -303,4 +303,17 @@ pub fn host_cpus() -> f64 {
     docker(&["info", "--format", "{{.NCPU}}"])
         .parse()
         .expect("NCPU")
+}
+
+/// This process's resident set size in KiB.
+pub fn rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or(0)
 }

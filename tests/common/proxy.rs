@@ -22,7 +22,7 @@ pub struct Seen {
 pub struct Proxy {
     pub socket: PathBuf,
     seen: Arc<Mutex<Vec<Seen>>>,
-    delay: Arc<Mutex<Duration>>,
+    delay: Arc<Mutex<(String, Duration)>>,
     in_flight: Arc<InFlight>,
     task: tokio::task::JoinHandle<()>,
 }
@@ -57,7 +57,7 @@ impl Proxy {
         let _ = std::fs::remove_file(socket);
         let listener = tokio::net::UnixListener::bind(socket).expect("bind proxy socket");
         let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
-        let delay: Arc<Mutex<Duration>> = Arc::default();
+        let delay: Arc<Mutex<(String, Duration)>> = Arc::default();
         let in_flight: Arc<InFlight> = Arc::default();
         let engine = engine.to_string();
         let (seen2, delay2, flight2) = (seen.clone(), delay.clone(), in_flight.clone());
@@ -75,15 +75,23 @@ impl Proxy {
                         async move {
                             // Held until the engine's answer head is back.
                             let _guard = InFlightGuard::enter(&flight);
+                            let path = req
+                                .uri()
+                                .path_and_query()
+                                .map(|p| p.to_string())
+                                .unwrap_or_default();
+                            let wait = {
+                                let (part, wait) = &*delay.lock().unwrap();
+                                if path.contains(part.as_str()) {
+                                    *wait
+                                } else {
+                                    Duration::ZERO
+                                }
+                            };
                             seen.lock().unwrap().push(Seen {
                                 method: req.method().to_string(),
-                                path: req
-                                    .uri()
-                                    .path_and_query()
-                                    .map(|p| p.to_string())
-                                    .unwrap_or_default(),
+                                path,
                             });
-                            let wait = *delay.lock().unwrap();
                             if !wait.is_zero() {
                                 tokio::time::sleep(wait).await;
                             }
@@ -125,9 +133,10 @@ impl Proxy {
         self.seen().iter().filter(|s| s.path.contains(part)).count()
     }
 
-    /// Holds every later request this long before forwarding it.
-    pub fn set_delay(&self, delay: Duration) {
-        *self.delay.lock().unwrap() = delay;
+    /// Holds every later request whose path contains `part` this long
+    /// before forwarding it.
+    pub fn set_delay(&self, part: &str, delay: Duration) {
+        *self.delay.lock().unwrap() = (part.to_string(), delay);
     }
 }
 

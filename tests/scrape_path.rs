@@ -1,0 +1,194 @@
+//! The scrape path under load and faults, against the real engine behind a
+//! counting (and, where asked, delaying) pass-through proxy.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::proxy::Proxy;
+use common::{Container, Exporter, Metrics, TempDir};
+
+fn names_config(names: &[String], extra: &str) -> String {
+    let list = names
+        .iter()
+        .map(|n| format!("\"{n}\""))
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!("{extra}\n[containers]\nnames = [{list}]\n")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn concurrent_scrapes_share_one_engine_round() {
+    let names: Vec<String> = (0..10).map(|i| format!("dse-coalesce-{i}")).collect();
+    let _c: Vec<Container> = names.iter().map(|n| Container::sleeper(n, &[])).collect();
+    let dir = TempDir::new("coalesce");
+    let proxy = Proxy::start(&dir.0.join("e.sock"), "/var/run/docker.sock");
+    let exporter = Exporter::start(&names_config(&names, ""), &proxy.url()).await;
+
+    let scrapes: Vec<_> = (0..8)
+        .map(|_| {
+            let addr = exporter.addr;
+            tokio::spawn(async move { common::get(addr, "/metrics", &[]).await })
+        })
+        .collect();
+    for s in scrapes {
+        let (status, body) = s.await.unwrap();
+        assert_eq!(status, 200);
+        // Every caller gets the complete answer.
+        assert_eq!(
+            Metrics::parse(&body).names("container_memory_usage_bytes"),
+            names
+        );
+    }
+    assert_eq!(proxy.count("/containers/json"), 1, "{:?}", proxy.seen());
+    assert_eq!(proxy.count("/stats"), 10, "{:?}", proxy.seen());
+
+    // The next scrape after the round is a fresh round, not a cached answer.
+    exporter.metrics().await;
+    assert_eq!(proxy.count("/containers/json"), 2);
+    assert_eq!(proxy.count("/stats"), 20);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn slow_engine_answers_within_the_scrape_timeout_header_and_counts_timeouts() {
+    let names: Vec<String> = (0..3).map(|i| format!("dse-slow-{i}")).collect();
+    let _c: Vec<Container> = names.iter().map(|n| Container::sleeper(n, &[])).collect();
+    let dir = TempDir::new("slow");
+    let proxy = Proxy::start(&dir.0.join("e.sock"), "/var/run/docker.sock");
+    proxy.set_delay("/stats", Duration::from_secs(30));
+    let exporter = Exporter::start(&names_config(&names, ""), &proxy.url()).await;
+
+    let started = Instant::now();
+    let (status, body) = common::get(
+        exporter.addr,
+        "/metrics",
+        &[("X-Prometheus-Scrape-Timeout-Seconds", "2")],
+    )
+    .await;
+    let took = started.elapsed();
+    assert_eq!(status, 200);
+    assert!(took < Duration::from_secs(2), "answered after {took:?}");
+    let m = Metrics::parse(&body);
+    assert_eq!(m.value("docker_up", &[]), Some(1.0));
+    assert!(m.names("container_memory_usage_bytes").is_empty());
+    assert_eq!(
+        m.value("docker_stats_scrape_errors_total", &[("kind", "timeout")]),
+        Some(3.0)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn hung_engine_never_hangs_metrics_and_a_joining_scrape_shortens_the_round() {
+    let c = Container::sleeper("dse-hung-target", &[]);
+    let dir = TempDir::new("hung");
+    let proxy = Proxy::start(&dir.0.join("e.sock"), "/var/run/docker.sock");
+    proxy.set_delay("/stats", Duration::from_secs(3600));
+    // No header: the configured timeout bounds the scrape.
+    let exporter = Exporter::start(
+        &names_config(std::slice::from_ref(&c.name), "timeout = \"8s\""),
+        &proxy.url(),
+    )
+    .await;
+
+    let started = Instant::now();
+    let patient = tokio::spawn({
+        let addr = exporter.addr;
+        async move { common::get(addr, "/metrics", &[]).await }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // A scraper with a 1 s timeout joins the round: both answer by its deadline.
+    let (status, _) = common::get(
+        exporter.addr,
+        "/metrics",
+        &[("X-Prometheus-Scrape-Timeout-Seconds", "1")],
+    )
+    .await;
+    assert_eq!(status, 200);
+    let (status, _) = patient.await.unwrap();
+    assert_eq!(status, 200);
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(3), "took {took:?}");
+    assert_eq!(proxy.count("/stats"), 1, "one shared round");
+
+    // Alone, the configured timeout ends it.
+    let started = Instant::now();
+    let m = exporter.metrics().await;
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_secs(7) && took < Duration::from_secs(10),
+        "took {took:?}"
+    );
+    assert_eq!(m.value("docker_up", &[]), Some(1.0));
+}
+
+/// Scrapes every second while containers come and go. `DSE_CHURN_SECS`
+/// sets the length (default 60); a long soak: `DSE_CHURN_SECS=1800`.
+#[tokio::test(flavor = "multi_thread")]
+async fn churn_leaves_no_stale_series_and_no_state_behind() {
+    let secs: u64 = std::env::var("DSE_CHURN_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(60);
+    let stay: Vec<Container> = (0..3)
+        .map(|i| Container::sleeper(&format!("dse-churn-stay-{i}"), &["--label", "dse.churn=1"]))
+        .collect();
+    let stay_names: Vec<String> = stay.iter().map(|c| c.name.clone()).collect();
+    let exporter = Exporter::local("[containers]\nlabels = [\"dse.churn=1\"]\n").await;
+
+    let churn = tokio::task::spawn_blocking(move || {
+        let mut live: std::collections::VecDeque<Container> = Default::default();
+        let until = Instant::now() + Duration::from_secs(secs);
+        let mut i = 0;
+        while Instant::now() < until {
+            live.push_back(Container::sleeper(
+                &format!("dse-churn-tmp-{i}"),
+                &["--label", "dse.churn=1"],
+            ));
+            if live.len() > 3 {
+                live.pop_front();
+            }
+            i += 1;
+            std::thread::sleep(Duration::from_millis(500));
+        }
+        i
+    });
+
+    let mut scrapes = 0;
+    let mut rss = Vec::new();
+    while !churn.is_finished() {
+        let m = exporter.metrics().await;
+        scrapes += 1;
+        let seen = m.names("container_memory_usage_bytes");
+        for name in &stay_names {
+            assert!(
+                seen.contains(name),
+                "scrape {scrapes}: {name} missing: {seen:?}"
+            );
+        }
+        assert!(
+            exporter.state.rounds.scraper().tracked_containers() <= 3 + 4 + 1,
+            "CPU history grows under churn"
+        );
+        rss.push(common::rss_kib());
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    let created = churn.await.unwrap();
+    assert!(created >= secs / 2, "only {created} containers churned");
+    assert!(scrapes >= secs / 3, "only {scrapes} scrapes");
+
+    // The temporary ones are gone: no series, no state left for them.
+    let m = exporter.metrics().await;
+    assert_eq!(m.names("container_memory_usage_bytes"), stay_names);
+    assert_eq!(exporter.state.rounds.scraper().tracked_containers(), 3);
+    assert_eq!(
+        m.value("docker_stats_scrape_errors_total", &[("kind", "engine")]),
+        Some(0.0)
+    );
+    eprintln!(
+        "churn: {created} containers, {scrapes} scrapes, test-process RSS KiB first/last: {:?}/{:?}",
+        rss.first(),
+        rss.last()
+    );
+}
