@@ -17,6 +17,11 @@ pub const DEFAULT_LISTEN: &str = "0.0.0.0:8091";
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Stats calls in flight at once (see the benchmark in the README).
 pub const DEFAULT_MAX_CONCURRENCY: usize = 64;
+/// How long an inspect answer (restart count, health, limits) is reused while
+/// the container's listed state stays the same.
+pub const DEFAULT_INSPECT_MAX_AGE: Duration = Duration::from_secs(60);
+/// Container labels offered on `container_info` unless configured otherwise.
+pub const DEFAULT_LABELS: [&str; 2] = ["com.docker.compose.project", "com.docker.compose.service"];
 /// The engine address when neither flag, file nor `DOCKER_HOST` names one.
 #[cfg(unix)]
 pub const DEFAULT_DOCKER_HOST: &str = "unix:///var/run/docker.sock";
@@ -31,7 +36,62 @@ struct RawConfig {
     docker_host: Option<Spanned<String>>,
     timeout: Option<Spanned<String>>,
     max_concurrency: Option<Spanned<i64>>,
+    inspect_max_age: Option<Spanned<String>>,
     containers: Option<RawContainers>,
+    labels: Option<RawLabels>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLabels {
+    include: Option<Vec<Spanned<String>>>,
+    on: Option<Spanned<String>>,
+}
+
+/// Which series carry the allow-listed container labels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LabelsOn {
+    /// Only `container_info` (join with `* on(name) group_left(...)`).
+    Info,
+    /// Every per-container series.
+    All,
+}
+
+/// Container labels exported as metric labels.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LabelExport {
+    /// `(container label key, metric label name)`, e.g.
+    /// `("com.docker.compose.service", "container_label_com_docker_compose_service")`.
+    pub include: Vec<(String, String)>,
+    /// Where they appear.
+    pub on: LabelsOn,
+}
+
+impl Default for LabelExport {
+    fn default() -> Self {
+        Self {
+            include: DEFAULT_LABELS
+                .iter()
+                .map(|k| (k.to_string(), label_name(k)))
+                .collect(),
+            on: LabelsOn::Info,
+        }
+    }
+}
+
+/// The metric label name for a container label key, cAdvisor style:
+/// `container_label_` and the key with every character outside
+/// `[a-zA-Z0-9_]` replaced by `_`.
+pub fn label_name(key: &str) -> String {
+    let mut out = String::from("container_label_");
+    out.extend(key.chars().map(|c| {
+        if c.is_ascii_alphanumeric() || c == '_' {
+            c
+        } else {
+            '_'
+        }
+    }));
+    out
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -61,8 +121,12 @@ pub struct Config {
     pub timeout: Duration,
     /// Stats calls in flight at once.
     pub max_concurrency: usize,
+    /// Reuse of inspect answers.
+    pub inspect_max_age: Duration,
     /// Which containers are exported.
     pub selection: Selection,
+    /// Container labels exported as metric labels.
+    pub labels: LabelExport,
 }
 
 impl Config {
@@ -134,6 +198,46 @@ impl Config {
             None => DEFAULT_MAX_CONCURRENCY,
         };
 
+        let inspect_max_age = match &raw.inspect_max_age {
+            Some(v) => parse_duration(v.get_ref()).context(at(v.span(), "inspect_max_age"))?,
+            None => DEFAULT_INSPECT_MAX_AGE,
+        };
+
+        let labels = match raw.labels {
+            None => LabelExport::default(),
+            Some(l) => {
+                let mut export = LabelExport::default();
+                if let Some(include) = l.include {
+                    export.include.clear();
+                    for key in include {
+                        let k = key.get_ref().trim();
+                        if k.is_empty() {
+                            bail!("{}: empty label key", at(key.span(), "labels.include"));
+                        }
+                        let name = label_name(k);
+                        if export.include.iter().any(|(_, n)| *n == name) {
+                            bail!(
+                                "{}: {k:?} gives the metric label {name} a second time",
+                                at(key.span(), "labels.include")
+                            );
+                        }
+                        export.include.push((k.to_string(), name));
+                    }
+                }
+                if let Some(on) = l.on {
+                    export.on = match on.get_ref().as_str() {
+                        "info" => LabelsOn::Info,
+                        "all" => LabelsOn::All,
+                        other => bail!(
+                            "{}: {other:?} is not \"info\" or \"all\"",
+                            at(on.span(), "labels.on")
+                        ),
+                    };
+                }
+                export
+            }
+        };
+
         let containers = raw.containers.unwrap_or_default();
         let mut names = Vec::new();
         for n in containers.names.unwrap_or_default() {
@@ -155,7 +259,9 @@ impl Config {
             docker_host,
             timeout,
             max_concurrency,
+            inspect_max_age,
             selection: Selection::new(names, selectors),
+            labels,
         })
     }
 }
@@ -315,6 +421,29 @@ mod tests {
         )
         .unwrap_err();
         assert!(format!("{e:#}").contains("/nonexistent/dse.toml"));
+    }
+
+    #[test]
+    fn label_allow_list_is_sanitised_and_checked() {
+        let c = parse("").unwrap();
+        assert_eq!(c.labels, LabelExport::default());
+        assert_eq!(
+            c.labels.include[1].1,
+            "container_label_com_docker_compose_service"
+        );
+        let c = parse("[labels]\ninclude = [\"app.kubernetes.io/name\"]\non = \"all\"\n").unwrap();
+        assert_eq!(
+            c.labels.include,
+            vec![(
+                "app.kubernetes.io/name".to_string(),
+                "container_label_app_kubernetes_io_name".to_string()
+            )]
+        );
+        assert_eq!(c.labels.on, LabelsOn::All);
+        let e = err("[labels]\ninclude = [\"a.b\", \"a-b\"]\n");
+        assert!(e.contains("line 2") && e.contains("second time"), "{e}");
+        let e = err("[labels]\non = \"everywhere\"\n");
+        assert!(e.contains("key `labels.on`"), "{e}");
     }
 
     #[test]

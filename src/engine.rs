@@ -7,15 +7,15 @@ use std::time::Duration;
 
 use anyhow::Context;
 use bollard::errors::Error as BollardError;
-use bollard::models::ContainerStatsResponse;
+use bollard::models::{ContainerInspectResponse, ContainerStatsResponse};
 use bollard::query_parameters::{ListContainersOptions, StatsOptionsBuilder};
 use bollard::{Docker, API_DEFAULT_VERSION};
 use futures::StreamExt;
 
 use crate::selector::Selection;
 
-/// A running container as the list call reports it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A container as the list call reports it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ContainerRef {
     /// Full container id.
     pub id: String,
@@ -23,6 +23,31 @@ pub struct ContainerRef {
     pub name: String,
     /// The container's labels.
     pub labels: HashMap<String, String>,
+    /// Image as given when it was created (`nginx:1.27`).
+    pub image: String,
+    /// Image id (`sha256:...`).
+    pub image_id: String,
+    /// `running`, `exited`, `paused`, ...
+    pub state: String,
+    /// The engine's human status (`Up 5 minutes (healthy)`).
+    pub status: String,
+}
+
+impl ContainerRef {
+    /// Whether the engine has resource stats for it (paused ones keep theirs).
+    pub fn has_stats(&self) -> bool {
+        matches!(self.state.as_str(), "running" | "paused")
+    }
+
+    /// What must stay the same for a cached inspect answer to be reused:
+    /// the state and, from the status text, the health.
+    pub fn lifecycle_key(&self) -> String {
+        let health = ["(healthy)", "(unhealthy)", "(health: starting)"]
+            .into_iter()
+            .find(|h| self.status.contains(h))
+            .unwrap_or("");
+        format!("{}{health}", self.state)
+    }
 }
 
 /// Why a container is missing from a scrape; the value of the `kind` label
@@ -129,16 +154,21 @@ impl Engine {
         Ok(())
     }
 
-    /// `GET /containers/json`: running containers matching `selection`. A lone
-    /// label selector is pushed down to the engine; names are matched exactly
-    /// here (the engine's `name` filter is an unanchored regex).
-    pub async fn list(&self, selection: &Selection) -> anyhow::Result<Vec<ContainerRef>> {
+    /// `GET /containers/json`: containers matching `selection`, running ones
+    /// only unless `all`. Label filters are pushed down to the engine where
+    /// they can be; names are matched exactly here (the engine's `name`
+    /// filter is an unanchored regex).
+    pub async fn list(
+        &self,
+        selection: &Selection,
+        all: bool,
+    ) -> anyhow::Result<Vec<ContainerRef>> {
         let docker = self.client()?;
         let filters = selection
             .engine_label_filter()
             .map(|labels| HashMap::from([("label".to_string(), labels)]));
         let options = ListContainersOptions {
-            all: false,
+            all,
             filters,
             ..Default::default()
         };
@@ -160,9 +190,25 @@ impl Engine {
                 id,
                 name: first.trim_start_matches('/').to_string(),
                 labels,
+                image: s.image.unwrap_or_default(),
+                image_id: s.image_id.unwrap_or_default(),
+                state: s.state.map(|st| st.to_string()).unwrap_or_default(),
+                status: s.status.unwrap_or_default(),
             });
         }
         Ok(out)
+    }
+
+    /// `GET /containers/{id}/json`.
+    pub async fn inspect(&self, id: &str) -> Result<ContainerInspectResponse, BollardError> {
+        let docker = self.client_or_io_error()?;
+        docker.inspect_container(id, None).await
+    }
+
+    fn client_or_io_error(&self) -> Result<Docker, BollardError> {
+        self.client().map_err(|e| BollardError::IOError {
+            err: std::io::Error::other(format!("{e:#}")),
+        })
     }
 
     /// `GET /containers/{id}/stats?stream=false[&one-shot=true]`. `Ok(None)`
@@ -173,14 +219,7 @@ impl Engine {
         id: &str,
         one_shot: bool,
     ) -> Result<Option<ContainerStatsResponse>, BollardError> {
-        let docker = match self.client() {
-            Ok(d) => d,
-            Err(e) => {
-                return Err(BollardError::IOError {
-                    err: std::io::Error::other(format!("{e:#}")),
-                })
-            }
-        };
+        let docker = self.client_or_io_error()?;
         let options = StatsOptionsBuilder::default()
             .stream(false)
             .one_shot(one_shot)

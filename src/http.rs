@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::extract::State;
+use axum::extract::{Query, State};
 use axum::http::header::{ACCEPT, CONTENT_TYPE};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
@@ -11,8 +11,9 @@ use axum::routing::get;
 use axum::Router;
 
 use crate::coalesce::Coalescer;
+use crate::config::LabelExport;
 use crate::metrics::{render, Format};
-use crate::selector::Selection;
+use crate::selector::{LabelSelector, Selection};
 
 /// What every request handler shares.
 #[derive(Debug)]
@@ -23,6 +24,8 @@ pub struct AppState {
     pub selection: Selection,
     /// The configured upper bound for one scrape.
     pub timeout: Duration,
+    /// Container labels exported as metric labels.
+    pub labels: LabelExport,
 }
 
 /// The exporter's routes; tests serve this in process on port 0.
@@ -48,15 +51,45 @@ pub fn scrape_budget(configured: Duration, header: Option<&str>) -> Duration {
     }
 }
 
-async fn metrics(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+/// An ad-hoc narrowing from `?name=a&name=b&label=k=v`; `Ok(None)` without
+/// any. It only ever narrows the configured selection.
+pub fn adhoc_selection(query: &[(String, String)]) -> Result<Option<Selection>, String> {
+    let (mut names, mut selectors) = (Vec::new(), Vec::new());
+    for (key, value) in query {
+        match key.as_str() {
+            "name" if !value.trim().is_empty() => names.push(value.trim().to_string()),
+            "name" => return Err("empty name= parameter".into()),
+            "label" => {
+                selectors.push(LabelSelector::parse(value).map_err(|e| format!("label=: {e}"))?)
+            }
+            other => {
+                return Err(format!(
+                    "unknown query parameter {other:?}: use name=CONTAINER or label=KEY[=VALUE]"
+                ))
+            }
+        }
+    }
+    Ok((!names.is_empty() || !selectors.is_empty()).then(|| Selection::new(names, selectors)))
+}
+
+async fn metrics(
+    State(state): State<Arc<AppState>>,
+    Query(query): Query<Vec<(String, String)>>,
+    headers: HeaderMap,
+) -> Response {
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     let format = Format::from_accept(header(ACCEPT.as_str()));
     let budget = scrape_budget(state.timeout, header("x-prometheus-scrape-timeout-seconds"));
+    let (selection, full) = match adhoc_selection(&query) {
+        Ok(None) => (state.selection.clone(), true),
+        Ok(Some(adhoc)) => (state.selection.narrowed_by(adhoc), false),
+        Err(e) => return (StatusCode::BAD_REQUEST, format!("{e}\n")).into_response(),
+    };
     let snapshot = state
         .rounds
-        .snapshot(&state.selection, Instant::now() + budget, true)
+        .snapshot(&selection, Instant::now() + budget, full)
         .await;
-    match render(snapshot, format) {
+    match render(snapshot, &state.labels, format) {
         Ok(body) => ([(CONTENT_TYPE, format.content_type())], body).into_response(),
         Err(_) => (StatusCode::INTERNAL_SERVER_ERROR, "encoding failed\n").into_response(),
     }
@@ -110,6 +143,30 @@ async fn landing(State(state): State<Arc<AppState>>) -> Html<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn q(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn adhoc_query_parameters() {
+        assert_eq!(adhoc_selection(&[]), Ok(None));
+        let sel = adhoc_selection(&q(&[("name", "web"), ("name", "db"), ("label", "a=b")]))
+            .unwrap()
+            .unwrap();
+        assert_eq!(sel.names(), ["web", "db"]);
+        assert_eq!(sel.selectors().len(), 1);
+        assert!(adhoc_selection(&q(&[("label", "=x")]))
+            .unwrap_err()
+            .contains("empty label key"));
+        assert!(adhoc_selection(&q(&[("nmae", "x")]))
+            .unwrap_err()
+            .contains("unknown query parameter \"nmae\""));
+        assert!(adhoc_selection(&q(&[("name", "")])).is_err());
+    }
 
     #[test]
     fn budget_follows_the_scrape_timeout_header_minus_a_margin() {

@@ -7,6 +7,7 @@ pub mod config;
 pub mod deadline;
 pub mod engine;
 pub mod http;
+pub mod lifecycle;
 pub mod metrics;
 pub mod sample;
 pub mod scrape;
@@ -29,7 +30,9 @@ pub fn state(config: &config::Config) -> Arc<AppState> {
         rounds: coalesce::Coalescer::new(Arc::new(scrape::Scraper::new(
             engine,
             config.max_concurrency,
+            config.inspect_max_age,
         ))),
+        labels: config.labels.clone(),
         selection: config.selection.clone(),
         timeout: config.timeout,
     })

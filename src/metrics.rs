@@ -12,7 +12,8 @@ use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::{Registry, Unit};
 
-use crate::sample::{Interface, Sample};
+use crate::config::{LabelExport, LabelsOn};
+use crate::sample::Interface;
 use crate::scrape::{ContainerMetrics, Snapshot};
 
 /// A sample value, kept integral where the engine's counter is.
@@ -22,6 +23,8 @@ pub enum Value {
     Int(u64),
     /// A ratio, percent or seconds.
     Float(f64),
+    /// A value that may be negative (exit codes).
+    Signed(i64),
 }
 
 /// Which series a metric has and where their values come from.
@@ -31,6 +34,10 @@ pub enum Source {
     Container(fn(&ContainerMetrics) -> Option<Value>),
     /// One series per container and interface, labels `name`, `interface`.
     Interface(fn(&Interface) -> Option<u64>),
+    /// Value 1 with one more label, e.g. `state="running"`.
+    Enum(&'static str, fn(&ContainerMetrics) -> Option<&str>),
+    /// `container_info`: value 1 with id, image and allow-listed labels.
+    Info,
     /// The exporter's own series, encoded from the snapshot as a whole.
     Exporter,
 }
@@ -104,10 +111,6 @@ fn seconds(ns: Option<u64>) -> Option<Value> {
     ns.map(|ns| Value::Float(ns as f64 / 1e9))
 }
 
-fn sample(c: &ContainerMetrics) -> &Sample {
-    &c.sample
-}
-
 use MetricType::{Counter, Gauge};
 use MetricUnit::{Bytes, Percent, Seconds};
 
@@ -128,7 +131,7 @@ pub const METRICS: &[MetricDef] = &[
         kind: Gauge,
         unit: Some(Bytes),
         labels: "",
-        source: Source::Container(|c| int(sample(c).memory_usage)),
+        source: Source::Container(|c| int(c.sample.as_ref()?.memory_usage)),
     },
     MetricDef {
         name: "container_memory_limit_bytes",
@@ -136,7 +139,7 @@ pub const METRICS: &[MetricDef] = &[
         kind: Gauge,
         unit: Some(Bytes),
         labels: "",
-        source: Source::Container(|c| int(sample(c).memory_limit)),
+        source: Source::Container(|c| int(c.sample.as_ref()?.memory_limit)),
     },
     MetricDef {
         name: "container_network_rx_bytes",
@@ -144,7 +147,7 @@ pub const METRICS: &[MetricDef] = &[
         kind: Gauge,
         unit: Some(Bytes),
         labels: "",
-        source: Source::Container(|c| int(sample(c).network_rx_bytes())),
+        source: Source::Container(|c| int(c.sample.as_ref()?.network_rx_bytes())),
     },
     MetricDef {
         name: "container_network_tx_bytes",
@@ -152,7 +155,7 @@ pub const METRICS: &[MetricDef] = &[
         kind: Gauge,
         unit: Some(Bytes),
         labels: "",
-        source: Source::Container(|c| int(sample(c).network_tx_bytes())),
+        source: Source::Container(|c| int(c.sample.as_ref()?.network_tx_bytes())),
     },
     MetricDef {
         name: "container_cpu_usage_seconds_total",
@@ -160,7 +163,7 @@ pub const METRICS: &[MetricDef] = &[
         kind: Counter,
         unit: Some(Seconds),
         labels: "",
-        source: Source::Container(|c| seconds(sample(c).cpu.map(|r| r.total_ns))),
+        source: Source::Container(|c| seconds(c.sample.as_ref()?.cpu.map(|r| r.total_ns))),
     },
     MetricDef {
         name: "container_cpu_user_seconds_total",
@@ -168,7 +171,7 @@ pub const METRICS: &[MetricDef] = &[
         kind: Counter,
         unit: Some(Seconds),
         labels: "",
-        source: Source::Container(|c| seconds(sample(c).cpu_user_ns)),
+        source: Source::Container(|c| seconds(c.sample.as_ref()?.cpu_user_ns)),
     },
     MetricDef {
         name: "container_cpu_system_seconds_total",
@@ -176,7 +179,7 @@ pub const METRICS: &[MetricDef] = &[
         kind: Counter,
         unit: Some(Seconds),
         labels: "",
-        source: Source::Container(|c| seconds(sample(c).cpu_system_ns)),
+        source: Source::Container(|c| seconds(c.sample.as_ref()?.cpu_system_ns)),
     },
     MetricDef {
         name: "container_cpu_cfs_periods_total",
@@ -184,7 +187,7 @@ pub const METRICS: &[MetricDef] = &[
         kind: Counter,
         unit: None,
         labels: "",
-        source: Source::Container(|c| int(sample(c).cfs_periods)),
+        source: Source::Container(|c| int(c.sample.as_ref()?.cfs_periods)),
     },
     MetricDef {
         name: "container_cpu_cfs_throttled_periods_total",
@@ -192,7 +195,7 @@ pub const METRICS: &[MetricDef] = &[
         kind: Counter,
         unit: None,
         labels: "",
-        source: Source::Container(|c| int(sample(c).cfs_throttled_periods)),
+        source: Source::Container(|c| int(c.sample.as_ref()?.cfs_throttled_periods)),
     },
     MetricDef {
         name: "container_cpu_cfs_throttled_seconds_total",
@@ -200,7 +203,7 @@ pub const METRICS: &[MetricDef] = &[
         kind: Counter,
         unit: Some(Seconds),
         labels: "",
-        source: Source::Container(|c| seconds(sample(c).cfs_throttled_ns)),
+        source: Source::Container(|c| seconds(c.sample.as_ref()?.cfs_throttled_ns)),
     },
     MetricDef {
         name: "container_memory_working_set_bytes",
@@ -208,7 +211,7 @@ pub const METRICS: &[MetricDef] = &[
         kind: Gauge,
         unit: Some(Bytes),
         labels: "",
-        source: Source::Container(|c| int(sample(c).memory_working_set)),
+        source: Source::Container(|c| int(c.sample.as_ref()?.memory_working_set)),
     },
     MetricDef {
         name: "container_memory_rss",
@@ -216,7 +219,7 @@ pub const METRICS: &[MetricDef] = &[
         kind: Gauge,
         unit: None,
         labels: "",
-        source: Source::Container(|c| int(sample(c).memory_rss)),
+        source: Source::Container(|c| int(c.sample.as_ref()?.memory_rss)),
     },
     MetricDef {
         name: "container_memory_cache",
@@ -224,7 +227,7 @@ pub const METRICS: &[MetricDef] = &[
         kind: Gauge,
         unit: None,
         labels: "",
-        source: Source::Container(|c| int(sample(c).memory_cache)),
+        source: Source::Container(|c| int(c.sample.as_ref()?.memory_cache)),
     },
     MetricDef {
         name: "container_memory_max_usage_bytes",
@@ -232,7 +235,7 @@ pub const METRICS: &[MetricDef] = &[
         kind: Gauge,
         unit: Some(Bytes),
         labels: "",
-        source: Source::Container(|c| int(sample(c).memory_max_usage)),
+        source: Source::Container(|c| int(c.sample.as_ref()?.memory_max_usage)),
     },
     MetricDef {
         name: "container_memory_failcnt",
@@ -240,7 +243,7 @@ pub const METRICS: &[MetricDef] = &[
         kind: Gauge,
         unit: None,
         labels: "",
-        source: Source::Container(|c| int(sample(c).memory_failcnt)),
+        source: Source::Container(|c| int(c.sample.as_ref()?.memory_failcnt)),
     },
     MetricDef {
         name: "container_network_receive_bytes_total",
@@ -312,7 +315,7 @@ pub const METRICS: &[MetricDef] = &[
         kind: Counter,
         unit: Some(Bytes),
         labels: "",
-        source: Source::Container(|c| int(sample(c).fs_read_bytes)),
+        source: Source::Container(|c| int(c.sample.as_ref()?.fs_read_bytes)),
     },
     MetricDef {
         name: "container_fs_writes_bytes_total",
@@ -320,7 +323,7 @@ pub const METRICS: &[MetricDef] = &[
         kind: Counter,
         unit: Some(Bytes),
         labels: "",
-        source: Source::Container(|c| int(sample(c).fs_write_bytes)),
+        source: Source::Container(|c| int(c.sample.as_ref()?.fs_write_bytes)),
     },
     MetricDef {
         name: "container_fs_reads_total",
@@ -328,7 +331,7 @@ pub const METRICS: &[MetricDef] = &[
         kind: Counter,
         unit: None,
         labels: "",
-        source: Source::Container(|c| int(sample(c).fs_reads)),
+        source: Source::Container(|c| int(c.sample.as_ref()?.fs_reads)),
     },
     MetricDef {
         name: "container_fs_writes_total",
@@ -336,7 +339,7 @@ pub const METRICS: &[MetricDef] = &[
         kind: Counter,
         unit: None,
         labels: "",
-        source: Source::Container(|c| int(sample(c).fs_writes)),
+        source: Source::Container(|c| int(c.sample.as_ref()?.fs_writes)),
     },
     MetricDef {
         name: "container_pids",
@@ -344,7 +347,7 @@ pub const METRICS: &[MetricDef] = &[
         kind: Gauge,
         unit: None,
         labels: "",
-        source: Source::Container(|c| int(sample(c).pids)),
+        source: Source::Container(|c| int(c.sample.as_ref()?.pids)),
     },
     MetricDef {
         name: "container_pids_limit",
@@ -352,7 +355,100 @@ pub const METRICS: &[MetricDef] = &[
         kind: Gauge,
         unit: None,
         labels: "",
-        source: Source::Container(|c| int(sample(c).pids_limit)),
+        source: Source::Container(|c| int(c.sample.as_ref()?.pids_limit)),
+    },
+    MetricDef {
+        name: "container_info",
+        help: "Always 1; labels name the container's id, image and allow-listed container labels.",
+        kind: Gauge,
+        unit: None,
+        labels: "id, image, image_id, container_label_*",
+        source: Source::Info,
+    },
+    MetricDef {
+        name: "container_state",
+        help: "Always 1; label state is the container's state (running, paused, restarting, exited, created, dead).",
+        kind: Gauge,
+        unit: None,
+        labels: "state",
+        source: Source::Enum("state", |c| Some(c.container.state.as_str()).filter(|s| !s.is_empty())),
+    },
+    MetricDef {
+        name: "container_health_status",
+        help: "Always 1; label status is the health check's verdict (starting, healthy, unhealthy).",
+        kind: Gauge,
+        unit: None,
+        labels: "status",
+        source: Source::Enum("status", |c| c.lifecycle.as_ref()?.health.as_deref()),
+    },
+    MetricDef {
+        name: "container_restarts_total",
+        help: "Times the engine restarted the container under its restart policy.",
+        kind: Counter,
+        unit: None,
+        labels: "",
+        source: Source::Container(|c| int(c.lifecycle.as_ref()?.restart_count)),
+    },
+    MetricDef {
+        name: "container_oom_killed",
+        help: "1 if the container's last run ended in an out-of-memory kill, else 0.",
+        kind: Gauge,
+        unit: None,
+        labels: "",
+        source: Source::Container(|c| int(c.lifecycle.as_ref()?.oom_killed.map(u64::from))),
+    },
+    MetricDef {
+        name: "container_exit_code",
+        help: "Exit code of the container's last run; only for containers that are not running.",
+        kind: Gauge,
+        unit: None,
+        labels: "",
+        source: Source::Container(|c| {
+            if c.sample.is_some() {
+                return None;
+            }
+            c.lifecycle.as_ref()?.exit_code.map(Value::Signed)
+        }),
+    },
+    MetricDef {
+        name: "container_start_time_seconds",
+        help: "Unix time the container last started.",
+        kind: Gauge,
+        unit: Some(Seconds),
+        labels: "",
+        source: Source::Container(|c| c.lifecycle.as_ref()?.started_at.map(Value::Float)),
+    },
+    MetricDef {
+        name: "container_spec_cpu_quota",
+        help: "CPU quota in microseconds per period, where one is set (--cpus, --cpu-quota).",
+        kind: Gauge,
+        unit: None,
+        labels: "",
+        source: Source::Container(|c| int(c.lifecycle.as_ref()?.cpu_quota)),
+    },
+    MetricDef {
+        name: "container_spec_cpu_period",
+        help: "CPU quota period in microseconds, where a quota is set.",
+        kind: Gauge,
+        unit: None,
+        labels: "",
+        source: Source::Container(|c| int(c.lifecycle.as_ref()?.cpu_period)),
+    },
+    MetricDef {
+        name: "container_spec_cpu_shares",
+        help: "Relative CPU weight, where set (--cpu-shares).",
+        kind: Gauge,
+        unit: None,
+        labels: "",
+        source: Source::Container(|c| int(c.lifecycle.as_ref()?.cpu_shares)),
+    },
+    MetricDef {
+        name: "container_spec_memory_reservation_limit_bytes",
+        help: "Soft memory limit, where set (--memory-reservation).",
+        kind: Gauge,
+        unit: Some(Bytes),
+        labels: "",
+        source: Source::Container(|c| int(c.lifecycle.as_ref()?.memory_reservation)),
     },
     MetricDef {
         name: "docker_up",
@@ -390,88 +486,120 @@ pub const METRICS: &[MetricDef] = &[
 
 /// Encodes one snapshot; registered into a per-request registry.
 #[derive(Debug)]
-pub struct SnapshotCollector(pub Arc<Snapshot>);
+pub struct SnapshotCollector {
+    snapshot: Arc<Snapshot>,
+    labels: LabelExport,
+}
+
+impl SnapshotCollector {
+    /// A collector for one answer.
+    pub fn new(snapshot: Arc<Snapshot>, labels: LabelExport) -> Self {
+        Self { snapshot, labels }
+    }
+
+    /// `name` plus, where configured for every series, the allow-listed
+    /// container labels the container has.
+    fn base_labels<'a>(&'a self, c: &'a ContainerMetrics) -> Vec<(&'a str, &'a str)> {
+        let mut labels = vec![("name", c.container.name.as_str())];
+        if self.labels.on == LabelsOn::All {
+            labels.extend(self.allow_listed(c));
+        }
+        labels
+    }
+
+    fn allow_listed<'a>(
+        &'a self,
+        c: &'a ContainerMetrics,
+    ) -> impl Iterator<Item = (&'a str, &'a str)> + 'a {
+        self.labels.include.iter().filter_map(move |(key, label)| {
+            c.container
+                .labels
+                .get(key)
+                .map(|v| (label.as_str(), v.as_str()))
+        })
+    }
+}
 
 impl Collector for SnapshotCollector {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        let snap = &self.0;
+        let snap = &*self.snapshot;
         for def in METRICS {
             let unit = def.unit.map(MetricUnit::unit);
+            let mut rows: Vec<(Vec<(&str, &str)>, Value)> = Vec::new();
             match def.source {
                 Source::Container(value) => {
-                    let rows: Vec<_> = snap
-                        .containers
-                        .iter()
-                        .filter_map(|c| value(c).map(|v| (c.container.name.as_str(), v)))
-                        .collect();
-                    if rows.is_empty() {
-                        continue;
-                    }
-                    let mut family = encoder.encode_descriptor(
-                        def.base_name(),
-                        def.help,
-                        unit.as_ref(),
-                        def.kind,
-                    )?;
-                    for (name, v) in rows {
-                        let labels = [("name", name)];
-                        encode_value(family.encode_family(&labels)?, def.kind, v)?;
+                    for c in &snap.containers {
+                        if let Some(v) = value(c) {
+                            rows.push((self.base_labels(c), v));
+                        }
                     }
                 }
                 Source::Interface(value) => {
-                    let rows: Vec<_> = snap
-                        .containers
-                        .iter()
-                        .flat_map(|c| {
-                            c.sample.interfaces.iter().filter_map(move |i| {
-                                value(i).map(|v| (c.container.name.as_str(), i.name.as_str(), v))
-                            })
-                        })
-                        .collect();
-                    if rows.is_empty() {
-                        continue;
+                    for c in &snap.containers {
+                        for i in c.sample.iter().flat_map(|s| &s.interfaces) {
+                            if let Some(v) = value(i) {
+                                let mut labels = self.base_labels(c);
+                                labels.push(("interface", i.name.as_str()));
+                                rows.push((labels, Value::Int(v)));
+                            }
+                        }
                     }
-                    let mut family = encoder.encode_descriptor(
-                        def.base_name(),
-                        def.help,
-                        unit.as_ref(),
-                        def.kind,
-                    )?;
-                    for (name, interface, v) in rows {
-                        let labels = [("name", name), ("interface", interface)];
-                        encode_value(family.encode_family(&labels)?, def.kind, Value::Int(v))?;
+                }
+                Source::Enum(label, value) => {
+                    for c in &snap.containers {
+                        if let Some(v) = value(c) {
+                            let mut labels = self.base_labels(c);
+                            labels.push((label, v));
+                            rows.push((labels, Value::Int(1)));
+                        }
+                    }
+                }
+                Source::Info => {
+                    for c in &snap.containers {
+                        let k = &c.container;
+                        let mut labels = vec![
+                            ("name", k.name.as_str()),
+                            ("id", k.id.as_str()),
+                            ("image", k.image.as_str()),
+                            ("image_id", k.image_id.as_str()),
+                        ];
+                        labels.extend(self.allow_listed(c));
+                        rows.push((labels, Value::Int(1)));
                     }
                 }
                 Source::Exporter => {
-                    let mut family = encoder.encode_descriptor(
-                        def.base_name(),
-                        def.help,
-                        unit.as_ref(),
-                        def.kind,
-                    )?;
-                    match def.name {
-                        "docker_up" => {
-                            encode_value(family, def.kind, Value::Int(u64::from(snap.engine_up)))?
-                        }
+                    let value = match def.name {
+                        "docker_up" => Value::Int(u64::from(snap.engine_up)),
                         "docker_stats_scrape_duration_seconds" => {
-                            encode_value(family, def.kind, Value::Float(snap.duration_seconds))?
+                            Value::Float(snap.duration_seconds)
                         }
-                        "docker_stats_containers_selected" => {
-                            encode_value(family, def.kind, Value::Int(snap.selected as u64))?
-                        }
-                        "docker_stats_scrape_errors_total" => {
+                        "docker_stats_containers_selected" => Value::Int(snap.selected as u64),
+                        _ => {
                             for (kind, n) in &snap.errors {
-                                let labels = [("kind", kind.as_str())];
-                                encode_value(
-                                    family.encode_family(&labels)?,
-                                    def.kind,
-                                    Value::Int(*n),
-                                )?;
+                                rows.push((vec![("kind", kind.as_str())], Value::Int(*n)));
                             }
+                            Value::Int(0)
                         }
-                        _ => {}
+                    };
+                    if rows.is_empty() {
+                        let family = encoder.encode_descriptor(
+                            def.base_name(),
+                            def.help,
+                            unit.as_ref(),
+                            def.kind,
+                        )?;
+                        encode_value(family, def.kind, value)?;
+                        continue;
                     }
                 }
+            }
+            if rows.is_empty() {
+                continue;
+            }
+            let mut family =
+                encoder.encode_descriptor(def.base_name(), def.help, unit.as_ref(), def.kind)?;
+            for (labels, v) in &rows {
+                encode_value(family.encode_family(labels)?, def.kind, *v)?;
             }
         }
         Ok(())
@@ -486,7 +614,11 @@ fn encode_value(
     match (kind, value) {
         (MetricType::Counter, Value::Int(v)) => ConstCounter::new(v).encode(encoder),
         (MetricType::Counter, Value::Float(v)) => ConstCounter::new(v).encode(encoder),
+        (MetricType::Counter, Value::Signed(v)) => {
+            ConstCounter::new(u64::try_from(v).unwrap_or(0)).encode(encoder)
+        }
         (_, Value::Int(v)) => ConstGauge::new(v).encode(encoder),
+        (_, Value::Signed(v)) => ConstGauge::new(v).encode(encoder),
         (_, Value::Float(v)) => ConstGauge::new(v).encode(encoder),
     }
 }
@@ -521,10 +653,14 @@ impl Format {
 /// Encodes a snapshot in the given format.
 pub fn render(
     snapshot: impl Into<Arc<Snapshot>>,
+    labels: &LabelExport,
     format: Format,
 ) -> Result<String, std::fmt::Error> {
     let mut registry = Registry::default();
-    registry.register_collector(Box::new(SnapshotCollector(snapshot.into())));
+    registry.register_collector(Box::new(SnapshotCollector::new(
+        snapshot.into(),
+        labels.clone(),
+    )));
     let mut out = String::with_capacity(16 * 1024);
     match format {
         Format::Prometheus => {

@@ -1,27 +1,31 @@
 //! One scrape round: list the selected containers, ask for all their stats
-//! concurrently, and freeze the answers into an immutable [`Snapshot`].
+//! (and, where not cached, inspect answers) concurrently, and freeze the
+//! answers into an immutable [`Snapshot`].
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
-use std::time::Instant;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 
-use crate::deadline::Deadline;
+use crate::deadline::{Deadline, Elapsed};
 use crate::engine::{ContainerRef, Engine, Failure};
+use crate::lifecycle::{InspectCache, Lifecycle};
 use crate::sample::{cpu_percent, CpuReading, Sample};
 use crate::selector::Selection;
 
 /// One container's values in a snapshot.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct ContainerMetrics {
     /// The container as listed.
     pub container: ContainerRef,
-    /// Its stats.
-    pub sample: Sample,
+    /// Its stats; `None` for a container that is not running.
+    pub sample: Option<Sample>,
     /// Percent of the whole host's CPU, where a valid window exists.
     pub cpu_percent: Option<f64>,
+    /// Restart count, OOM kill, health, limits; `None` if inspect failed.
+    pub lifecycle: Option<Arc<Lifecycle>>,
 }
 
 /// Everything one `/metrics` answer reports, fetched before encoding starts.
@@ -33,7 +37,7 @@ pub struct Snapshot {
     pub duration_seconds: f64,
     /// Containers that matched the selection.
     pub selected: usize,
-    /// Containers with stats, sorted by name.
+    /// Containers exported, sorted by name.
     pub containers: Vec<ContainerMetrics>,
     /// Failures since the process started, by kind.
     pub errors: Vec<(Failure, u64)>,
@@ -49,22 +53,27 @@ struct CpuHistory {
 }
 
 /// Runs scrape rounds against one engine and keeps what must survive between
-/// them: each container's previous CPU reading and the error counters.
+/// them: each container's previous CPU reading, cached inspect answers and
+/// the error counters. Per-container state is dropped once a full round no
+/// longer lists the container.
 #[derive(Debug)]
 pub struct Scraper {
     engine: Engine,
     max_concurrency: usize,
     history: Mutex<HashMap<String, CpuHistory>>,
+    inspect: InspectCache,
     errors: [AtomicU64; Failure::ALL.len()],
 }
 
 impl Scraper {
-    /// A scraper that keeps at most `max_concurrency` stats calls in flight.
-    pub fn new(engine: Engine, max_concurrency: usize) -> Self {
+    /// A scraper that keeps at most `max_concurrency` containers' calls in
+    /// flight and reuses inspect answers for up to `inspect_max_age`.
+    pub fn new(engine: Engine, max_concurrency: usize, inspect_max_age: Duration) -> Self {
         Self {
             engine,
             max_concurrency: max_concurrency.max(1),
             history: Mutex::new(HashMap::new()),
+            inspect: InspectCache::new(inspect_max_age),
             errors: Default::default(),
         }
     }
@@ -74,10 +83,9 @@ impl Scraper {
         &self.engine
     }
 
-    /// Containers whose previous CPU reading is held (bounded by what the last
-    /// full round listed).
+    /// Containers whose state is held (CPU readings, inspect answers).
     pub fn tracked_containers(&self) -> usize {
-        self.lock_history().len()
+        self.lock_history().len().max(self.inspect.len())
     }
 
     fn lock_history(&self) -> std::sync::MutexGuard<'_, HashMap<String, CpuHistory>> {
@@ -89,9 +97,10 @@ impl Scraper {
         self.errors[i].fetch_add(1, Ordering::Relaxed);
     }
 
-    /// One round, finished by `deadline`. State of containers no longer
-    /// listed is dropped when `evict` is set (a round over the full
-    /// selection, not a narrowed ad-hoc one).
+    /// One round, finished by `deadline`. An explicit selection (names or
+    /// labels) also lists stopped containers, for their lifecycle metrics.
+    /// State of containers no longer listed is dropped when `evict` is set (a
+    /// round over the configured selection, not a narrowed ad-hoc one).
     pub async fn collect(
         &self,
         selection: &Selection,
@@ -101,14 +110,15 @@ impl Scraper {
         let started = Instant::now();
         let mut snapshot = Snapshot::default();
 
-        let listed = match deadline.run(self.engine.list(selection)).await {
+        let all = !selection.is_all();
+        let listed = match deadline.run(self.engine.list(selection, all)).await {
             Ok(Ok(list)) => Some(list),
             Ok(Err(e)) => {
                 tracing::warn!("engine unavailable: {e:#}");
                 self.count(Failure::Engine);
                 None
             }
-            Err(_) => {
+            Err(Elapsed) => {
                 tracing::warn!("listing containers at {} timed out", self.engine.host());
                 self.count(Failure::Timeout);
                 None
@@ -127,51 +137,42 @@ impl Scraper {
                     // its previous reading supplies the CPU window.
                     let one_shot = known.contains(&c.id);
                     async move {
-                        let answer = deadline.run(self.engine.stats(&c.id, one_shot)).await;
-                        (c, answer)
+                        let stats = async {
+                            if c.has_stats() {
+                                Some(deadline.run(self.engine.stats(&c.id, one_shot)).await)
+                            } else {
+                                None
+                            }
+                        };
+                        let (stats, lifecycle) =
+                            futures::join!(stats, self.lifecycle(&c, deadline));
+                        (c, stats, lifecycle)
                     }
                 })
                 .buffer_unordered(self.max_concurrency);
 
-            while let Some((container, answer)) = rounds.next().await {
-                let stats = match answer {
-                    Ok(Ok(Some(stats))) => stats,
-                    Ok(Ok(None)) => {
-                        tracing::debug!("{}: removed during the stats call", container.name);
-                        self.count(Failure::Gone);
-                        continue;
-                    }
-                    Ok(Err(e)) => {
-                        let kind = Failure::of(&e);
-                        if kind == Failure::Gone {
-                            tracing::debug!("{}: gone: {e}", container.name);
-                        } else {
-                            tracing::warn!("{}: stats failed: {e}", container.name);
+            while let Some((container, stats, lifecycle)) = rounds.next().await {
+                let (sample, cpu_percent) = match stats {
+                    None => (None, None),
+                    Some(answer) => match self.sample(&container, answer) {
+                        Some(sample) => {
+                            let pct = self.cpu_percent(&container.id, &sample);
+                            (Some(sample), pct)
                         }
-                        self.count(kind);
-                        continue;
-                    }
-                    Err(_) => {
-                        tracing::warn!("{}: stats missed the scrape deadline", container.name);
-                        self.count(Failure::Timeout);
-                        continue;
-                    }
+                        None => continue,
+                    },
                 };
-                let Some(sample) = Sample::from_stats(&stats) else {
-                    tracing::debug!("{}: stopped before its stats were read", container.name);
-                    self.count(Failure::Gone);
-                    continue;
-                };
-                let cpu_percent = self.cpu_percent(&container.id, &sample);
                 snapshot.containers.push(ContainerMetrics {
                     container,
                     sample,
                     cpu_percent,
+                    lifecycle,
                 });
             }
 
             if evict {
                 self.lock_history().retain(|id, _| listed_ids.contains(id));
+                self.inspect.retain(|id| listed_ids.contains(id));
             }
         }
 
@@ -185,6 +186,77 @@ impl Scraper {
             .collect();
         snapshot.duration_seconds = started.elapsed().as_secs_f64();
         snapshot
+    }
+
+    /// The sample from a stats answer, or `None` (counted) when the container
+    /// is to be left out of this scrape.
+    fn sample(
+        &self,
+        c: &ContainerRef,
+        answer: Result<
+            Result<Option<bollard::models::ContainerStatsResponse>, bollard::errors::Error>,
+            Elapsed,
+        >,
+    ) -> Option<Sample> {
+        let failure = match answer {
+            Ok(Ok(Some(stats))) => match Sample::from_stats(&stats) {
+                Some(sample) => return Some(sample),
+                None => {
+                    tracing::debug!("{}: stopped before its stats were read", c.name);
+                    Failure::Gone
+                }
+            },
+            Ok(Ok(None)) => {
+                tracing::debug!("{}: removed during the stats call", c.name);
+                Failure::Gone
+            }
+            Ok(Err(e)) => {
+                let kind = Failure::of(&e);
+                if kind == Failure::Gone {
+                    tracing::debug!("{}: gone: {e}", c.name);
+                } else {
+                    tracing::warn!("{}: stats failed: {e}", c.name);
+                }
+                kind
+            }
+            Err(Elapsed) => {
+                tracing::warn!("{}: stats missed the scrape deadline", c.name);
+                Failure::Timeout
+            }
+        };
+        self.count(failure);
+        None
+    }
+
+    /// The cached inspect answer, or a fresh one. A failure leaves the
+    /// lifecycle series out; the container's stats are still exported.
+    async fn lifecycle(&self, c: &ContainerRef, deadline: &Deadline) -> Option<Arc<Lifecycle>> {
+        let key = c.lifecycle_key();
+        if let Some(hit) = self.inspect.get(&c.id, &key) {
+            return Some(hit);
+        }
+        match deadline.run(self.engine.inspect(&c.id)).await {
+            Ok(Ok(answer)) => {
+                let value = Arc::new(Lifecycle::from_inspect(&answer));
+                self.inspect.put(&c.id, &key, value.clone());
+                Some(value)
+            }
+            Ok(Err(e)) => {
+                let kind = Failure::of(&e);
+                if kind != Failure::Gone {
+                    tracing::warn!("{}: inspect failed: {e}", c.name);
+                    self.count(kind);
+                }
+                None
+            }
+            Err(Elapsed) => {
+                // A running container's stats call counts the timeout already.
+                if !c.has_stats() {
+                    self.count(Failure::Timeout);
+                }
+                None
+            }
+        }
     }
 
     /// The engine's own window where it filled `precpu_stats`; else the

@@ -61,11 +61,13 @@ impl fmt::Display for LabelSelector {
 }
 
 /// The containers to export: those matching any name or any selector, or
-/// every running container when both lists are empty.
+/// every running container when both lists are empty. A selection narrowed
+/// by an ad-hoc query also has to match the one it narrows.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Selection {
     names: Vec<String>,
     selectors: Vec<LabelSelector>,
+    within: Option<Box<Selection>>,
 }
 
 impl Selection {
@@ -75,33 +77,62 @@ impl Selection {
             .into_iter()
             .map(|n| n.trim_start_matches('/').to_string())
             .collect();
-        Self { names, selectors }
+        Self {
+            names,
+            selectors,
+            within: None,
+        }
     }
 
-    /// True when nothing narrows the selection.
+    /// This selection, further narrowed to containers that also match
+    /// `adhoc` (a scrape's `?name=` / `?label=` query). It never widens.
+    pub fn narrowed_by(&self, adhoc: Selection) -> Selection {
+        if adhoc.is_all() {
+            return self.clone();
+        }
+        Selection {
+            within: Some(Box::new(self.clone())),
+            ..adhoc
+        }
+    }
+
+    /// True when nothing narrows the selection: every running container.
     pub fn is_all(&self) -> bool {
-        self.names.is_empty() && self.selectors.is_empty()
+        self.names.is_empty()
+            && self.selectors.is_empty()
+            && self.within.as_ref().is_none_or(|w| w.is_all())
     }
 
     /// Whether a container with these names (as the engine lists them, with a
     /// leading `/`) and labels is selected.
     pub fn matches(&self, names: &[String], labels: &HashMap<String, String>) -> bool {
-        if self.is_all() {
-            return true;
-        }
-        let by_name = names
-            .iter()
-            .map(|n| n.trim_start_matches('/'))
-            .any(|n| self.names.iter().any(|want| want == n));
-        by_name || self.selectors.iter().any(|s| s.matches(labels))
+        let own = (self.names.is_empty() && self.selectors.is_empty())
+            || names
+                .iter()
+                .map(|n| n.trim_start_matches('/'))
+                .any(|n| self.names.iter().any(|want| want == n))
+            || self.selectors.iter().any(|s| s.matches(labels));
+        own && self
+            .within
+            .as_ref()
+            .is_none_or(|w| w.matches(names, labels))
     }
 
-    /// Label filters the engine can apply itself. Only a lone selector can be
-    /// pushed down: the engine ANDs its filters, the selection ORs them.
+    /// Label filters the engine can apply itself (it ANDs them). Only a lone
+    /// selector can be pushed down, as the selection ORs its terms; a narrowed
+    /// selection adds the filters of the one it narrows.
     pub fn engine_label_filter(&self) -> Option<Vec<String>> {
-        match (self.names.is_empty(), self.selectors.as_slice()) {
+        let own = match (self.names.is_empty(), self.selectors.as_slice()) {
             (true, [only]) => Some(only.engine_filters()),
             _ => None,
+        };
+        let outer = self.within.as_ref().and_then(|w| w.engine_label_filter());
+        match (own, outer) {
+            (Some(mut a), Some(b)) => {
+                a.extend(b);
+                Some(a)
+            }
+            (a, b) => a.or(b),
         }
     }
 
@@ -199,5 +230,35 @@ mod tests {
         assert_eq!(two.engine_label_filter(), None);
         assert!(Selection::default().is_all());
         assert!(Selection::default().matches(&[], &HashMap::new()));
+    }
+
+    #[test]
+    fn adhoc_query_narrows_but_never_widens() {
+        let configured = Selection::new(vec![], vec![LabelSelector::parse("team=a").unwrap()]);
+        let q = configured.narrowed_by(Selection::new(vec!["web".into()], vec![]));
+        assert!(q.matches(&["/web".into()], &labels(&[("team", "a")])));
+        assert!(
+            !q.matches(&["/web".into()], &labels(&[("team", "b")])),
+            "outside config"
+        );
+        assert!(
+            !q.matches(&["/db".into()], &labels(&[("team", "a")])),
+            "not asked for"
+        );
+        assert_eq!(q.engine_label_filter(), Some(vec!["team=a".to_string()]));
+
+        let q = configured.narrowed_by(Selection::new(
+            vec![],
+            vec![LabelSelector::parse("tier=web").unwrap()],
+        ));
+        assert_eq!(
+            q.engine_label_filter(),
+            Some(vec!["tier=web".to_string(), "team=a".to_string()])
+        );
+        assert_eq!(configured.narrowed_by(Selection::default()), configured);
+        let all = Selection::default().narrowed_by(Selection::new(vec!["x".into()], vec![]));
+        assert!(!all.is_all());
+        assert!(all.matches(&["/x".into()], &HashMap::new()));
+        assert!(!all.matches(&["/y".into()], &HashMap::new()));
     }
 }

@@ -213,7 +213,7 @@ async fn unreachable_engine_answers_200_with_docker_up_0_then_recovers() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn engine_sees_only_get_requests_for_list_stats_and_ping() {
+async fn engine_sees_only_get_requests_for_list_stats_inspect_and_ping() {
     let c = Container::sleeper("dse-readonly-target", &[]);
     let dir = TempDir::new("readonly");
     let proxy = Proxy::start(&dir.0.join("engine.sock"), "/var/run/docker.sock");
@@ -239,7 +239,8 @@ async fn engine_sees_only_get_requests_for_list_stats_and_ping() {
         let path = s.path.split('?').next().unwrap_or("");
         let allowed = path.ends_with("/_ping")
             || path.ends_with("/containers/json")
-            || (path.contains("/containers/") && path.ends_with("/stats"));
+            || path == format!("/containers/{}/json", c.id)
+            || path == format!("/containers/{}/stats", c.id);
         assert!(allowed, "unexpected engine request {s:?}");
     }
     // The first stats call fills precpu (no one-shot); the second is one-shot.
@@ -267,7 +268,7 @@ async fn stats_calls_run_concurrently_up_to_max_concurrency() {
     let m = exporter.metrics().await;
     assert_eq!(m.names("container_memory_usage_bytes"), names);
     assert_eq!(proxy.count("/stats"), 8);
-    assert_eq!(proxy.max_in_flight(), 8);
+    assert_eq!(proxy.max_stats_in_flight(), 8);
 
     // max_concurrency = 3: never more than three at once, nothing lost.
     let proxy = Proxy::start(&dir.0.join("three.sock"), "/var/run/docker.sock");
@@ -278,5 +279,5 @@ async fn stats_calls_run_concurrently_up_to_max_concurrency() {
     .await;
     let m = exporter.metrics().await;
     assert_eq!(m.names("container_memory_usage_bytes"), names);
-    assert_eq!(proxy.max_in_flight(), 3);
+    assert_eq!(proxy.max_stats_in_flight(), 3);
 }

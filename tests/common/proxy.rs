@@ -73,8 +73,6 @@ impl Proxy {
                         let (seen, delay, engine) = (seen.clone(), delay.clone(), engine.clone());
                         let flight = flight.clone();
                         async move {
-                            // Held until the engine's answer head is back.
-                            let _guard = InFlightGuard::enter(&flight);
                             let path = req
                                 .uri()
                                 .path_and_query()
@@ -88,6 +86,10 @@ impl Proxy {
                                     Duration::ZERO
                                 }
                             };
+                            // Held until the engine's answer head is back.
+                            let _guard = path
+                                .contains("/stats")
+                                .then(|| InFlightGuard::enter(&flight));
                             seen.lock().unwrap().push(Seen {
                                 method: req.method().to_string(),
                                 path,
@@ -113,8 +115,8 @@ impl Proxy {
         }
     }
 
-    /// The most requests that were waiting on the engine at once.
-    pub fn max_in_flight(&self) -> usize {
+    /// The most stats requests that were waiting on the engine at once.
+    pub fn max_stats_in_flight(&self) -> usize {
         self.in_flight.max.load(std::sync::atomic::Ordering::SeqCst)
     }
 
