@@ -468,7 +468,7 @@ pub const METRICS: &[MetricDef] = &[
     },
     MetricDef {
         name: "docker_stats_containers_selected",
-        help: "Running containers that matched the selection in this scrape.",
+        help: "Containers that matched the selection in this scrape (stopped ones too where names or labels select them).",
         kind: Gauge,
         unit: None,
         labels: "",
@@ -669,4 +669,26 @@ pub fn render(
         Format::OpenMetrics => prometheus_client::encoding::text::encode(&mut out, &registry)?,
     }
     Ok(out)
+}
+
+/// The metric reference as a Markdown table; the README carries a copy that
+/// a test keeps equal to this.
+pub fn reference_table() -> String {
+    let mut out = String::from("| metric | type | labels | meaning |\n|---|---|---|---|\n");
+    for def in METRICS {
+        let kind = match def.kind {
+            MetricType::Counter => "counter",
+            _ => "gauge",
+        };
+        let labels = match (&def.source, def.labels) {
+            (Source::Exporter, l) => l.to_string(),
+            (_, "") => "name".to_string(),
+            (_, l) => format!("name, {l}"),
+        };
+        out.push_str(&format!(
+            "| `{}` | {kind} | {labels} | {} |\n",
+            def.name, def.help
+        ));
+    }
+    out
 }

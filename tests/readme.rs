@@ -1,0 +1,24 @@
+//! The README's metric reference is the code's metric table.
+
+#![allow(clippy::unwrap_used)]
+
+use docker_stats_exporter::metrics::reference_table;
+
+#[test]
+fn readme_metric_table_matches_the_code() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let start =
+        "<!-- metrics:begin (generated from src/metrics.rs; checked by tests/readme.rs) -->\n";
+    let end = "<!-- metrics:end -->";
+    let from = readme
+        .find(start)
+        .expect("metrics:begin marker in README.md")
+        + start.len();
+    let to = readme[from..].find(end).expect("metrics:end marker") + from;
+    let expected = reference_table();
+    assert!(
+        readme[from..to] == expected,
+        "README.md's metric table is out of date; replace it with:\n{expected}"
+    );
+}
