@@ -30,6 +30,11 @@ impl Deadline {
         deadline(at).1
     }
 
+    /// Time left until the deadline as it stands now.
+    pub fn remaining(&self) -> std::time::Duration {
+        self.0.borrow().saturating_duration_since(Instant::now())
+    }
+
     /// Resolves when the deadline, as lowered meanwhile, has passed.
     pub async fn expired(&self) {
         let mut rx = self.0.clone();

@@ -15,6 +15,9 @@ use crate::lifecycle::{InspectCache, Lifecycle};
 use crate::sample::{cpu_percent, CpuReading, Sample};
 use crate::selector::Selection;
 
+/// What a stats call without `one-shot` may take: two engine ticks and room.
+const TWO_TICKS: Duration = Duration::from_millis(2500);
+
 /// One container's values in a snapshot.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ContainerMetrics {
@@ -129,13 +132,18 @@ impl Scraper {
             snapshot.engine_up = true;
             snapshot.selected = list.len();
             let known: HashSet<String> = self.lock_history().keys().cloned().collect();
+            // Without one-shot the engine waits two collection ticks (about
+            // 2 s on Docker up to 24). Short of that, ask new containers with
+            // one-shot too: no CPU percent on their first scrape, but a
+            // reading for the next one instead of a timeout every time.
+            let hurry = deadline.remaining() < TWO_TICKS;
             let listed_ids: HashSet<String> = list.iter().map(|c| c.id.clone()).collect();
 
             let mut rounds = futures::stream::iter(list)
                 .map(|c| {
                     // A container seen before can use the faster one-shot call:
                     // its previous reading supplies the CPU window.
-                    let one_shot = known.contains(&c.id);
+                    let one_shot = hurry || known.contains(&c.id);
                     async move {
                         let stats = async {
                             if c.has_stats() {

@@ -192,3 +192,47 @@ async fn churn_leaves_no_stale_series_and_no_state_behind() {
         rss.last()
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn short_scrape_timeout_asks_new_containers_with_one_shot_and_never_times_out() {
+    let c = Container::sleeper("dse-short-timeout", &[]);
+    let dir = TempDir::new("short");
+    let proxy = Proxy::start(&dir.0.join("e.sock"), "/var/run/docker.sock");
+    let exporter = Exporter::start(
+        &names_config(std::slice::from_ref(&c.name), ""),
+        &proxy.url(),
+    )
+    .await;
+    // 1.5 s is less than the two ticks a call without one-shot waits.
+    for _ in 0..3 {
+        let (status, body) = common::get(
+            exporter.addr,
+            "/metrics",
+            &[("X-Prometheus-Scrape-Timeout-Seconds", "1.5")],
+        )
+        .await;
+        assert_eq!(status, 200);
+        let m = Metrics::parse(&body);
+        assert_eq!(
+            m.names("container_memory_usage_bytes"),
+            vec![c.name.clone()]
+        );
+        assert_eq!(
+            m.value("docker_stats_scrape_errors_total", &[("kind", "timeout")]),
+            Some(0.0)
+        );
+    }
+    let stats: Vec<_> = proxy
+        .seen()
+        .into_iter()
+        .filter(|s| s.path.contains("/stats"))
+        .collect();
+    assert_eq!(stats.len(), 3);
+    assert!(
+        stats.iter().all(|s| s.path.contains("one-shot=true")),
+        "{stats:?}"
+    );
+    // The window since the previous scrape gives the CPU percent from then on.
+    let m = exporter.metrics().await;
+    assert!(m.get("container_cpu_usage_percent", &c.name).is_some());
+}

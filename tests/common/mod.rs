@@ -289,6 +289,8 @@ pub fn cgroup_file(id: &str, controller: &str, file: &str) -> u64 {
         format!("/sys/fs/cgroup/{controller}/docker/{id}/{file}"),
         format!("/sys/fs/cgroup/{controller}/system.slice/docker-{id}.scope/{file}"),
         format!("/sys/fs/cgroup/cpu,cpuacct/docker/{id}/{file}"),
+        format!("/sys/fs/cgroup/{controller}/libpod_parent/libpod-{id}/{file}"),
+        format!("/sys/fs/cgroup/{controller}/machine.slice/libpod-{id}.scope/{file}"),
     ];
     for path in &candidates {
         if let Ok(text) = std::fs::read_to_string(path) {

@@ -1,0 +1,190 @@
+//! The core checks against Podman's Docker-compatible API, a second real
+//! engine: `scripts/setup-podman.sh` installs Podman and starts its service
+//! on its own socket, next to Docker.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::process::Command;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use common::proxy::Proxy;
+use common::{cgroup_file, host_cpus, Exporter, TempDir};
+
+/// The service's `unix://` URL, set up once per test binary.
+fn podman_url() -> &'static str {
+    static URL: OnceLock<String> = OnceLock::new();
+    URL.get_or_init(|| {
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/setup-podman.sh");
+        let out = Command::new("bash").arg(script).output().unwrap();
+        assert!(
+            out.status.success(),
+            "scripts/setup-podman.sh failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let url = stdout.lines().last().unwrap_or("").trim().to_string();
+        assert!(url.starts_with("unix://"), "no socket URL in {stdout:?}");
+        url
+    })
+}
+
+fn podman(args: &[&str]) -> String {
+    podman_url();
+    let out = Command::new("podman")
+        .args(args)
+        // The service's own settings (OCI runtime, rlimits that work here).
+        .env("CONTAINERS_CONF", "/run/dse-podman/containers.conf")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "podman {} failed: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// A Podman container named after its test; removed when dropped.
+struct Pod {
+    name: String,
+    id: String,
+}
+
+impl Pod {
+    fn run(name: &str, extra: &[&str], cmd: &[&str]) -> Self {
+        let _ = Command::new("podman")
+            .args(["rm", "-f", "-t", "0", name])
+            .output();
+        let mut args = vec![
+            "run",
+            "-d",
+            "--name",
+            name,
+            "--ulimit",
+            "nofile=1024:1024",
+            "--ulimit",
+            "nproc=1024:1024",
+        ];
+        args.extend_from_slice(extra);
+        args.push("localhost/dse-test/busybox:latest");
+        args.extend_from_slice(cmd);
+        let id = podman(&args);
+        Self {
+            name: name.to_string(),
+            id,
+        }
+    }
+
+    fn remove(&self) {
+        let _ = Command::new("podman")
+            .args(["rm", "-f", "-t", "0", &self.name])
+            .output();
+    }
+}
+
+impl Drop for Pod {
+    fn drop(&mut self) {
+        self.remove();
+    }
+}
+
+fn socket_path(url: &str) -> &str {
+    url.trim_start_matches("unix://")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn podman_cpu_memory_and_selection() {
+    let burner = Pod::run(
+        "dse-pm-burner",
+        &["--cpus", "0.5", "--memory", "64m"],
+        &["sh", "-c", "yes >/dev/null"],
+    );
+    let idle = Pod::run(
+        "dse-pm-idle",
+        &["--memory", "32m", "--label", "dse.pm=sel"],
+        &["sleep", "3600"],
+    );
+    let _other = Pod::run("dse-pm-other", &[], &["sleep", "3600"]);
+    let exporter = Exporter::start(
+        "[containers]\nnames = [\"dse-pm-burner\"]\nlabels = [\"dse.pm=sel\"]\n",
+        podman_url(),
+    )
+    .await;
+
+    let first = exporter.metrics().await;
+    assert_eq!(first.value("docker_up", &[]), Some(1.0));
+    assert_eq!(
+        first.names("container_memory_usage_bytes"),
+        vec![burner.name.clone(), idle.name.clone()]
+    );
+    assert_eq!(
+        first.get("container_memory_limit_bytes", &burner.name),
+        Some(67_108_864.0)
+    );
+    assert_eq!(
+        first.get("container_memory_limit_bytes", &idle.name),
+        Some(33_554_432.0)
+    );
+    // Podman zeroes precpu_stats: no window yet, so no value rather than 0.
+    assert_eq!(first.get("container_cpu_usage_percent", &burner.name), None);
+    assert!(first
+        .get("container_cpu_usage_seconds_total", &burner.name)
+        .is_some());
+
+    // From the second scrape on, the window since the previous scrape.
+    let c1 = cgroup_file(&burner.id, "cpuacct", "cpuacct.usage");
+    let t1 = std::time::Instant::now();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let second = exporter.metrics().await;
+    let c2 = cgroup_file(&burner.id, "cpuacct", "cpuacct.usage");
+    let want = (c2 - c1) as f64 / 1e9 / t1.elapsed().as_secs_f64() / host_cpus() * 100.0;
+    let pct = second
+        .get("container_cpu_usage_percent", &burner.name)
+        .expect("cpu percent on the second scrape");
+    assert!((pct - want).abs() < 5.0, "podman {pct}, cgroup {want}");
+    assert!(
+        pct < 50.0 / host_cpus() + 3.0,
+        "{pct} above the 0.5 CPU cap"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn podman_container_removed_mid_scrape_is_left_out_and_only_gets_are_sent() {
+    let doomed = Pod::run("dse-pm-doomed", &[], &["sleep", "3600"]);
+    let survivor = Pod::run("dse-pm-survivor", &[], &["sleep", "3600"]);
+    let dir = TempDir::new("podman-gone");
+    let proxy = Proxy::start(&dir.0.join("e.sock"), socket_path(podman_url()));
+    // Podman answers stats at once; hold them so the removal lands in between.
+    proxy.set_delay("/stats", Duration::from_millis(1500));
+    let exporter = Exporter::start(
+        "[containers]\nnames = [\"dse-pm-doomed\", \"dse-pm-survivor\"]\n",
+        &proxy.url(),
+    )
+    .await;
+    let scrape = tokio::spawn({
+        let addr = exporter.addr;
+        async move { common::get(addr, "/metrics", &[]).await }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    doomed.remove();
+    let (status, body) = scrape.await.unwrap();
+    assert_eq!(status, 200, "{body}");
+    let m = common::Metrics::parse(&body);
+    assert_eq!(m.value("docker_up", &[]), Some(1.0));
+    assert_eq!(
+        m.names("container_memory_usage_bytes"),
+        vec![survivor.name.clone()]
+    );
+    assert_eq!(
+        m.value("docker_stats_scrape_errors_total", &[("kind", "gone")]),
+        Some(1.0),
+        "{body}"
+    );
+    for s in proxy.seen() {
+        assert_eq!(s.method, "GET", "{s:?}");
+    }
+}

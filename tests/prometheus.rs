@@ -1,0 +1,113 @@
+//! A real Prometheus (Debian's 2.42) scrapes the exporter every 2 s with a
+//! 2 s timeout; its HTTP API must show `up == 1` and the container's series.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{Container, Exporter, TempDir};
+
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `GET /api/v1/query?query=...`: the result vector.
+async fn query(addr: std::net::SocketAddr, promql: &str) -> Vec<serde_json::Value> {
+    let mut encoded = String::new();
+    for b in promql.bytes() {
+        if b.is_ascii_alphanumeric() || b"_.-~".contains(&b) {
+            encoded.push(b as char);
+        } else {
+            encoded.push_str(&format!("%{b:02X}"));
+        }
+    }
+    let (status, body) = common::get(addr, &format!("/api/v1/query?query={encoded}"), &[]).await;
+    assert_eq!(status, 200, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    v["data"]["result"].as_array().cloned().unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn prometheus_scrapes_every_2s_and_finds_up_and_the_series() {
+    let c = Container::sleeper("dse-prom-target", &["--memory", "24m"]);
+    let exporter = Exporter::local("[containers]\nnames = [\"dse-prom-target\"]\n").await;
+    let dir = TempDir::new("prometheus");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let config = dir.0.join("prometheus.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "global:\n  scrape_interval: 2s\n  scrape_timeout: 2s\n\
+             scrape_configs:\n  - job_name: docker-stats\n    static_configs:\n      \
+             - targets: ['{}']\n",
+            exporter.addr
+        ),
+    )
+    .unwrap();
+    let listen = format!("127.0.0.1:{port}");
+    let _prom = Killed(
+        Command::new("prometheus")
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.0.join("data").display()
+            ))
+            .arg(format!("--web.listen-address={listen}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("prometheus (Debian package prometheus)"),
+    );
+    let addr: std::net::SocketAddr = listen.parse().unwrap();
+
+    let until = Instant::now() + Duration::from_secs(60);
+    loop {
+        if tokio::net::TcpStream::connect(addr).await.is_ok() {
+            let series = query(
+                addr,
+                "container_memory_limit_bytes{name=\"dse-prom-target\"}",
+            )
+            .await;
+            let up = query(addr, "up{job=\"docker-stats\"}").await;
+            let up_is_1 = up.first().map(|s| s["value"][1] == "1").unwrap_or(false);
+            let cpu = query(
+                addr,
+                "container_cpu_usage_percent{name=\"dse-prom-target\"}",
+            )
+            .await;
+            if up_is_1 && !series.is_empty() && !cpu.is_empty() {
+                assert_eq!(series[0]["value"][1], "25165824");
+                let docker_up = query(addr, "docker_up").await;
+                assert_eq!(docker_up[0]["value"][1], "1");
+                // Scrapes within the 2 s timeout, with the timeout header.
+                let took = query(addr, "scrape_duration_seconds{job=\"docker-stats\"}").await;
+                let took: f64 = took[0]["value"][1].as_str().unwrap().parse().unwrap();
+                assert!(took < 2.0, "scrape took {took} s");
+                // A 2 s timeout is shorter than a two-tick stats call: new
+                // containers are asked with one-shot, never timed out.
+                let timeouts =
+                    query(addr, "docker_stats_scrape_errors_total{kind=\"timeout\"}").await;
+                assert_eq!(timeouts[0]["value"][1], "0");
+                break;
+            }
+        }
+        assert!(
+            Instant::now() < until,
+            "prometheus never saw up == 1 and {}",
+            c.name
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
