@@ -22,6 +22,11 @@ pub struct Cli {
     #[arg(long, value_name = "URL")]
     pub docker_host: Option<String>,
 
+    /// Web configuration file (TLS, mutual TLS, basic auth) in the Prometheus
+    /// exporter toolkit's format; see web-config.example.yml.
+    #[arg(long = "web.config.file", value_name = "FILE")]
+    pub web_config_file: Option<PathBuf>,
+
     /// Log filter: error, warn, info, debug, trace (or a tracing directive).
     #[arg(long, default_value = "info", value_name = "LEVEL")]
     pub log_level: String,

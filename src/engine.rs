@@ -100,6 +100,17 @@ impl Failure {
     }
 }
 
+/// Which engine answers; their stats differ in ways the numbers depend on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flavor {
+    /// Docker (moby).
+    Docker,
+    /// Podman's Docker-compatible API: `system_cpu_usage` is the host's busy
+    /// time rather than its capacity, and throttling and packet counters are
+    /// always zero.
+    Podman,
+}
+
 /// A lazily connected engine client. Connecting fails while the socket file
 /// is missing; it is retried at the next scrape, and once made the client
 /// (and its connection pool) is reused by every scrape after.
@@ -108,6 +119,7 @@ pub struct Engine {
     host: String,
     request_timeout: Duration,
     client: Mutex<Option<Docker>>,
+    flavor: Mutex<Option<Flavor>>,
 }
 
 impl Engine {
@@ -118,6 +130,7 @@ impl Engine {
             host: host.into(),
             request_timeout,
             client: Mutex::new(None),
+            flavor: Mutex::new(None),
         }
     }
 
@@ -142,6 +155,37 @@ impl Engine {
         .with_context(|| format!("cannot connect to the engine at {}", self.host))?;
         *slot = Some(docker.clone());
         Ok(docker)
+    }
+
+    /// The engine's flavor, asked once with `GET /version` and remembered.
+    /// Until an answer arrives, Docker is assumed.
+    pub async fn flavor(&self) -> Flavor {
+        if let Some(f) = *self.flavor.lock().unwrap_or_else(|p| p.into_inner()) {
+            return f;
+        }
+        let Ok(docker) = self.client() else {
+            return Flavor::Docker;
+        };
+        match docker.version().await {
+            Ok(v) => {
+                let podman = v
+                    .components
+                    .unwrap_or_default()
+                    .iter()
+                    .any(|c| c.name.contains("Podman"));
+                let f = if podman {
+                    Flavor::Podman
+                } else {
+                    Flavor::Docker
+                };
+                *self.flavor.lock().unwrap_or_else(|p| p.into_inner()) = Some(f);
+                f
+            }
+            Err(e) => {
+                tracing::debug!("engine version unknown: {e}");
+                Flavor::Docker
+            }
+        }
     }
 
     /// `GET /_ping`.
@@ -172,10 +216,21 @@ impl Engine {
             filters,
             ..Default::default()
         };
-        let summaries = docker
-            .list_containers(Some(options))
-            .await
-            .with_context(|| format!("listing containers at {}", self.host))?;
+        // Podman briefly reports a container that just exited as `stopped`, a
+        // state the client's list type rejects; it is `exited` moments later.
+        let mut attempt = 0;
+        let summaries = loop {
+            match docker.list_containers(Some(options.clone())).await {
+                Err(e) if Failure::of(&e) == Failure::Decode && attempt < 3 => {
+                    attempt += 1;
+                    tracing::debug!("list answer did not decode ({e}); asking again");
+                    tokio::time::sleep(Duration::from_millis(100 * attempt)).await;
+                }
+                other => {
+                    break other.with_context(|| format!("listing containers at {}", self.host))?
+                }
+            }
+        };
         let mut out = Vec::with_capacity(summaries.len());
         for s in summaries {
             let (Some(id), Some(names)) = (s.id, s.names) else {

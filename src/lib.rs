@@ -12,6 +12,8 @@ pub mod metrics;
 pub mod sample;
 pub mod scrape;
 pub mod selector;
+pub mod server;
+pub mod web_config;
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
@@ -39,17 +41,20 @@ pub fn state(config: &config::Config) -> Arc<AppState> {
 }
 
 /// Serves until SIGINT or SIGTERM, then finishes the requests in flight.
-pub async fn serve(config: config::Config) -> anyhow::Result<()> {
+/// `web` adds TLS and basic auth (see [`web_config`]).
+pub async fn serve(config: config::Config, web: web_config::WebConfig) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     tracing::info!(
         listen = %config.listen,
         engine = %config.docker_host,
+        tls = web.tls.is_some(),
+        basic_auth = web.auth.is_some(),
         "serving /metrics"
     );
-    axum::serve(listener, app(state(&config)))
-        .with_graceful_shutdown(shutdown_signal())
+    let options = server::Options::new(config.timeout, web);
+    server::run(listener, app(state(&config)), options, shutdown_signal())
         .await
         .context("server failed")
 }

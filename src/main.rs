@@ -4,6 +4,7 @@ use anyhow::Context;
 use clap::Parser;
 use docker_stats_exporter::cli::{Cli, LogFormat};
 use docker_stats_exporter::config::{Config, Overrides};
+use docker_stats_exporter::web_config::WebConfig;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -30,8 +31,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     if cli.healthcheck {
         return runtime.block_on(docker_stats_exporter::healthcheck(config.listen));
     }
+    let web = match &cli.web_config_file {
+        Some(path) => WebConfig::load(path)?,
+        None => WebConfig::default(),
+    };
     init_logging(&cli)?;
-    runtime.block_on(docker_stats_exporter::serve(config))
+    runtime.block_on(docker_stats_exporter::serve(config, web))
 }
 
 fn init_logging(cli: &Cli) -> anyhow::Result<()> {

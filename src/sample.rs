@@ -6,12 +6,16 @@
 use bollard::models::{ContainerBlkioStatEntry, ContainerCpuStats, ContainerStatsResponse};
 
 /// Cumulative CPU counters at one instant, both in nanoseconds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct CpuReading {
     /// The container's total CPU time.
     pub total_ns: u64,
     /// The host's CPU time (all cores) as the engine counts it.
     pub system_ns: u64,
+    /// When the engine read it (Unix seconds), where known.
+    pub at: Option<f64>,
+    /// CPUs online at the time, where known.
+    pub cpus: Option<u32>,
 }
 
 impl CpuReading {
@@ -20,9 +24,15 @@ impl CpuReading {
     pub fn from_stats(cpu: &ContainerCpuStats) -> Option<Self> {
         let total_ns = cpu.cpu_usage.as_ref()?.total_usage?;
         let system_ns = cpu.system_cpu_usage?;
+        let cpus = cpu.online_cpus.filter(|n| *n > 0).or_else(|| {
+            let n = cpu.cpu_usage.as_ref()?.percpu_usage.as_ref()?.len();
+            u32::try_from(n).ok().filter(|n| *n > 0)
+        });
         (total_ns > 0 && system_ns > 0).then_some(Self {
             total_ns,
             system_ns,
+            at: None,
+            cpus,
         })
     }
 }
@@ -34,6 +44,16 @@ pub fn cpu_percent(now: CpuReading, before: CpuReading) -> Option<f64> {
     let cpu = now.total_ns.checked_sub(before.total_ns)?;
     let system = now.system_ns.checked_sub(before.system_ns)?;
     (system > 0).then(|| cpu as f64 / system as f64 * 100.0)
+}
+
+/// Percent of the whole host's CPU between two readings, from wall time and
+/// online CPUs: for engines whose `system_cpu_usage` is not the host's
+/// capacity (Podman counts only busy time).
+pub fn cpu_percent_wall(now: CpuReading, before: CpuReading) -> Option<f64> {
+    let cpu = now.total_ns.checked_sub(before.total_ns)?;
+    let wall = now.at? - before.at?;
+    let cpus = f64::from(now.cpus?);
+    (wall > 0.0).then(|| cpu as f64 / (wall * 1e9 * cpus) * 100.0)
 }
 
 /// One interface's counters.
@@ -92,7 +112,10 @@ impl Sample {
         let mut s = Sample::default();
 
         if let Some(cpu) = &stats.cpu_stats {
-            s.cpu = CpuReading::from_stats(cpu);
+            s.cpu = CpuReading::from_stats(cpu).map(|r| CpuReading {
+                at: crate::lifecycle::parse_rfc3339(read),
+                ..r
+            });
             if let Some(usage) = &cpu.cpu_usage {
                 s.cpu_user_ns = usage.usage_in_usermode;
                 s.cpu_system_ns = usage.usage_in_kernelmode;

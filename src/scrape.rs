@@ -10,9 +10,9 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 
 use crate::deadline::{Deadline, Elapsed};
-use crate::engine::{ContainerRef, Engine, Failure};
+use crate::engine::{ContainerRef, Engine, Failure, Flavor};
 use crate::lifecycle::{InspectCache, Lifecycle};
-use crate::sample::{cpu_percent, CpuReading, Sample};
+use crate::sample::{cpu_percent, cpu_percent_wall, CpuReading, Sample};
 use crate::selector::Selection;
 
 /// What a stats call without `one-shot` may take: two engine ticks and room.
@@ -114,7 +114,12 @@ impl Scraper {
         let mut snapshot = Snapshot::default();
 
         let all = !selection.is_all();
-        let listed = match deadline.run(self.engine.list(selection, all)).await {
+        let (listed, flavor) = futures::join!(
+            deadline.run(self.engine.list(selection, all)),
+            deadline.run(self.engine.flavor())
+        );
+        let flavor = flavor.unwrap_or(Flavor::Docker);
+        let listed = match listed {
             Ok(Ok(list)) => Some(list),
             Ok(Err(e)) => {
                 tracing::warn!("engine unavailable: {e:#}");
@@ -163,8 +168,11 @@ impl Scraper {
                 let (sample, cpu_percent) = match stats {
                     None => (None, None),
                     Some(answer) => match self.sample(&container, answer) {
-                        Some(sample) => {
-                            let pct = self.cpu_percent(&container.id, &sample);
+                        Some(mut sample) => {
+                            if flavor == Flavor::Podman {
+                                drop_podman_zeroes(&mut sample);
+                            }
+                            let pct = self.cpu_percent(&container.id, &sample, flavor);
                             (Some(sample), pct)
                         }
                         None => continue,
@@ -269,8 +277,12 @@ impl Scraper {
 
     /// The engine's own window where it filled `precpu_stats`; else the
     /// window since this container's previous scrape.
-    fn cpu_percent(&self, id: &str, sample: &Sample) -> Option<f64> {
+    fn cpu_percent(&self, id: &str, sample: &Sample, flavor: Flavor) -> Option<f64> {
         let now = sample.cpu?;
+        let cpu_percent = match flavor {
+            Flavor::Docker => cpu_percent,
+            Flavor::Podman => cpu_percent_wall,
+        };
         let from_engine = sample.precpu.and_then(|before| cpu_percent(now, before));
         let mut history = self.lock_history();
         let from_history = match history.get_mut(id) {
@@ -298,5 +310,21 @@ impl Scraper {
             }
         };
         from_engine.or(from_history)
+    }
+}
+
+/// Podman 4 reports throttling and packet, error and drop counters as
+/// constant zeros; leave them out rather than export wrong values.
+fn drop_podman_zeroes(s: &mut Sample) {
+    s.cfs_periods = None;
+    s.cfs_throttled_periods = None;
+    s.cfs_throttled_ns = None;
+    for i in &mut s.interfaces {
+        i.rx_packets = None;
+        i.tx_packets = None;
+        i.rx_errors = None;
+        i.tx_errors = None;
+        i.rx_dropped = None;
+        i.tx_dropped = None;
     }
 }

@@ -4,7 +4,7 @@
 #![allow(clippy::unwrap_used)]
 
 use bollard::models::ContainerStatsResponse;
-use docker_stats_exporter::sample::{cpu_percent, CpuReading, Sample};
+use docker_stats_exporter::sample::{cpu_percent, cpu_percent_wall, CpuReading, Sample};
 
 fn fixture(name: &str) -> ContainerStatsResponse {
     let path = format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
@@ -112,10 +112,14 @@ fn counters_going_backwards_or_standing_still_give_no_percent() {
     let a = CpuReading {
         total_ns: 10,
         system_ns: 100,
+        at: Some(1.0),
+        cpus: Some(2),
     };
     let b = CpuReading {
         total_ns: 5,
         system_ns: 200,
+        at: Some(2.0),
+        cpus: Some(2),
     };
     assert_eq!(cpu_percent(b, a), None, "total went backwards");
     assert_eq!(cpu_percent(a, b), None, "system went backwards");
@@ -135,4 +139,26 @@ fn container_lists_of_both_engines_decode() {
         assert!(!list.is_empty());
         assert!(list.iter().all(|c| c.id.is_some() && c.names.is_some()));
     }
+}
+
+#[test]
+fn podman_cpu_percent_uses_wall_time_not_its_busy_only_system_counter() {
+    // Two Podman 4.3 readings of a 0.5-CPU burner one second apart on a
+    // 2-CPU host: its system_cpu_usage advanced by the host's busy time only
+    // (0.759 s), so docker's formula would say 67 %; a quarter of the host is
+    // right.
+    let earlier = sample("stats-podman4.3-cgroupv1-busy.json").cpu.unwrap();
+    assert_eq!(earlier.cpus, Some(2));
+    let at = earlier.at.expect("read timestamp");
+    let later = CpuReading {
+        total_ns: earlier.total_ns + 510_558_987,
+        system_ns: earlier.system_ns + 758_985_032,
+        at: Some(at + 1.0),
+        cpus: Some(2),
+    };
+    let busy_only = cpu_percent(later, earlier).unwrap();
+    assert!((busy_only - 67.27).abs() < 0.01, "{busy_only}");
+    let wall = cpu_percent_wall(later, earlier).unwrap();
+    assert!((wall - 25.53).abs() < 0.01, "{wall}");
+    assert_eq!(cpu_percent_wall(earlier, later), None, "backwards");
 }

@@ -875,6 +875,34 @@ fn image_reads_mounted_config() {
         "the config's name selector should select exactly this container:\n{}",
         tail(&body, 20)
     );
+
+    // The health check follows the configured address when given the same
+    // flags, and fails on the default port where nothing listens.
+    let check = |extra: &[&str]| {
+        docker()
+            .args([
+                "exec",
+                &guard.name,
+                "/docker-stats-exporter",
+                "--healthcheck",
+            ])
+            .args(extra)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run docker exec")
+            .status
+            .code()
+    };
+    assert_eq!(
+        check(&["--config", "/etc/docker-stats-exporter/config.toml"]),
+        Some(0),
+        "--healthcheck --config must check the configured port 9191"
+    );
+    assert_eq!(
+        check(&[]),
+        Some(1),
+        "--healthcheck alone checks 8091, where nothing listens here"
+    );
 }
 
 #[test]

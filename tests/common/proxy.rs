@@ -18,12 +18,24 @@ pub struct Seen {
     pub path: String,
 }
 
+/// A fault the proxy injects instead of the engine's answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// Forward as is.
+    None,
+    /// `500 Internal Server Error` with an engine-style JSON message.
+    ServerError,
+    /// `200 OK` with a body that is not JSON.
+    Garbage,
+}
+
 /// A running proxy; it stops when dropped.
 pub struct Proxy {
     pub socket: PathBuf,
     seen: Arc<Mutex<Vec<Seen>>>,
     delay: Arc<Mutex<(String, Duration)>>,
     in_flight: Arc<InFlight>,
+    fault: Arc<Mutex<(String, Fault)>>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -59,8 +71,10 @@ impl Proxy {
         let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
         let delay: Arc<Mutex<(String, Duration)>> = Arc::default();
         let in_flight: Arc<InFlight> = Arc::default();
+        let fault: Arc<Mutex<(String, Fault)>> = Arc::new(Mutex::new((String::new(), Fault::None)));
         let engine = engine.to_string();
         let (seen2, delay2, flight2) = (seen.clone(), delay.clone(), in_flight.clone());
+        let fault2 = fault.clone();
         let task = tokio::spawn(async move {
             loop {
                 let Ok((stream, _)) = listener.accept().await else {
@@ -68,10 +82,12 @@ impl Proxy {
                 };
                 let (seen, delay, engine) = (seen2.clone(), delay2.clone(), engine.clone());
                 let flight = flight2.clone();
+                let fault = fault2.clone();
                 tokio::spawn(async move {
                     let service = service_fn(move |req: Request<Incoming>| {
                         let (seen, delay, engine) = (seen.clone(), delay.clone(), engine.clone());
                         let flight = flight.clone();
+                        let fault = fault.clone();
                         async move {
                             let path = req
                                 .uri()
@@ -97,7 +113,25 @@ impl Proxy {
                             if !wait.is_zero() {
                                 tokio::time::sleep(wait).await;
                             }
-                            forward(&engine, req).await
+                            let injected = {
+                                let (part, f) = &*fault.lock().unwrap();
+                                let hit =
+                                    !part.is_empty() && req.uri().path().contains(part.as_str());
+                                if hit {
+                                    *f
+                                } else {
+                                    Fault::None
+                                }
+                            };
+                            match injected {
+                                Fault::None => {
+                                    forward(&engine, req).await.map(|r| r.map(Body::Engine))
+                                }
+                                Fault::ServerError => {
+                                    Ok(canned(500, "{\"message\":\"injected failure\"}"))
+                                }
+                                Fault::Garbage => Ok(canned(200, "this is not json {{{")),
+                            }
                         }
                     });
                     let _ = hyper::server::conn::http1::Builder::new()
@@ -111,8 +145,15 @@ impl Proxy {
             seen,
             delay,
             in_flight,
+            fault,
             task,
         }
+    }
+
+    /// Answers requests whose path contains `part` with `fault` instead of
+    /// forwarding them.
+    pub fn set_fault(&self, part: &str, fault: Fault) {
+        *self.fault.lock().unwrap() = (part.to_string(), fault);
     }
 
     /// The most stats requests that were waiting on the engine at once.
@@ -147,6 +188,39 @@ impl Drop for Proxy {
         self.task.abort();
         let _ = std::fs::remove_file(&self.socket);
     }
+}
+
+/// Either the engine's streamed answer or a canned one.
+enum Body {
+    Engine(Incoming),
+    Canned(http_body_util::Full<hyper::body::Bytes>),
+}
+
+impl hyper::body::Body for Body {
+    type Data = hyper::body::Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Self::Data>, Self::Error>>> {
+        match self.get_mut() {
+            Body::Engine(b) => std::pin::Pin::new(b).poll_frame(cx),
+            Body::Canned(b) => std::pin::Pin::new(b)
+                .poll_frame(cx)
+                .map(|f| f.map(|r| r.map_err(|never| match never {}))),
+        }
+    }
+}
+
+fn canned(status: u16, body: &'static str) -> Response<Body> {
+    Response::builder()
+        .status(status)
+        .header("content-type", "application/json")
+        .body(Body::Canned(http_body_util::Full::new(
+            hyper::body::Bytes::from_static(body.as_bytes()),
+        )))
+        .unwrap()
 }
 
 async fn forward(
