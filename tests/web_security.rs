@@ -46,8 +46,8 @@ struct Pki {
 impl Pki {
     fn new(tag: &str) -> Self {
         let dir = TempDir::new(&format!("web-{tag}"));
-        let (ca, issuer) = ca("dse test CA");
-        std::fs::write(dir.0.join("ca.crt"), ca).unwrap();
+        let (ca_pem, issuer) = ca("dse test CA");
+        std::fs::write(dir.0.join("ca.crt"), ca_pem).unwrap();
         let (_, rogue) = ca("some other CA");
         let leaf = |name: &str, usage, issuer: &Issuer<'_, KeyPair>, file: &str| {
             let key = KeyPair::generate().unwrap();
