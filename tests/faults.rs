@@ -233,24 +233,5 @@ async fn label_values_with_quotes_backslashes_newlines_and_non_ascii_are_escaped
     let info = m.0.iter().find(|s| s.name == "container_info").unwrap();
     assert_eq!(info.labels["container_label_odd_value"], value);
     // Every line is still one sample; promtool agrees.
-    let mut child = Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    use std::io::Write;
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(body.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
+    common::promtool_check_metrics(&body);
 }
