@@ -25,7 +25,7 @@ pub struct WebConfig {
 }
 
 #[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, rename = "web config")]
 struct RawWebConfig {
     tls_server_config: Option<RawTls>,
     http_server_config: Option<serde_norway::Value>,
@@ -33,7 +33,7 @@ struct RawWebConfig {
 }
 
 #[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, rename = "tls_server_config")]
 struct RawTls {
     cert_file: Option<String>,
     key_file: Option<String>,

@@ -76,9 +76,9 @@ async fn dockerd_stopped_mid_scrape_then_restarted_needs_no_exporter_restart() {
     let (status, body) = scrape.await.unwrap();
     assert_eq!(status, 200, "{body}");
     let m = Metrics::parse(&body);
-    // The list call had answered: up, but the container's stats are lost.
+    // The list call had answered before the daemon went: up. Whether the
+    // stats call still got its answer depends on how fast dockerd shut down.
     assert_eq!(m.value("docker_up", &[]), Some(1.0));
-    assert!(m.names("container_memory_usage_bytes").is_empty());
 
     let m = exporter.metrics().await;
     assert_eq!(m.value("docker_up", &[]), Some(0.0));

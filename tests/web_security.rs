@@ -330,6 +330,30 @@ async fn mutual_tls_accepts_only_client_certificates_from_the_ca() {
     }
 }
 
+#[tokio::test]
+async fn verify_if_given_lets_in_clients_without_a_certificate_but_not_foreign_ones() {
+    let pki = Pki::new("mtls-optional");
+    let web = pki.web_config(
+        "web.yml",
+        &format!(
+            "{TLS_ONLY}  client_auth_type: VerifyClientCertIfGiven\n  client_ca_file: ca.crt\n"
+        ),
+    );
+    let exporter = Exporter::start(&web, NO_ENGINE).await;
+    for versions in [TLS12, TLS13] {
+        for (client, let_in) in [(None, true), (Some("client"), true), (Some("rogue"), false)] {
+            let answer = https_get(
+                exporter.addr,
+                pki.client(versions, client),
+                "/healthz",
+                None,
+            )
+            .await;
+            assert_eq!(answer.is_ok(), let_in, "{client:?}: {answer:?}");
+        }
+    }
+}
+
 fn auth_config(pki: &Pki, tls: bool) -> PathBuf {
     let hash = bcrypt::hash("correct horse", 4).unwrap();
     let tls = if tls { TLS_ONLY } else { "" };
