@@ -69,9 +69,10 @@ impl Coalescer {
                     let this = Arc::clone(self);
                     let sel = selection.clone();
                     let task = tokio::spawn(async move {
-                        let snap = this.scraper.collect(&sel, &round_deadline, evict).await;
-                        this.land(id);
-                        Arc::new(snap)
+                        // Frees the slot however the round ends, a panic
+                        // included, so the next scrape starts a fresh round.
+                        let _landed = Landed(Arc::clone(&this), id);
+                        Arc::new(this.scraper.collect(&sel, &round_deadline, evict).await)
                     });
                     let result = async move {
                         task.await.unwrap_or_else(|e| {
@@ -103,5 +104,13 @@ impl Coalescer {
         if slot.as_ref().is_some_and(|f| f.id == id) {
             *slot = None;
         }
+    }
+}
+
+struct Landed(Arc<Coalescer>, u64);
+
+impl Drop for Landed {
+    fn drop(&mut self) {
+        self.0.land(self.1);
     }
 }

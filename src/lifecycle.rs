@@ -59,7 +59,8 @@ impl Lifecycle {
             // the default period.
             l.cpu_quota = positive(hc.cpu_quota).or_else(|| {
                 positive(hc.nano_cpus)
-                    .map(|n| n * period.unwrap_or(DEFAULT_CFS_PERIOD_US) / 1_000_000_000)
+                    .and_then(|n| n.checked_mul(period.unwrap_or(DEFAULT_CFS_PERIOD_US)))
+                    .map(|n| n / 1_000_000_000)
             });
             l.cpu_period = l.cpu_quota.map(|_| period.unwrap_or(DEFAULT_CFS_PERIOD_US));
             l.cpu_shares = positive(hc.cpu_shares);
@@ -95,7 +96,10 @@ pub fn parse_rfc3339(s: &str) -> Option<f64> {
         "Z" | "z" => 0,
         z if z.len() == 6 && (z.starts_with('+') || z.starts_with('-')) => {
             let sign = if z.starts_with('-') { -1 } else { 1 };
-            sign * (z[1..3].parse::<i64>().ok()? * 3600 + z[4..6].parse::<i64>().ok()? * 60)
+            // `get`, not indexing: the bytes may not be ASCII.
+            let hours: i64 = z.get(1..3)?.parse().ok()?;
+            let minutes: i64 = z.get(4..6)?.parse().ok()?;
+            sign * (hours * 3600 + minutes * 60)
         }
         _ => return None,
     };
@@ -198,6 +202,25 @@ mod tests {
         assert_eq!(parse_rfc3339("0001-01-01T00:00:00Z"), None);
         assert_eq!(parse_rfc3339("garbage"), None);
         assert_eq!(parse_rfc3339("2026-13-01T00:00:00Z"), None);
+    }
+
+    #[test]
+    fn non_ascii_time_zone_is_rejected_not_a_panic() {
+        // Found by fuzzing (fuzz/artifacts-found/).
+        for zone in ["+aé12", "+0é00", "-09é9", "+1€&", "-0😀"] {
+            assert_eq!(
+                parse_rfc3339(&format!("2026-11-24T15:38:47{zone}")),
+                None,
+                "{zone}"
+            );
+        }
+    }
+
+    #[test]
+    fn huge_nano_cpus_is_left_out_not_an_overflow() {
+        let inspect: ContainerInspectResponse =
+            serde_json::from_str(r#"{"HostConfig":{"NanoCpus":9000000000000000000}}"#).unwrap();
+        assert_eq!(Lifecycle::from_inspect(&inspect).cpu_quota, None);
     }
 
     #[test]

@@ -162,3 +162,38 @@ fn podman_cpu_percent_uses_wall_time_not_its_busy_only_system_counter() {
     assert!((wall - 25.53).abs() < 0.01, "{wall}");
     assert_eq!(cpu_percent_wall(earlier, later), None, "backwards");
 }
+
+/// Every input the fuzzers ever crashed on (fuzz/artifacts-found/) and every
+/// seed (fuzz/corpus/) goes through the same code without a panic.
+#[test]
+fn fuzz_findings_and_seeds_decode_without_panics() {
+    use bollard::models::ContainerInspectResponse;
+    use docker_stats_exporter::lifecycle::{parse_rfc3339, Lifecycle};
+
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/fuzz");
+    let mut inputs = Vec::new();
+    for dir in [
+        "artifacts-found",
+        "corpus/inspect_decode",
+        "corpus/stats_decode",
+    ] {
+        for entry in std::fs::read_dir(format!("{root}/{dir}")).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_none_or(|e| e != "md") {
+                inputs.push(std::fs::read(&path).unwrap());
+            }
+        }
+    }
+    assert!(inputs.len() >= 15, "{} inputs", inputs.len());
+    for data in &inputs {
+        let text = String::from_utf8_lossy(data);
+        let _ = parse_rfc3339(&text);
+        let _ = parse_rfc3339(&format!("2026-11-24T15:38:47{text}"));
+        if let Ok(inspect) = serde_json::from_slice::<ContainerInspectResponse>(data) {
+            let _ = Lifecycle::from_inspect(&inspect);
+        }
+        if let Ok(stats) = serde_json::from_slice::<ContainerStatsResponse>(data) {
+            let _ = Sample::from_stats(&stats);
+        }
+    }
+}
