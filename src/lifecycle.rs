@@ -150,11 +150,21 @@ impl InspectCache {
         self.entries.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// A fresh cached value for `id` in listed `state`.
+    /// A fresh cached value for `id` in listed `state`. Each container's
+    /// answer expires somewhere between half and all of `max_age`, fixed per
+    /// id, so refreshes spread over scrapes instead of all landing in one.
     pub fn get(&self, id: &str, state: &str) -> Option<Arc<Lifecycle>> {
         let entries = self.lock();
         let c = entries.get(id)?;
-        (c.state == state && c.fetched.elapsed() < self.max_age).then(|| c.value.clone())
+        (c.state == state && c.fetched.elapsed() < self.max_age_of(id)).then(|| c.value.clone())
+    }
+
+    fn max_age_of(&self, id: &str) -> Duration {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        id.hash(&mut h);
+        let spread = (h.finish() % 1000) as f64 / 1000.0;
+        self.max_age.mul_f64(0.5 + 0.5 * spread)
     }
 
     /// Stores a value fetched now.
@@ -232,6 +242,15 @@ mod tests {
         assert!(cache.get("a", "exited").is_none(), "state changed");
         cache.retain(|id| id != "a");
         assert!(cache.is_empty());
+        let spread = InspectCache::new(Duration::from_secs(100));
+        let ages: Vec<Duration> = (0..50)
+            .map(|i| spread.max_age_of(&format!("{i:064x}")))
+            .collect();
+        assert!(ages
+            .iter()
+            .all(|a| *a >= Duration::from_secs(50) && *a <= Duration::from_secs(100)));
+        assert!(ages.iter().any(|a| *a < Duration::from_secs(70)));
+        assert!(ages.iter().any(|a| *a > Duration::from_secs(80)));
         let stale = InspectCache::new(Duration::ZERO);
         stale.put("a", "running", v);
         assert!(stale.get("a", "running").is_none());

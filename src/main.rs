@@ -27,7 +27,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         &overrides,
         std::env::var("DOCKER_HOST").ok(),
     )?;
-    let runtime = tokio::runtime::Runtime::new().context("cannot start the runtime")?;
+    // One thread: the work is waiting on the engine, and every extra worker
+    // costs memory (its own allocator arena) for nothing.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the runtime")?;
     if cli.healthcheck {
         return runtime.block_on(docker_stats_exporter::healthcheck(config.listen));
     }
@@ -36,6 +41,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         None => WebConfig::default(),
     };
     init_logging(&cli)?;
+    raise_open_file_limit(config.max_concurrency);
     runtime.block_on(docker_stats_exporter::serve(config, web))
 }
 
@@ -50,4 +56,18 @@ fn init_logging(cli: &Cli) -> anyhow::Result<()> {
         LogFormat::Json => builder.json().init(),
     }
     Ok(())
+}
+
+/// Each stats call in flight holds a socket, beside up to 512 client
+/// connections: lift the soft open-file limit (often 1024) towards the hard one.
+fn raise_open_file_limit(max_concurrency: usize) {
+    let want = (max_concurrency + 512 + 64) as u64;
+    match rlimit::increase_nofile_limit(want.max(4096)) {
+        Ok(got) if got < want => tracing::warn!(
+            "open-file limit is {got}; max_concurrency {max_concurrency} may need {want}: \
+             raise it (ulimit -n) or lower max_concurrency"
+        ),
+        Ok(_) => {}
+        Err(e) => tracing::warn!("cannot read the open-file limit: {e}"),
+    }
 }
