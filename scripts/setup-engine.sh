@@ -15,6 +15,7 @@ need_pkgs=()
 [ -x "$DOCKER" ] || need_pkgs+=(docker.io)
 dpkg -s busybox-static >/dev/null 2>&1 || need_pkgs+=(busybox-static)
 command -v promtool >/dev/null || need_pkgs+=(prometheus)
+command -v docker-compose >/dev/null || need_pkgs+=(docker-compose)
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   echo "setup: installing ${need_pkgs[*]}"
   as_root apt-get update -qq

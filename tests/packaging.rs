@@ -210,12 +210,14 @@ fn dechunk(mut s: &str) -> String {
     out
 }
 
-/// Polls /metrics until `docker_up 1` appears; returns that exposition.
-fn wait_for_engine_up(addr: &str, what: &str, logs: impl Fn() -> String) -> String {
+/// Polls `path` (/metrics, possibly with a `?name=` selection so that a busy
+/// engine does not slow the test down) until `docker_up 1` appears; returns
+/// that exposition.
+fn wait_for_engine_up(addr: &str, path: &str, what: &str, logs: impl Fn() -> String) -> String {
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut last = String::from("(no answer yet)");
     while Instant::now() < deadline {
-        match http_get(addr, "/metrics", None) {
+        match http_get(addr, path, None) {
             Ok((200, _, body)) => {
                 if body.lines().any(|l| l == "docker_up 1") {
                     return body;
@@ -228,7 +230,7 @@ fn wait_for_engine_up(addr: &str, what: &str, logs: impl Fn() -> String) -> Stri
         std::thread::sleep(Duration::from_millis(500));
     }
     panic!(
-        "{what}: no `docker_up 1` on http://{addr}/metrics within 60 s.\nLast answer:\n{}\nLogs:\n{}",
+        "{what}: no `docker_up 1` on http://{addr}{path} within 60 s.\nLast answer:\n{}\nLogs:\n{}",
         tail(&last, 40),
         tail(&logs(), 40)
     );
@@ -241,7 +243,8 @@ struct ContainerGuard {
 
 impl ContainerGuard {
     fn new(test: &str) -> Self {
-        let name = format!("dse-pkg-{test}").replace('_', "-");
+        // The process id keeps two concurrent runs of this file apart.
+        let name = format!("dse-pkg-{test}-{}", std::process::id()).replace('_', "-");
         let _ = docker().args(["rm", "-f", "-v", &name]).output();
         ContainerGuard { name }
     }
@@ -285,7 +288,11 @@ struct ComposeGuard {
 impl ComposeGuard {
     fn new(test: &str, env: Vec<(String, String)>) -> Self {
         let g = ComposeGuard {
-            project: format!("dsepkg{}", test.replace(['_', '-'], "")),
+            project: format!(
+                "dsepkg{}{}",
+                test.replace(['_', '-'], ""),
+                std::process::id()
+            ),
             env,
         };
         let _ = g.cmd(&["down", "-v", "--remove-orphans"]).output();
@@ -420,7 +427,7 @@ fn build_image() {
     let log = std::fs::File::create(&log_path).expect("create build log");
     let status = docker()
         .current_dir(root())
-        .args(["build", "--pull=false", "-t", IMAGE_TAG])
+        .args(["build", "--pull=false", "--force-rm", "-t", IMAGE_TAG])
         .arg("--build-arg")
         .arg(format!("RUST_IMAGE={rust_image}"))
         .arg("--build-arg")
@@ -674,7 +681,8 @@ fn image_serves_metrics_with_read_only_socket() {
         image,
     ]));
     let addr = guard.published();
-    let body = wait_for_engine_up(&addr, &guard.name, || guard.logs());
+    let own = format!("/metrics?name={}", guard.name);
+    let body = wait_for_engine_up(&addr, &own, &guard.name, || guard.logs());
     assert!(
         body.contains(&format!("name=\"{}\"", guard.name)),
         "the exporter's own container is missing from /metrics:\n{}",
@@ -694,7 +702,7 @@ fn image_serves_metrics_with_read_only_socket() {
     assert_eq!(code, 200, "/readyz: {body}");
     let (code, head, body) = http_get(
         &addr,
-        "/metrics",
+        &own,
         Some("application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5"),
     )
     .expect("GET /metrics (OpenMetrics)");
@@ -868,7 +876,7 @@ fn image_reads_mounted_config() {
         .find(|l| l.starts_with("127.0.0.1:"))
         .unwrap_or_else(|| panic!("9191 not published: {port}"))
         .to_string();
-    let body = wait_for_engine_up(&addr, &guard.name, || guard.logs());
+    let body = wait_for_engine_up(&addr, "/metrics", &guard.name, || guard.logs());
     assert!(
         body.lines()
             .any(|l| l == "docker_stats_containers_selected 1"),
@@ -940,5 +948,17 @@ fn compose_starts_only_the_exporter_by_default() {
             .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
             .unwrap_or_default()
     };
-    wait_for_engine_up(&addr, "compose stats-exporter", logs);
+    let name = inspect(id, "{{.Name}}");
+    let body = wait_for_engine_up(
+        &addr,
+        &format!("/metrics?name={}", name.trim_start_matches('/')),
+        "compose stats-exporter",
+        logs,
+    );
+    assert!(
+        body.lines()
+            .any(|l| l == "docker_stats_containers_selected 1"),
+        "the exporter should see its own container:\n{}",
+        tail(&body, 20)
+    );
 }

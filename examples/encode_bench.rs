@@ -1,0 +1,199 @@
+//! Encoding cost of one `/metrics` answer, without the engine.
+//!
+//! ```text
+//! cargo run --release --example encode_bench [-- --containers 300 --iterations 2000]
+//! ```
+//!
+//! Builds a snapshot of N containers (default 300), each with the sample of
+//! `tests/fixtures/stats-cgroupv1-docker20.10-cap-busy.json` and the lifecycle
+//! values of `tests/fixtures/inspect-docker20.10-cap-busy.json`, and times
+//! `metrics::render` in the Prometheus text format and in OpenMetrics (default
+//! label export, and once more with the two compose labels on every series): a
+//! warm-up, then every call timed on its own (the snapshot clone that `render`
+//! consumes is made outside the timed part). Prints the median and the 10th/90th
+//! percentiles per call in µs and the output size in KiB.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use bollard::models::{ContainerInspectResponse, ContainerStatsResponse};
+use docker_stats_exporter::config::{LabelExport, LabelsOn};
+use docker_stats_exporter::engine::{ContainerRef, Failure};
+use docker_stats_exporter::lifecycle::Lifecycle;
+use docker_stats_exporter::metrics::{render, Format};
+use docker_stats_exporter::sample::Sample;
+use docker_stats_exporter::scrape::{ContainerMetrics, Snapshot};
+
+const FIXTURE: &str = "tests/fixtures/stats-cgroupv1-docker20.10-cap-busy.json";
+const INSPECT_FIXTURE: &str = "tests/fixtures/inspect-docker20.10-cap-busy.json";
+
+fn fixture<T: serde::de::DeserializeOwned>(relative: &str) -> anyhow::Result<T> {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(relative);
+    let text =
+        std::fs::read_to_string(&path).with_context(|| format!("read {}", path.display()))?;
+    serde_json::from_str(&text).with_context(|| format!("decode {}", path.display()))
+}
+
+fn snapshot(n: usize) -> anyhow::Result<Snapshot> {
+    let stats: ContainerStatsResponse = fixture(FIXTURE)?;
+    let Some(sample) = Sample::from_stats(&stats) else {
+        bail!("{FIXTURE} does not describe a running container");
+    };
+    let inspect: ContainerInspectResponse = fixture(INSPECT_FIXTURE)?;
+    let lifecycle = Arc::new(Lifecycle::from_inspect(&inspect));
+    let containers = (0..n)
+        .map(|i| ContainerMetrics {
+            container: ContainerRef {
+                id: format!("{i:064x}"),
+                name: format!("bench-service-{i:04}"),
+                labels: HashMap::from([
+                    (
+                        "com.docker.compose.project".to_string(),
+                        "bench".to_string(),
+                    ),
+                    ("com.docker.compose.service".to_string(), format!("svc{i}")),
+                ]),
+                image: "dse-test/busybox:latest".to_string(),
+                image_id: format!("sha256:{:064x}", 0xb05u32),
+                state: "running".to_string(),
+                status: "Up 5 minutes".to_string(),
+            },
+            sample: Some(sample.clone()),
+            cpu_percent: Some(12.5 + i as f64 / 100.0),
+            lifecycle: Some(lifecycle.clone()),
+        })
+        .collect();
+    Ok(Snapshot {
+        engine_up: true,
+        duration_seconds: 0.042,
+        selected: n,
+        containers,
+        errors: Failure::ALL.iter().map(|f| (*f, 0)).collect(),
+    })
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> f64 {
+    let i = ((sorted.len() - 1) as f64 * p).round() as usize;
+    sorted[i].as_secs_f64() * 1e6
+}
+
+struct Timing {
+    median_us: f64,
+    p10_us: f64,
+    p90_us: f64,
+    kib: f64,
+    series: usize,
+}
+
+fn time(
+    snapshot: &Snapshot,
+    labels: &LabelExport,
+    format: Format,
+    iterations: usize,
+) -> anyhow::Result<Timing> {
+    const BATCH: usize = 50;
+    let mut out_len = 0;
+    let mut series = 0;
+    // Warm-up.
+    for _ in 0..(iterations / 10).max(20) {
+        let body = render(snapshot.clone(), labels, format)?;
+        out_len = body.len();
+        series = body.lines().filter(|l| !l.starts_with('#')).count();
+    }
+    let mut times = Vec::with_capacity(iterations);
+    while times.len() < iterations {
+        let batch: Vec<Snapshot> = (0..BATCH.min(iterations - times.len()))
+            .map(|_| snapshot.clone())
+            .collect();
+        for snap in batch {
+            let started = Instant::now();
+            let body = render(snap, labels, format)?;
+            times.push(started.elapsed());
+            std::hint::black_box(&body);
+        }
+    }
+    times.sort();
+    Ok(Timing {
+        median_us: percentile(&times, 0.5),
+        p10_us: percentile(&times, 0.1),
+        p90_us: percentile(&times, 0.9),
+        kib: out_len as f64 / 1024.0,
+        series,
+    })
+}
+
+fn main() -> anyhow::Result<()> {
+    let mut containers = 300;
+    let mut iterations = 2000;
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "--containers" => containers = args.next().context("--containers N")?.parse()?,
+            "--iterations" => iterations = args.next().context("--iterations N")?.parse()?,
+            other => bail!("unknown argument {other:?}; use --containers N --iterations N"),
+        }
+    }
+    if containers == 0 || iterations == 0 {
+        bail!("--containers and --iterations must be at least 1");
+    }
+    let snap = snapshot(containers)?;
+    let clone_started = Instant::now();
+    for _ in 0..100 {
+        std::hint::black_box(snap.clone());
+    }
+    let clone_us = clone_started.elapsed().as_secs_f64() * 1e6 / 100.0;
+
+    println!(
+        "Snapshot: {containers} containers from {FIXTURE}; {iterations} timed calls per format \
+         after a warm-up (snapshot clone, not timed: {clone_us:.0} µs)\n"
+    );
+    let default_labels = LabelExport::default();
+    let on_all = LabelExport {
+        on: LabelsOn::All,
+        ..LabelExport::default()
+    };
+    println!(
+        "| format | compose labels on | median µs/call | p10–p90 µs | µs per container | output KiB | sample lines |"
+    );
+    println!("|---|---|---:|---:|---:|---:|---:|");
+    for (label, format, labels, on) in [
+        (
+            "Prometheus text 0.0.4",
+            Format::Prometheus,
+            &default_labels,
+            "container_info",
+        ),
+        (
+            "OpenMetrics 1.0.0",
+            Format::OpenMetrics,
+            &default_labels,
+            "container_info",
+        ),
+        (
+            "Prometheus text 0.0.4",
+            Format::Prometheus,
+            &on_all,
+            "every series",
+        ),
+        (
+            "OpenMetrics 1.0.0",
+            Format::OpenMetrics,
+            &on_all,
+            "every series",
+        ),
+    ] {
+        let r = time(&snap, labels, format, iterations)?;
+        println!(
+            "| {label} | {on} | {:.0} | {:.0}–{:.0} | {:.2} | {:.1} | {} |",
+            r.median_us,
+            r.p10_us,
+            r.p90_us,
+            r.median_us / containers as f64,
+            r.kib,
+            r.series
+        );
+    }
+    Ok(())
+}
