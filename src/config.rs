@@ -2,7 +2,7 @@
 //! before anything binds or connects.
 
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{bail, Context};
@@ -117,8 +117,11 @@ pub struct Overrides {
 pub struct Config {
     /// Where `/metrics` is served.
     pub listen: SocketAddr,
-    /// The engine's address (`unix://`, `tcp://` or `http://`).
+    /// The engine's address (`unix://`, `tcp://`, `http://` or `https://`).
     pub docker_host: String,
+    /// Directory with `ca.pem`, `cert.pem` and `key.pem` when the engine is
+    /// reached over TLS (`https://`, or `tcp://` with `DOCKER_TLS_VERIFY`).
+    pub docker_tls: Option<PathBuf>,
     /// Upper bound for one scrape.
     pub timeout: Duration,
     /// Stats calls in flight at once.
@@ -258,6 +261,7 @@ impl Config {
 
         Ok(Self {
             listen,
+            docker_tls: None,
             docker_host,
             timeout,
             max_concurrency,
@@ -265,6 +269,30 @@ impl Config {
             selection: Selection::new(names, selectors),
             labels,
         })
+    }
+}
+
+impl Config {
+    /// Applies docker's TLS variables: `DOCKER_TLS_VERIFY` (any non-empty
+    /// value) turns `tcp://` into TLS, `https://` always is; certificates come
+    /// from `DOCKER_CERT_PATH`, else `~/.docker`.
+    pub fn with_engine_tls(
+        mut self,
+        tls_verify: Option<String>,
+        cert_path: Option<String>,
+        home: Option<String>,
+    ) -> Self {
+        let verify = tls_verify.is_some_and(|v| !v.is_empty());
+        let tcp = self.docker_host.starts_with("tcp://");
+        if self.docker_host.starts_with("https://") || (tcp && verify) {
+            let dir = cert_path
+                .filter(|p| !p.is_empty())
+                .map(PathBuf::from)
+                .or_else(|| home.map(|h| Path::new(&h).join(".docker")))
+                .unwrap_or_else(|| PathBuf::from(".docker"));
+            self.docker_tls = Some(dir);
+        }
+        self
     }
 }
 
@@ -281,9 +309,9 @@ fn parse_listen(value: &str) -> anyhow::Result<SocketAddr> {
 
 fn check_docker_host(value: &str) -> anyhow::Result<String> {
     let supported: &[&str] = if cfg!(windows) {
-        &["npipe://", "tcp://", "http://"]
+        &["npipe://", "tcp://", "http://", "https://"]
     } else {
-        &["unix://", "tcp://", "http://"]
+        &["unix://", "tcp://", "http://", "https://"]
     };
     if supported.iter().any(|s| value.starts_with(s)) && value.len() > "unix://".len() {
         Ok(value.to_string())
@@ -446,6 +474,47 @@ mod tests {
         assert!(e.contains("line 2") && e.contains("second time"), "{e}");
         let e = err("[labels]\non = \"everywhere\"\n");
         assert!(e.contains("key `labels.on`"), "{e}");
+    }
+
+    #[test]
+    fn docker_tls_variables() {
+        let c = |host: &str| {
+            Config::parse(
+                "t",
+                "",
+                &Overrides {
+                    docker_host: Some(host.into()),
+                    ..Default::default()
+                },
+                None,
+            )
+            .unwrap()
+        };
+        let home = Some("/home/u".to_string());
+        assert_eq!(
+            c("tcp://h:2376")
+                .with_engine_tls(None, None, home.clone())
+                .docker_tls,
+            None
+        );
+        assert_eq!(
+            c("tcp://h:2376")
+                .with_engine_tls(Some("1".into()), None, home.clone())
+                .docker_tls,
+            Some(PathBuf::from("/home/u/.docker"))
+        );
+        assert_eq!(
+            c("https://h:2376")
+                .with_engine_tls(None, Some("/certs".into()), home.clone())
+                .docker_tls,
+            Some(PathBuf::from("/certs"))
+        );
+        assert_eq!(
+            c("unix:///s.sock")
+                .with_engine_tls(Some("1".into()), None, home)
+                .docker_tls,
+            None
+        );
     }
 
     #[test]

@@ -118,6 +118,7 @@ pub enum Flavor {
 pub struct Engine {
     host: String,
     request_timeout: Duration,
+    tls: Option<std::path::PathBuf>,
     client: Mutex<Option<Docker>>,
     flavor: Mutex<Option<Flavor>>,
 }
@@ -129,9 +130,17 @@ impl Engine {
         Self {
             host: host.into(),
             request_timeout,
+            tls: None,
             client: Mutex::new(None),
             flavor: Mutex::new(None),
         }
+    }
+
+    /// Reaches the engine over TLS with `ca.pem`, `cert.pem` and `key.pem`
+    /// from `dir`.
+    pub fn with_tls(mut self, dir: Option<std::path::PathBuf>) -> Self {
+        self.tls = dir;
+        self
     }
 
     /// The configured address.
@@ -145,7 +154,16 @@ impl Engine {
             return Ok(docker.clone());
         }
         let secs = self.request_timeout.as_secs().max(1);
-        let docker = if self.host.starts_with("unix://") {
+        let docker = if let Some(dir) = &self.tls {
+            Docker::connect_with_ssl(
+                &self.host,
+                &dir.join("key.pem"),
+                &dir.join("cert.pem"),
+                &dir.join("ca.pem"),
+                secs,
+                API_DEFAULT_VERSION,
+            )
+        } else if self.host.starts_with("unix://") {
             Docker::connect_with_unix(&self.host, secs, API_DEFAULT_VERSION)
         } else if self.host.starts_with("npipe://") {
             Docker::connect_with_host(&self.host)

@@ -27,7 +27,8 @@ pub use crate::http::{app, AppState};
 /// Shared state for a validated configuration. Nothing is contacted yet.
 pub fn state(config: &config::Config) -> Arc<AppState> {
     // The client's own timeout only backs up the per-scrape deadline.
-    let engine = engine::Engine::new(&config.docker_host, config.timeout + Duration::from_secs(5));
+    let engine = engine::Engine::new(&config.docker_host, config.timeout + Duration::from_secs(5))
+        .with_tls(config.docker_tls.clone());
     Arc::new(AppState {
         rounds: coalesce::Coalescer::new(Arc::new(scrape::Scraper::new(
             engine,

@@ -26,7 +26,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         cli.config.as_deref(),
         &overrides,
         std::env::var("DOCKER_HOST").ok(),
-    )?;
+    )?
+    .with_engine_tls(
+        std::env::var("DOCKER_TLS_VERIFY").ok(),
+        std::env::var("DOCKER_CERT_PATH").ok(),
+        std::env::var("HOME").ok(),
+    );
     // One thread: the work is waiting on the engine, and every extra worker
     // costs memory (its own allocator arena) for nothing.
     let runtime = tokio::runtime::Builder::new_current_thread()

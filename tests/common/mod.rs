@@ -103,11 +103,20 @@ pub struct Exporter {
 impl Exporter {
     /// Starts one from config text, with `docker_host` as given.
     pub async fn start(config: &str, docker_host: &str) -> Self {
+        Self::with_config(Self::config(config, docker_host)).await
+    }
+
+    /// A validated config listening on 127.0.0.1:0.
+    pub fn config(config: &str, docker_host: &str) -> Config {
         let overrides = Overrides {
             listen: Some("127.0.0.1:0".into()),
             docker_host: Some(docker_host.into()),
         };
-        let config = Config::parse("test", config, &overrides, None).expect("valid test config");
+        Config::parse("test", config, &overrides, None).expect("valid test config")
+    }
+
+    /// Starts one from a validated config.
+    pub async fn with_config(config: Config) -> Self {
         let state = docker_stats_exporter::state(&config);
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
