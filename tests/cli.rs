@@ -2,19 +2,13 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
+use common::{free_port, run_failing, BIN};
+
 use std::io::Write;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-const BIN: &str = env!("CARGO_BIN_EXE_docker-stats-exporter");
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 fn write_config(tag: &str, text: &str) -> std::path::PathBuf {
     let path = std::env::temp_dir().join(format!("dse-cli-{tag}-{}.toml", std::process::id()));
@@ -23,12 +17,6 @@ fn write_config(tag: &str, text: &str) -> std::path::PathBuf {
         .write_all(text.as_bytes())
         .unwrap();
     path
-}
-
-fn run_failing(args: &[&str]) -> String {
-    let out = Command::new(BIN).args(args).output().unwrap();
-    assert!(!out.status.success(), "{args:?} should fail");
-    String::from_utf8_lossy(&out.stderr).to_string()
 }
 
 #[test]

@@ -10,9 +10,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::proxy::{Fault, Proxy};
-use common::{docker, Container, Exporter, Metrics, TempDir};
-
-const BIN: &str = env!("CARGO_BIN_EXE_docker-stats-exporter");
+use common::{docker, Container, Exporter, Metrics, TempDir, BIN};
 
 fn names_config(names: &[&str]) -> String {
     let list: Vec<String> = names.iter().map(|n| format!("\"{n}\"")).collect();
@@ -22,11 +20,7 @@ fn names_config(names: &[&str]) -> String {
 #[tokio::test(flavor = "multi_thread")]
 async fn socket_permission_denied_gives_docker_up_0_and_a_clear_log_line() {
     // The engine's socket is root:docker 0660; run the binary as nobody.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = common::free_port();
     let listen = format!("127.0.0.1:{port}");
     let mut child = Command::new("setpriv")
         .args(["--reuid=nobody", "--regid=nogroup", "--clear-groups", BIN])

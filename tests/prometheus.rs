@@ -40,11 +40,7 @@ async fn prometheus_scrapes_every_2s_and_finds_up_and_the_series() {
     let c = Container::sleeper("dse-prom-target", &["--memory", "24m"]);
     let exporter = Exporter::local("[containers]\nnames = [\"dse-prom-target\"]\n").await;
     let dir = TempDir::new("prometheus");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = common::free_port();
     let config = dir.0.join("prometheus.yml");
     std::fs::write(
         &config,

@@ -6,6 +6,8 @@
 
 mod common;
 
+use common::{free_port, run_failing, BIN};
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -26,16 +28,7 @@ use tokio::net::TcpStream;
 use common::proxy::Proxy;
 use common::TempDir;
 
-const BIN: &str = env!("CARGO_BIN_EXE_docker-stats-exporter");
 const NO_ENGINE: &str = "unix:///nonexistent.sock";
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// A CA, a server certificate for localhost and 127.0.0.1, a client
 /// certificate from the CA and one from another CA, as PEM files.
@@ -454,12 +447,6 @@ async fn a_rejected_request_never_reaches_the_engine() {
     assert_eq!(ok.status, 200);
     assert!(ok.body.contains("docker_up 1"), "{}", ok.body);
     assert!(proxy.count("/containers/json") >= 1, "{:?}", proxy.seen());
-}
-
-fn run_failing(args: &[&str]) -> String {
-    let out = Command::new(BIN).args(args).output().unwrap();
-    assert!(!out.status.success(), "{args:?} should fail");
-    String::from_utf8_lossy(&out.stderr).to_string()
 }
 
 #[test]
