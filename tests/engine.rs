@@ -255,17 +255,11 @@ async fn engine_sees_only_get_requests_for_list_stats_inspect_version_and_ping()
 async fn stats_calls_run_concurrently_up_to_max_concurrency() {
     let names: Vec<String> = (0..8).map(|i| format!("dse-fanout-{i}")).collect();
     let _containers: Vec<Container> = names.iter().map(|n| Container::sleeper(n, &[])).collect();
-    let list = names
-        .iter()
-        .map(|n| format!("\"{n}\""))
-        .collect::<Vec<_>>()
-        .join(", ");
     let dir = TempDir::new("fanout");
 
     // Default bound: all eight stats calls wait on the engine together.
     let proxy = Proxy::start(&dir.0.join("all.sock"), "/var/run/docker.sock");
-    let exporter =
-        Exporter::start(&format!("[containers]\nnames = [{list}]\n"), &proxy.url()).await;
+    let exporter = Exporter::start(&common::names_config(&names, ""), &proxy.url()).await;
     let m = exporter.metrics().await;
     assert_eq!(m.names("container_memory_usage_bytes"), names);
     assert_eq!(proxy.count("/stats"), 8);
@@ -274,7 +268,7 @@ async fn stats_calls_run_concurrently_up_to_max_concurrency() {
     // max_concurrency = 3: never more than three at once, nothing lost.
     let proxy = Proxy::start(&dir.0.join("three.sock"), "/var/run/docker.sock");
     let exporter = Exporter::start(
-        &format!("max_concurrency = 3\n[containers]\nnames = [{list}]\n"),
+        &common::names_config(&names, "max_concurrency = 3"),
         &proxy.url(),
     )
     .await;

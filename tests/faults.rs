@@ -10,12 +10,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::proxy::{Fault, Proxy};
-use common::{docker, Container, Exporter, Metrics, TempDir, BIN};
-
-fn names_config(names: &[&str]) -> String {
-    let list: Vec<String> = names.iter().map(|n| format!("\"{n}\"")).collect();
-    format!("[containers]\nnames = [{}]\n", list.join(", "))
-}
+use common::{docker, names_config, Container, Exporter, Metrics, TempDir, BIN};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn socket_permission_denied_gives_docker_up_0_and_a_clear_log_line() {
@@ -80,7 +75,7 @@ async fn engine_failing_or_answering_garbage_for_one_container_spares_the_others
     let dir = TempDir::new("fault");
     let proxy = Proxy::start(&dir.0.join("e.sock"), "/var/run/docker.sock");
     let exporter = Exporter::start(
-        &names_config(&["dse-fault-bad", "dse-fault-good"]),
+        &names_config(&["dse-fault-bad", "dse-fault-good"], ""),
         &proxy.url(),
     )
     .await;
@@ -110,7 +105,7 @@ async fn engine_failing_or_answering_garbage_for_one_container_spares_the_others
     // A broken inspect answer costs only the lifecycle series.
     proxy.set_fault(&format!("/containers/{}/json", bad.id), Fault::Garbage);
     let fresh = Exporter::start(
-        &names_config(&["dse-fault-bad", "dse-fault-good"]),
+        &names_config(&["dse-fault-bad", "dse-fault-good"], ""),
         &proxy.url(),
     )
     .await;
@@ -135,7 +130,7 @@ async fn paused_container_keeps_its_stats_with_frozen_cpu() {
         &["sh", "-c", "yes >/dev/null"],
     );
     docker(&["pause", &c.name]);
-    let exporter = Exporter::local(&names_config(&["dse-fault-paused"])).await;
+    let exporter = Exporter::local(&names_config(&["dse-fault-paused"], "")).await;
     let first = exporter.metrics().await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     let second = exporter.metrics().await;
@@ -167,7 +162,7 @@ async fn container_stopped_during_a_scrape_is_left_out() {
     // Hold the stats calls so the stop lands between list and stats.
     proxy.set_delay("/stats", Duration::from_millis(1500));
     let exporter = Exporter::start(
-        &names_config(&["dse-fault-stopped", "dse-fault-stays"]),
+        &names_config(&["dse-fault-stopped", "dse-fault-stays"], ""),
         &proxy.url(),
     )
     .await;

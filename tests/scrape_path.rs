@@ -8,16 +8,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::proxy::Proxy;
-use common::{Container, Exporter, Metrics, TempDir};
-
-fn names_config(names: &[String], extra: &str) -> String {
-    let list = names
-        .iter()
-        .map(|n| format!("\"{n}\""))
-        .collect::<Vec<_>>()
-        .join(", ");
-    format!("{extra}\n[containers]\nnames = [{list}]\n")
-}
+use common::{names_config, Container, Exporter, Metrics, TempDir};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn concurrent_scrapes_share_one_engine_round() {

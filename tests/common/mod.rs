@@ -374,3 +374,13 @@ pub fn run_failing(args: &[&str]) -> String {
     assert!(!out.status.success(), "{args:?} should fail");
     String::from_utf8_lossy(&out.stderr).to_string()
 }
+
+/// Config text that selects exactly these container names, after `extra`
+/// top-level keys.
+pub fn names_config<S: AsRef<str>>(names: &[S], extra: &str) -> String {
+    let list: Vec<String> = names
+        .iter()
+        .map(|n| format!("\"{}\"", n.as_ref()))
+        .collect();
+    format!("{extra}\n[containers]\nnames = [{}]\n", list.join(", "))
+}
