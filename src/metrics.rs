@@ -568,28 +568,34 @@ impl Collector for SnapshotCollector {
                     }
                 }
                 Source::Exporter => {
-                    let value = match def.name {
-                        "docker_up" => Value::Int(u64::from(snap.engine_up)),
+                    let single = match def.name {
+                        "docker_up" => Some(Value::Int(u64::from(snap.engine_up))),
                         "docker_stats_scrape_duration_seconds" => {
-                            Value::Float(snap.duration_seconds)
+                            Some(Value::Float(snap.duration_seconds))
                         }
-                        "docker_stats_containers_selected" => Value::Int(snap.selected as u64),
-                        _ => {
-                            for (kind, n) in &snap.errors {
-                                rows.push((vec![("kind", kind.as_str())], Value::Int(*n)));
-                            }
-                            Value::Int(0)
+                        "docker_stats_containers_selected" => {
+                            Some(Value::Int(snap.selected as u64))
                         }
+                        _ => None,
                     };
-                    if rows.is_empty() {
-                        let family = encoder.encode_descriptor(
-                            def.base_name(),
-                            def.help,
-                            unit.as_ref(),
-                            def.kind,
-                        )?;
-                        encode_value(family, def.kind, value)?;
-                        continue;
+                    match single {
+                        // Unlabelled: encoded on the family itself.
+                        Some(value) => {
+                            let family = encoder.encode_descriptor(
+                                def.base_name(),
+                                def.help,
+                                unit.as_ref(),
+                                def.kind,
+                            )?;
+                            encode_value(family, def.kind, value)?;
+                            continue;
+                        }
+                        // docker_stats_scrape_errors_total, one series per kind.
+                        None => rows.extend(
+                            snap.errors
+                                .iter()
+                                .map(|(kind, n)| (vec![("kind", kind.as_str())], Value::Int(*n))),
+                        ),
                     }
                 }
             }
