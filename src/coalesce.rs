@@ -1,11 +1,14 @@
-//! Single flight: scrapes that arrive while a round for the same selection is
-//! in flight share it, so N concurrent scrapers cost the engine one round.
+//! Single flight per selection: scrapes that arrive while a round for the
+//! same selection is in flight share it, so N concurrent scrapers of one
+//! selection cost the engine one round. Rounds of different selections run
+//! side by side; the engine's call limit bounds them together.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
 
 use futures::future::{BoxFuture, FutureExt, Shared};
+use tokio::time::Instant;
 
 use crate::deadline::{deadline, DeadlineHandle};
 use crate::scrape::{Scraper, Snapshot};
@@ -13,7 +16,6 @@ use crate::selector::Selection;
 
 struct Flight {
     id: u64,
-    selection: Selection,
     deadline: DeadlineHandle,
     result: Shared<BoxFuture<'static, Arc<Snapshot>>>,
 }
@@ -21,7 +23,7 @@ struct Flight {
 /// Hands out snapshots, sharing rounds between concurrent callers.
 pub struct Coalescer {
     scraper: Arc<Scraper>,
-    flight: Mutex<Option<Flight>>,
+    flights: Mutex<HashMap<Selection, Flight>>,
     next_id: AtomicU64,
 }
 
@@ -36,7 +38,7 @@ impl Coalescer {
     pub fn new(scraper: Arc<Scraper>) -> Arc<Self> {
         Arc::new(Self {
             scraper,
-            flight: Mutex::new(None),
+            flights: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(0),
         })
     }
@@ -46,52 +48,37 @@ impl Coalescer {
         &self.scraper
     }
 
+    /// Rounds in flight now.
+    pub fn in_flight(&self) -> usize {
+        self.lock().len()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Selection, Flight>> {
+        self.flights.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     /// A snapshot of `selection` finished by `until`: the round in flight for
     /// the same selection (its deadline brought forward to `until` if that
-    /// is earlier), or a new one. The round runs in its own task, so a
-    /// scraper hanging up does not cancel it for the others.
+    /// is earlier), or a new one. `full` marks the configured selection (see
+    /// [`Scraper::collect`]). The round runs in its own task, so a scraper
+    /// hanging up does not cancel it for the others.
     pub async fn snapshot(
         self: &Arc<Self>,
         selection: &Selection,
         until: Instant,
-        evict: bool,
+        full: bool,
     ) -> Arc<Snapshot> {
         let result = {
-            let mut slot = self.flight.lock().unwrap_or_else(|p| p.into_inner());
-            match slot.as_ref() {
-                Some(f) if f.selection == *selection => {
+            let mut flights = self.lock();
+            match flights.get(selection) {
+                Some(f) => {
                     f.deadline.lower_to(until);
                     f.result.clone()
                 }
-                busy => {
-                    let (handle, round_deadline) = deadline(until);
-                    let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-                    let this = Arc::clone(self);
-                    let sel = selection.clone();
-                    let task = tokio::spawn(async move {
-                        // Frees the slot however the round ends, a panic
-                        // included, so the next scrape starts a fresh round.
-                        let _landed = Landed(Arc::clone(&this), id);
-                        Arc::new(this.scraper.collect(&sel, &round_deadline, evict).await)
-                    });
-                    let result = async move {
-                        task.await.unwrap_or_else(|e| {
-                            tracing::error!("scrape round failed: {e}");
-                            Arc::new(Snapshot::default())
-                        })
-                    }
-                    .boxed()
-                    .shared();
-                    // Only one round is shareable at a time; a scrape of a
-                    // different selection just runs alongside it.
-                    if busy.is_none() {
-                        *slot = Some(Flight {
-                            id,
-                            selection: selection.clone(),
-                            deadline: handle,
-                            result: result.clone(),
-                        });
-                    }
+                None => {
+                    let flight = self.start(selection.clone(), until, full);
+                    let result = flight.result.clone();
+                    flights.insert(selection.clone(), flight);
                     result
                 }
             }
@@ -99,18 +86,47 @@ impl Coalescer {
         result.await
     }
 
-    fn land(&self, id: u64) {
-        let mut slot = self.flight.lock().unwrap_or_else(|p| p.into_inner());
-        if slot.as_ref().is_some_and(|f| f.id == id) {
-            *slot = None;
+    fn start(self: &Arc<Self>, selection: Selection, until: Instant, full: bool) -> Flight {
+        let (handle, round_deadline) = deadline(until);
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let this = Arc::clone(self);
+        let task = tokio::spawn(async move {
+            // Frees the slot however the round ends, a panic included, so
+            // the next scrape starts a fresh round.
+            let _landed = Landed(Arc::clone(&this), selection.clone(), id);
+            Arc::new(
+                this.scraper
+                    .collect(&selection, &round_deadline, full)
+                    .await,
+            )
+        });
+        let result = async move {
+            task.await.unwrap_or_else(|e| {
+                tracing::error!("scrape round failed: {e}");
+                Arc::new(Snapshot::default())
+            })
+        }
+        .boxed()
+        .shared();
+        Flight {
+            id,
+            deadline: handle,
+            result,
+        }
+    }
+
+    fn land(&self, selection: &Selection, id: u64) {
+        let mut flights = self.lock();
+        if flights.get(selection).is_some_and(|f| f.id == id) {
+            flights.remove(selection);
         }
     }
 }
 
-struct Landed(Arc<Coalescer>, u64);
+struct Landed(Arc<Coalescer>, Selection, u64);
 
 impl Drop for Landed {
     fn drop(&mut self) {
-        self.0.land(self.1);
+        self.0.land(&self.1, self.2);
     }
 }

@@ -22,6 +22,9 @@ pub const DEFAULT_MAX_CONCURRENCY: usize = 512;
 /// How long an inspect answer (restart count, health, limits) is reused while
 /// the container's listed state stays the same.
 pub const DEFAULT_INSPECT_MAX_AGE: Duration = Duration::from_secs(60);
+/// On engines that answer stats at once (Docker 25+, Podman), how far apart
+/// the two readings of a container seen for the first time are taken.
+pub const DEFAULT_FIRST_CPU_WINDOW: Duration = Duration::from_millis(500);
 /// Container labels offered on `container_info` unless configured otherwise.
 pub const DEFAULT_LABELS: [&str; 2] = ["com.docker.compose.project", "com.docker.compose.service"];
 /// The engine address when neither flag, file nor `DOCKER_HOST` names one.
@@ -39,6 +42,7 @@ struct RawConfig {
     timeout: Option<Spanned<String>>,
     max_concurrency: Option<Spanned<i64>>,
     inspect_max_age: Option<Spanned<String>>,
+    first_cpu_window: Option<Spanned<String>>,
     containers: Option<RawContainers>,
     labels: Option<RawLabels>,
 }
@@ -128,6 +132,8 @@ pub struct Config {
     pub max_concurrency: usize,
     /// Reuse of inspect answers.
     pub inspect_max_age: Duration,
+    /// Gap between the two first readings on engines that answer directly.
+    pub first_cpu_window: Duration,
     /// Which containers are exported.
     pub selection: Selection,
     /// Container labels exported as metric labels.
@@ -208,6 +214,21 @@ impl Config {
             None => DEFAULT_INSPECT_MAX_AGE,
         };
 
+        let first_cpu_window = match &raw.first_cpu_window {
+            Some(v) => {
+                let d = parse_duration(v.get_ref()).context(at(v.span(), "first_cpu_window"))?;
+                if d > Duration::from_secs(5) {
+                    bail!(
+                        "{}: {:?} is longer than a scrape should wait; at most 5s",
+                        at(v.span(), "first_cpu_window"),
+                        v.get_ref()
+                    );
+                }
+                d
+            }
+            None => DEFAULT_FIRST_CPU_WINDOW,
+        };
+
         let labels = match raw.labels {
             None => LabelExport::default(),
             Some(l) => {
@@ -266,6 +287,7 @@ impl Config {
             timeout,
             max_concurrency,
             inspect_max_age,
+            first_cpu_window,
             selection: Selection::new(names, selectors),
             labels,
         })
@@ -327,26 +349,16 @@ fn check_docker_host(value: &str) -> anyhow::Result<String> {
     }
 }
 
-/// Parses durations such as `500ms`, `10s`, `1.5s`, `2m`.
+/// Parses durations such as `500ms`, `10s`, `2m` or `1m30s`, more than
+/// nothing and at most an hour.
 pub fn parse_duration(value: &str) -> anyhow::Result<Duration> {
-    let value = value.trim();
-    let split = value
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(value.len());
-    let (number, unit) = value.split_at(split);
-    let number: f64 = number
-        .parse()
-        .with_context(|| format!("{value:?} is not a duration like 500ms, 10s or 1m"))?;
-    let seconds = match unit {
-        "ms" => number / 1000.0,
-        "s" => number,
-        "m" => number * 60.0,
-        _ => bail!("{value:?} is not a duration like 500ms, 10s or 1m (unit ms, s or m)"),
-    };
-    if !(seconds > 0.0 && seconds <= 3600.0) {
+    let d = humantime::parse_duration(value.trim()).map_err(|e| {
+        anyhow::anyhow!("{value:?} is not a duration like 500ms, 10s or 1m30s ({e})")
+    })?;
+    if d.is_zero() || d > Duration::from_secs(3600) {
         bail!("{value:?} must be more than 0 and at most 1h");
     }
-    Ok(Duration::from_secs_f64(seconds))
+    Ok(d)
 }
 
 #[cfg(test)]
@@ -520,8 +532,13 @@ mod tests {
     #[test]
     fn durations() {
         assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
-        assert_eq!(parse_duration("1.5s").unwrap(), Duration::from_millis(1500));
+        assert_eq!(
+            parse_duration("1500ms").unwrap(),
+            Duration::from_millis(1500)
+        );
         assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
+        assert_eq!(parse_duration("1m30s").unwrap(), Duration::from_secs(90));
+        assert!(parse_duration("2h").is_err());
         assert!(parse_duration("0s").is_err());
         assert!(parse_duration("5").is_err());
         assert!(parse_duration("s").is_err());

@@ -1,7 +1,9 @@
 //! The HTTP side: `/metrics`, health endpoints and the landing page.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use axum::extract::{Query, State};
 use axum::http::header::{ACCEPT, CONTENT_TYPE};
@@ -12,7 +14,8 @@ use axum::Router;
 
 use crate::coalesce::Coalescer;
 use crate::config::LabelExport;
-use crate::metrics::{render, Format};
+use crate::format::Format;
+use crate::metrics::render;
 use crate::selector::{LabelSelector, Selection};
 
 /// What every request handler shares.
@@ -44,7 +47,9 @@ pub fn scrape_budget(configured: Duration, header: Option<&str>) -> Duration {
     let from_header = header
         .and_then(|h| h.trim().parse::<f64>().ok())
         .filter(|s| s.is_finite() && *s > 0.0)
-        .map(|s| Duration::from_secs_f64((s - (s * 0.1).clamp(0.1, 0.5)).max(0.05)));
+        .map(|s| (s - (s * 0.1).clamp(0.1, 0.5)).max(0.05))
+        // Beyond what a Duration holds (1e20): no bound below the configured one.
+        .and_then(|s| Duration::try_from_secs_f64(s).ok());
     match from_header {
         Some(h) => h.min(configured),
         None => configured,
@@ -157,7 +162,7 @@ mod tests {
         let sel = adhoc_selection(&q(&[("name", "web"), ("name", "db"), ("label", "a=b")]))
             .unwrap()
             .unwrap();
-        assert_eq!(sel.names(), ["web", "db"]);
+        assert_eq!(sel.names(), ["db", "web"]);
         assert_eq!(sel.selectors().len(), 1);
         assert!(adhoc_selection(&q(&[("label", "=x")]))
             .unwrap_err()
@@ -178,5 +183,13 @@ mod tests {
         assert_eq!(scrape_budget(ten, Some("5")), Duration::from_millis(4500));
         assert_eq!(scrape_budget(ten, Some("0.5")), Duration::from_millis(400));
         assert_eq!(scrape_budget(ten, Some("60")), ten);
+    }
+
+    #[test]
+    fn absurd_scrape_timeout_headers_fall_back_to_the_configured_timeout() {
+        let ten = Duration::from_secs(10);
+        for header in ["1e20", "1e400", "inf", "NaN", "-0", "0"] {
+            assert_eq!(scrape_budget(ten, Some(header)), ten, "{header}");
+        }
     }
 }

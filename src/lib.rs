@@ -4,8 +4,10 @@
 pub mod cli;
 pub mod coalesce;
 pub mod config;
+pub mod cpu;
 pub mod deadline;
 pub mod engine;
+pub mod format;
 pub mod http;
 pub mod lifecycle;
 pub mod metrics;
@@ -13,6 +15,8 @@ pub mod sample;
 pub mod scrape;
 pub mod selector;
 pub mod server;
+pub mod state;
+pub mod timestamp;
 pub mod web_config;
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -27,14 +31,26 @@ pub use crate::http::{app, AppState};
 /// Shared state for a validated configuration. Nothing is contacted yet.
 pub fn state(config: &config::Config) -> Arc<AppState> {
     // The client's own timeout only backs up the per-scrape deadline.
-    let engine = engine::Engine::new(&config.docker_host, config.timeout + Duration::from_secs(5))
-        .with_tls(config.docker_tls.clone());
+    let engine = engine::docker::DockerEngine::new(
+        &config.docker_host,
+        config.timeout + Duration::from_secs(5),
+    )
+    .with_tls(config.docker_tls.clone());
+    state_with_engine(config, Arc::new(engine))
+}
+
+/// Shared state reading `engine`, for everything else as `config` says.
+pub fn state_with_engine(
+    config: &config::Config,
+    engine: Arc<dyn engine::EngineApi>,
+) -> Arc<AppState> {
+    let options = scrape::ScrapeOptions {
+        max_concurrency: config.max_concurrency,
+        inspect_max_age: config.inspect_max_age,
+        first_cpu_window: config.first_cpu_window,
+    };
     Arc::new(AppState {
-        rounds: coalesce::Coalescer::new(Arc::new(scrape::Scraper::new(
-            engine,
-            config.max_concurrency,
-            config.inspect_max_age,
-        ))),
+        rounds: coalesce::Coalescer::new(Arc::new(scrape::Scraper::new(engine, &options))),
         labels: config.labels.clone(),
         selection: config.selection.clone(),
         timeout: config.timeout,

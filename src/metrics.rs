@@ -13,6 +13,7 @@ use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::{Registry, Unit};
 
 use crate::config::{LabelExport, LabelsOn};
+pub use crate::format::Format;
 use crate::sample::Interface;
 use crate::scrape::{ContainerMetrics, Snapshot};
 
@@ -404,7 +405,7 @@ pub const METRICS: &[MetricDef] = &[
         unit: None,
         labels: "",
         source: Source::Container(|c| {
-            if c.sample.is_some() {
+            if c.container.has_stats() {
                 return None;
             }
             c.lifecycle.as_ref()?.exit_code.map(Value::Signed)
@@ -626,33 +627,6 @@ fn encode_value(
         (_, Value::Int(v)) => ConstGauge::new(v).encode(encoder),
         (_, Value::Signed(v)) => ConstGauge::new(v).encode(encoder),
         (_, Value::Float(v)) => ConstGauge::new(v).encode(encoder),
-    }
-}
-
-/// Which text format a scraper gets.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Format {
-    /// Prometheus text format 0.0.4.
-    Prometheus,
-    /// OpenMetrics 1.0.0 text.
-    OpenMetrics,
-}
-
-impl Format {
-    /// Picks OpenMetrics only when the `Accept` header asks for it.
-    pub fn from_accept(accept: Option<&str>) -> Self {
-        match accept {
-            Some(a) if a.contains("application/openmetrics-text") => Format::OpenMetrics,
-            _ => Format::Prometheus,
-        }
-    }
-
-    /// The response's `Content-Type`.
-    pub fn content_type(self) -> &'static str {
-        match self {
-            Format::Prometheus => prometheus_client::encoding::prometheus_text::CONTENT_TYPE,
-            Format::OpenMetrics => "application/openmetrics-text; version=1.0.0; charset=utf-8",
-        }
     }
 }
 

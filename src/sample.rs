@@ -3,58 +3,9 @@
 //! engine does not report leaves its series out instead of failing the
 //! container.
 
-use bollard::models::{ContainerBlkioStatEntry, ContainerCpuStats, ContainerStatsResponse};
+use bollard::models::{ContainerBlkioStatEntry, ContainerStatsResponse};
 
-/// Cumulative CPU counters at one instant, both in nanoseconds.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct CpuReading {
-    /// The container's total CPU time.
-    pub total_ns: u64,
-    /// The host's CPU time (all cores) as the engine counts it.
-    pub system_ns: u64,
-    /// When the engine read it (Unix seconds), where known.
-    pub at: Option<f64>,
-    /// CPUs online at the time, where known.
-    pub cpus: Option<u32>,
-}
-
-impl CpuReading {
-    /// A reading, or `None` where the engine left the counters zeroed (one-shot
-    /// or Podman `precpu_stats`, a container that died mid-call).
-    pub fn from_stats(cpu: &ContainerCpuStats) -> Option<Self> {
-        let total_ns = cpu.cpu_usage.as_ref()?.total_usage?;
-        let system_ns = cpu.system_cpu_usage?;
-        let cpus = cpu.online_cpus.filter(|n| *n > 0).or_else(|| {
-            let n = cpu.cpu_usage.as_ref()?.percpu_usage.as_ref()?.len();
-            u32::try_from(n).ok().filter(|n| *n > 0)
-        });
-        (total_ns > 0 && system_ns > 0).then_some(Self {
-            total_ns,
-            system_ns,
-            at: None,
-            cpus,
-        })
-    }
-}
-
-/// Percent of the whole host's CPU used between two readings: docker/cli's
-/// formula without the `online_cpus` factor, so 100 means every core is busy.
-/// `None` when the counters did not advance or went backwards.
-pub fn cpu_percent(now: CpuReading, before: CpuReading) -> Option<f64> {
-    let cpu = now.total_ns.checked_sub(before.total_ns)?;
-    let system = now.system_ns.checked_sub(before.system_ns)?;
-    (system > 0).then(|| cpu as f64 / system as f64 * 100.0)
-}
-
-/// Percent of the whole host's CPU between two readings, from wall time and
-/// online CPUs: for engines whose `system_cpu_usage` is not the host's
-/// capacity (Podman counts only busy time).
-pub fn cpu_percent_wall(now: CpuReading, before: CpuReading) -> Option<f64> {
-    let cpu = now.total_ns.checked_sub(before.total_ns)?;
-    let wall = now.at? - before.at?;
-    let cpus = f64::from(now.cpus?);
-    (wall > 0.0).then(|| cpu as f64 / (wall * 1e9 * cpus) * 100.0)
-}
+use crate::cpu::CpuReading;
 
 /// One interface's counters.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -113,7 +64,7 @@ impl Sample {
 
         if let Some(cpu) = &stats.cpu_stats {
             s.cpu = CpuReading::from_stats(cpu).map(|r| CpuReading {
-                at: crate::lifecycle::parse_rfc3339(read),
+                at: crate::timestamp::parse_rfc3339(read),
                 ..r
             });
             if let Some(usage) = &cpu.cpu_usage {

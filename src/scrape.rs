@@ -2,20 +2,23 @@
 //! (and, where not cached, inspect answers) concurrently, and freeze the
 //! answers into an immutable [`Snapshot`].
 
-use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use futures::StreamExt;
+use tokio::time::Instant;
 
+use crate::cpu::percent_for;
 use crate::deadline::{Deadline, Elapsed};
-use crate::engine::{ContainerRef, Engine, Failure, Flavor};
-use crate::lifecycle::{InspectCache, Lifecycle};
-use crate::sample::{cpu_percent, cpu_percent_wall, CpuReading, Sample};
+use crate::engine::limited::Limited;
+use crate::engine::{ContainerRef, EngineApi, EngineVersion, Failure, Flavor, ListQuery};
+use crate::lifecycle::Lifecycle;
+use crate::sample::Sample;
 use crate::selector::Selection;
+use crate::state::{RoundEnd, StateTable};
 
-/// What a stats call without `one-shot` may take: two engine ticks and room.
+/// What a stats call without `one-shot` may take on an engine that waits for
+/// its collection tick: two ticks and room.
 const TWO_TICKS: Duration = Duration::from_millis(2500);
 
 /// One container's values in a snapshot.
@@ -23,7 +26,8 @@ const TWO_TICKS: Duration = Duration::from_millis(2500);
 pub struct ContainerMetrics {
     /// The container as listed.
     pub container: ContainerRef,
-    /// Its stats; `None` for a container that is not running.
+    /// Its stats; `None` for a container that is not running, or whose stats
+    /// call failed this time.
     pub sample: Option<Sample>,
     /// Percent of the whole host's CPU, where a valid window exists.
     pub cpu_percent: Option<f64>,
@@ -46,53 +50,68 @@ pub struct Snapshot {
     pub errors: Vec<(Failure, u64)>,
 }
 
-/// The last two distinct CPU readings of a container. Two of them, so that
-/// scrapes landing in the same engine tick (HA Prometheus pairs) still get the
-/// window before it instead of a zero-length one.
-#[derive(Debug, Clone, Copy)]
-struct CpuHistory {
-    last: CpuReading,
-    before: Option<CpuReading>,
+/// How rounds are run.
+#[derive(Debug, Clone)]
+pub struct ScrapeOptions {
+    /// Engine calls in flight at once, for all rounds together.
+    pub max_concurrency: usize,
+    /// Longest reuse of an inspect answer.
+    pub inspect_max_age: Duration,
+    /// On engines that answer stats directly (Docker 25+, Podman), a
+    /// container seen for the first time is read twice this far apart, so
+    /// that its first scrape has a CPU percent.
+    pub first_cpu_window: Duration,
+}
+
+impl Default for ScrapeOptions {
+    fn default() -> Self {
+        Self {
+            max_concurrency: crate::config::DEFAULT_MAX_CONCURRENCY,
+            inspect_max_age: crate::config::DEFAULT_INSPECT_MAX_AGE,
+            first_cpu_window: crate::config::DEFAULT_FIRST_CPU_WINDOW,
+        }
+    }
+}
+
+/// What became of one container in a round.
+#[derive(Debug)]
+struct Outcome {
+    metrics: ContainerMetrics,
+    /// The one failure the container is counted for, if any.
+    failure: Option<Failure>,
 }
 
 /// Runs scrape rounds against one engine and keeps what must survive between
-/// them: each container's previous CPU reading, cached inspect answers and
-/// the error counters. Per-container state is dropped once a full round no
-/// longer lists the container.
+/// them: per-container state and the error counters.
 #[derive(Debug)]
 pub struct Scraper {
-    engine: Engine,
-    max_concurrency: usize,
-    history: Mutex<HashMap<String, CpuHistory>>,
-    inspect: InspectCache,
+    engine: Limited,
+    state: StateTable,
+    version: Mutex<Option<EngineVersion>>,
+    first_cpu_window: Duration,
     errors: [AtomicU64; Failure::ALL.len()],
 }
 
 impl Scraper {
-    /// A scraper that keeps at most `max_concurrency` containers' calls in
-    /// flight and reuses inspect answers for up to `inspect_max_age`.
-    pub fn new(engine: Engine, max_concurrency: usize, inspect_max_age: Duration) -> Self {
+    /// A scraper of `engine`.
+    pub fn new(engine: Arc<dyn EngineApi>, options: &ScrapeOptions) -> Self {
         Self {
-            engine,
-            max_concurrency: max_concurrency.max(1),
-            history: Mutex::new(HashMap::new()),
-            inspect: InspectCache::new(inspect_max_age),
+            engine: Limited::new(engine, options.max_concurrency),
+            state: StateTable::new(options.inspect_max_age),
+            version: Mutex::new(None),
+            first_cpu_window: options.first_cpu_window,
             errors: Default::default(),
         }
     }
 
-    /// The engine this scraper reads.
-    pub fn engine(&self) -> &Engine {
+    /// The engine this scraper reads, behind the shared call limit.
+    pub fn engine(&self) -> &dyn EngineApi {
         &self.engine
     }
 
     /// Containers whose state is held (CPU readings, inspect answers).
     pub fn tracked_containers(&self) -> usize {
-        self.lock_history().len().max(self.inspect.len())
-    }
-
-    fn lock_history(&self) -> std::sync::MutexGuard<'_, HashMap<String, CpuHistory>> {
-        self.history.lock().unwrap_or_else(|p| p.into_inner())
+        self.state.len()
     }
 
     fn count(&self, failure: Failure) {
@@ -100,98 +119,77 @@ impl Scraper {
         self.errors[i].fetch_add(1, Ordering::Relaxed);
     }
 
+    /// The engine's version, asked once; Docker before 25 until it answers.
+    async fn version(&self, deadline: &Deadline) -> EngineVersion {
+        if let Some(v) = self.lock_version().clone() {
+            return v;
+        }
+        match deadline.run(self.engine.version()).await {
+            Ok(Ok(v)) => {
+                tracing::info!(engine = %self.engine.host(), version = %v.version, flavor = ?v.flavor, "engine identified");
+                *self.lock_version() = Some(v.clone());
+                v
+            }
+            Ok(Err(e)) => {
+                tracing::debug!("engine version unknown: {e}");
+                EngineVersion::default()
+            }
+            Err(Elapsed) => EngineVersion::default(),
+        }
+    }
+
+    fn lock_version(&self) -> std::sync::MutexGuard<'_, Option<EngineVersion>> {
+        self.version.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     /// One round, finished by `deadline`. An explicit selection (names or
     /// labels) also lists stopped containers, for their lifecycle metrics.
-    /// State of containers no longer listed is dropped when `evict` is set (a
-    /// round over the configured selection, not a narrowed ad-hoc one).
+    /// `full` marks a round over the configured selection, after which the
+    /// state of containers it did not list is dropped.
     pub async fn collect(
         &self,
         selection: &Selection,
         deadline: &Deadline,
-        evict: bool,
+        full: bool,
     ) -> Snapshot {
         let started = Instant::now();
-        let mut snapshot = Snapshot::default();
-
-        let all = !selection.is_all();
-        let (listed, flavor) = futures::join!(
-            deadline.run(self.engine.list(selection, all)),
-            deadline.run(self.engine.flavor())
+        let query = ListQuery {
+            all: !selection.is_all(),
+            label_filters: selection.engine_label_filter().unwrap_or_default(),
+        };
+        let (listed, version) = futures::join!(
+            deadline.run(self.engine.list(&query)),
+            self.version(deadline)
         );
-        let flavor = flavor.unwrap_or(Flavor::Docker);
-        let listed = match listed {
-            Ok(Ok(list)) => Some(list),
+        let mut snapshot = Snapshot::default();
+        match listed {
+            Ok(Ok(list)) => {
+                let mut chosen: Vec<ContainerRef> = list
+                    .into_iter()
+                    .filter(|l| selection.matches(&l.names, &l.container.labels))
+                    .map(|l| l.container)
+                    .collect();
+                // Containers that missed the last deadline are asked first.
+                chosen.sort_by_key(|c| !self.state.missed_last_round(&c.id));
+                snapshot.engine_up = true;
+                snapshot.selected = chosen.len();
+                let outcomes = futures::future::join_all(
+                    chosen
+                        .into_iter()
+                        .map(|c| self.container(c, &version, deadline)),
+                )
+                .await;
+                snapshot.containers = self.settle(outcomes, full);
+            }
             Ok(Err(e)) => {
-                tracing::warn!("engine unavailable: {e:#}");
-                self.count(Failure::Engine);
-                None
+                tracing::warn!("engine unavailable: {e}");
+                self.count(e.kind);
             }
             Err(Elapsed) => {
                 tracing::warn!("listing containers at {} timed out", self.engine.host());
                 self.count(Failure::Timeout);
-                None
-            }
-        };
-
-        if let Some(list) = listed {
-            snapshot.engine_up = true;
-            snapshot.selected = list.len();
-            let known: HashSet<String> = self.lock_history().keys().cloned().collect();
-            // Without one-shot the engine waits two collection ticks (about
-            // 2 s on Docker up to 24). Short of that, ask new containers with
-            // one-shot too: no CPU percent on their first scrape, but a
-            // reading for the next one instead of a timeout every time.
-            let hurry = deadline.remaining() < TWO_TICKS;
-            let listed_ids: HashSet<String> = list.iter().map(|c| c.id.clone()).collect();
-
-            let mut rounds = futures::stream::iter(list)
-                .map(|c| {
-                    // A container seen before can use the faster one-shot call:
-                    // its previous reading supplies the CPU window.
-                    let one_shot = hurry || known.contains(&c.id);
-                    async move {
-                        let stats = async {
-                            if c.has_stats() {
-                                Some(deadline.run(self.engine.stats(&c.id, one_shot)).await)
-                            } else {
-                                None
-                            }
-                        };
-                        let (stats, lifecycle) =
-                            futures::join!(stats, self.lifecycle(&c, deadline));
-                        (c, stats, lifecycle)
-                    }
-                })
-                .buffer_unordered(self.max_concurrency);
-
-            while let Some((container, stats, lifecycle)) = rounds.next().await {
-                let (sample, cpu_percent) = match stats {
-                    None => (None, None),
-                    Some(answer) => match self.sample(&container, answer) {
-                        Some(mut sample) => {
-                            if flavor == Flavor::Podman {
-                                drop_podman_zeroes(&mut sample);
-                            }
-                            let pct = self.cpu_percent(&container.id, &sample, flavor);
-                            (Some(sample), pct)
-                        }
-                        None => continue,
-                    },
-                };
-                snapshot.containers.push(ContainerMetrics {
-                    container,
-                    sample,
-                    cpu_percent,
-                    lifecycle,
-                });
-            }
-
-            if evict {
-                self.lock_history().retain(|id, _| listed_ids.contains(id));
-                self.inspect.retain(|id| listed_ids.contains(id));
             }
         }
-
         snapshot
             .containers
             .sort_by(|a, b| a.container.name.cmp(&b.container.name));
@@ -204,113 +202,196 @@ impl Scraper {
         snapshot
     }
 
-    /// The sample from a stats answer, or `None` (counted) when the container
-    /// is to be left out of this scrape.
-    fn sample(
+    /// Counts each container's failure once, leaves out the ones that are
+    /// gone, logs the round's timeouts on one line and updates the state.
+    fn settle(&self, outcomes: Vec<Outcome>, full: bool) -> Vec<ContainerMetrics> {
+        let mut listed = Vec::with_capacity(outcomes.len());
+        let (mut missed_ids, mut missed_names) = (Vec::new(), Vec::new());
+        let mut kept = Vec::with_capacity(outcomes.len());
+        for o in outcomes {
+            let c = &o.metrics.container;
+            listed.push(c.id.clone());
+            if let Some(failure) = o.failure {
+                self.count(failure);
+                match failure {
+                    Failure::Gone => continue,
+                    Failure::Timeout => {
+                        missed_ids.push(c.id.clone());
+                        missed_names.push(c.name.clone());
+                    }
+                    _ => {}
+                }
+            }
+            kept.push(o.metrics);
+        }
+        if !missed_names.is_empty() {
+            log_timeouts(&missed_names, kept.len());
+        }
+        self.state.finish_round(&RoundEnd {
+            listed: listed.iter().map(String::as_str).collect(),
+            missed: missed_ids.iter().map(String::as_str).collect(),
+            full,
+        });
+        kept
+    }
+
+    /// Stats and lifecycle of one container, asked concurrently.
+    async fn container(
+        &self,
+        c: ContainerRef,
+        version: &EngineVersion,
+        deadline: &Deadline,
+    ) -> Outcome {
+        let (stats, lifecycle) = futures::join!(
+            self.stats_of(&c, version, deadline),
+            self.lifecycle(&c, deadline)
+        );
+        let failure = match (&stats, &lifecycle) {
+            (Err(Failure::Gone), _) | (_, Err(Failure::Gone)) => Some(Failure::Gone),
+            (Err(kind), _) | (_, Err(kind)) => Some(*kind),
+            _ => None,
+        };
+        let (sample, cpu_percent) = match stats {
+            Ok(Some((sample, pct))) => (Some(sample), pct),
+            _ => (None, None),
+        };
+        Outcome {
+            metrics: ContainerMetrics {
+                container: c,
+                sample,
+                cpu_percent,
+                lifecycle: lifecycle.ok(),
+            },
+            failure,
+        }
+    }
+
+    /// The container's stats and CPU percent; `Ok(None)` for one that is not
+    /// running.
+    async fn stats_of(
         &self,
         c: &ContainerRef,
-        answer: Result<
-            Result<Option<bollard::models::ContainerStatsResponse>, bollard::errors::Error>,
-            Elapsed,
-        >,
-    ) -> Option<Sample> {
-        let failure = match answer {
-            Ok(Ok(Some(stats))) => match Sample::from_stats(&stats) {
-                Some(sample) => return Some(sample),
-                None => {
+        version: &EngineVersion,
+        deadline: &Deadline,
+    ) -> Result<Option<(Sample, Option<f64>)>, Failure> {
+        if !c.has_stats() {
+            return Ok(None);
+        }
+        let known = self.state.has_cpu_reading(&c.id);
+        let direct = version.direct_stats();
+        // An engine that waits for its tick fills `precpu_stats` only
+        // without one-shot, at the cost of a second tick: worth it for a
+        // container seen for the first time, unless the deadline is short.
+        let one_shot = direct || known || deadline.remaining() < TWO_TICKS;
+        let first = self
+            .read_stats(c, one_shot, version.flavor, deadline)
+            .await?;
+        let pct = self.take_cpu(&c.id, &first, version.flavor);
+        if pct.is_some() || !direct || known || first.cpu.is_none() {
+            return Ok(Some((first, pct)));
+        }
+        // A direct engine gives one reading and no window: take a second
+        // reading a short while later, if the deadline leaves room.
+        if deadline.remaining() < self.first_cpu_window * 2 {
+            return Ok(Some((first, None)));
+        }
+        let second = deadline.run(async {
+            tokio::time::sleep(self.first_cpu_window).await;
+            self.read_stats(c, true, version.flavor, deadline).await
+        });
+        match second.await {
+            Ok(Ok(second)) => {
+                let pct = self.take_cpu(&c.id, &second, version.flavor);
+                Ok(Some((second, pct)))
+            }
+            Ok(Err(Failure::Gone)) => Err(Failure::Gone),
+            _ => Ok(Some((first, None))),
+        }
+    }
+
+    /// One stats call, decoded.
+    async fn read_stats(
+        &self,
+        c: &ContainerRef,
+        one_shot: bool,
+        flavor: Flavor,
+        deadline: &Deadline,
+    ) -> Result<Sample, Failure> {
+        match deadline.run(self.engine.stats(&c.id, one_shot)).await {
+            Ok(Ok(Some(stats))) => {
+                let Some(mut sample) = Sample::from_stats(&stats) else {
                     tracing::debug!("{}: stopped before its stats were read", c.name);
-                    Failure::Gone
+                    return Err(Failure::Gone);
+                };
+                if flavor == Flavor::Podman {
+                    drop_podman_zeroes(&mut sample);
                 }
-            },
+                Ok(sample)
+            }
             Ok(Ok(None)) => {
                 tracing::debug!("{}: removed during the stats call", c.name);
-                Failure::Gone
+                Err(Failure::Gone)
             }
             Ok(Err(e)) => {
-                let kind = Failure::of(&e);
-                if kind == Failure::Gone {
+                if e.kind == Failure::Gone {
                     tracing::debug!("{}: gone: {e}", c.name);
                 } else {
                     tracing::warn!("{}: stats failed: {e}", c.name);
                 }
-                kind
+                Err(e.kind)
             }
-            Err(Elapsed) => {
-                tracing::warn!("{}: stats missed the scrape deadline", c.name);
-                Failure::Timeout
-            }
-        };
-        self.count(failure);
-        None
-    }
-
-    /// The cached inspect answer, or a fresh one. A failure leaves the
-    /// lifecycle series out; the container's stats are still exported.
-    async fn lifecycle(&self, c: &ContainerRef, deadline: &Deadline) -> Option<Arc<Lifecycle>> {
-        let key = c.lifecycle_key();
-        if let Some(hit) = self.inspect.get(&c.id, &key) {
-            return Some(hit);
-        }
-        match deadline.run(self.engine.inspect(&c.id)).await {
-            Ok(Ok(answer)) => {
-                let value = Arc::new(Lifecycle::from_inspect(&answer));
-                self.inspect.put(&c.id, &key, value.clone());
-                Some(value)
-            }
-            Ok(Err(e)) => {
-                let kind = Failure::of(&e);
-                if kind != Failure::Gone {
-                    tracing::warn!("{}: inspect failed: {e}", c.name);
-                    self.count(kind);
-                }
-                None
-            }
-            Err(Elapsed) => {
-                // A running container's stats call counts the timeout already.
-                if !c.has_stats() {
-                    self.count(Failure::Timeout);
-                }
-                None
-            }
+            Err(Elapsed) => Err(Failure::Timeout),
         }
     }
 
     /// The engine's own window where it filled `precpu_stats`; else the
-    /// window since this container's previous scrape.
-    fn cpu_percent(&self, id: &str, sample: &Sample, flavor: Flavor) -> Option<f64> {
+    /// window since this container's previous reading. The reading is kept
+    /// either way.
+    fn take_cpu(&self, id: &str, sample: &Sample, flavor: Flavor) -> Option<f64> {
         let now = sample.cpu?;
-        let cpu_percent = match flavor {
-            Flavor::Docker => cpu_percent,
-            Flavor::Podman => cpu_percent_wall,
-        };
-        let from_engine = sample.precpu.and_then(|before| cpu_percent(now, before));
-        let mut history = self.lock_history();
-        let from_history = match history.get_mut(id) {
-            Some(h) if now.system_ns > h.last.system_ns => {
-                let p = cpu_percent(now, h.last);
-                *h = CpuHistory {
-                    last: now,
-                    before: Some(h.last),
-                };
-                p
-            }
-            // Same engine tick as the last scrape: reuse the window before it.
-            Some(h) if now.system_ns == h.last.system_ns => {
-                h.before.and_then(|b| cpu_percent(now, b))
-            }
-            _ => {
-                history.insert(
-                    id.to_string(),
-                    CpuHistory {
-                        last: now,
-                        before: None,
-                    },
-                );
-                None
-            }
-        };
+        let from_engine = sample.precpu.and_then(|b| percent_for(flavor, now, b));
+        let from_history = self.state.observe_cpu(id, now, flavor);
         from_engine.or(from_history)
     }
+
+    /// The cached inspect answer, or a fresh one.
+    async fn lifecycle(
+        &self,
+        c: &ContainerRef,
+        deadline: &Deadline,
+    ) -> Result<Arc<Lifecycle>, Failure> {
+        let key = c.lifecycle_key();
+        if let Some(hit) = self.state.inspect(&c.id, &key) {
+            return Ok(hit);
+        }
+        match deadline.run(self.engine.inspect(&c.id)).await {
+            Ok(Ok(answer)) => {
+                let value = Arc::new(Lifecycle::from_inspect(&answer));
+                self.state.store_inspect(&c.id, &key, value.clone());
+                Ok(value)
+            }
+            Ok(Err(e)) => {
+                if e.kind != Failure::Gone {
+                    tracing::warn!("{}: inspect failed: {e}", c.name);
+                }
+                Err(e.kind)
+            }
+            Err(Elapsed) => Err(Failure::Timeout),
+        }
+    }
+}
+
+/// One line for all the containers a round could not finish in time.
+fn log_timeouts(missed: &[String], of: usize) {
+    const SHOWN: usize = 5;
+    let mut names = missed[..missed.len().min(SHOWN)].join(", ");
+    if missed.len() > SHOWN {
+        names.push_str(&format!(" and {} more", missed.len() - SHOWN));
+    }
+    tracing::warn!(
+        "{} of {of} containers missed the scrape deadline ({names}); they are asked first next time",
+        missed.len(),
+    );
 }
 
 /// Podman 4 reports throttling and packet, error and drop counters as

@@ -5,7 +5,7 @@ use std::fmt;
 
 /// One label selector: comma-separated `key` or `key=value` terms that must all
 /// match, as in Docker's own `label` filter.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct LabelSelector {
     terms: Vec<(String, Option<String>)>,
 }
@@ -28,6 +28,10 @@ impl LabelSelector {
             }
             terms.push((key.to_string(), value));
         }
+        // The terms are ANDed: their order and repeats mean nothing, so
+        // `a,a` and `b,a` select what `a` and `a,b` do.
+        terms.sort();
+        terms.dedup();
         Ok(Self { terms })
     }
 
@@ -63,7 +67,7 @@ impl fmt::Display for LabelSelector {
 /// The containers to export: those matching any name or any selector, or
 /// every running container when both lists are empty. A selection narrowed
 /// by an ad-hoc query also has to match the one it narrows.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct Selection {
     names: Vec<String>,
     selectors: Vec<LabelSelector>,
@@ -71,12 +75,17 @@ pub struct Selection {
 }
 
 impl Selection {
-    /// Builds a selection; names may carry the engine's leading `/`.
-    pub fn new(names: Vec<String>, selectors: Vec<LabelSelector>) -> Self {
-        let names = names
+    /// Builds a selection; names may carry the engine's leading `/`. Order
+    /// and repeats are dropped, so equal selections compare equal.
+    pub fn new(names: Vec<String>, mut selectors: Vec<LabelSelector>) -> Self {
+        let mut names: Vec<String> = names
             .into_iter()
             .map(|n| n.trim_start_matches('/').to_string())
             .collect();
+        names.sort();
+        names.dedup();
+        selectors.sort();
+        selectors.dedup();
         Self {
             names,
             selectors,
@@ -190,6 +199,26 @@ mod tests {
         assert!(LabelSelector::parse("a,,b")
             .unwrap_err()
             .contains("empty term"));
+    }
+
+    #[test]
+    fn equal_selections_compare_equal_whatever_the_order_and_repeats() {
+        let a = Selection::new(
+            vec!["web".into(), "/db".into(), "web".into()],
+            vec![LabelSelector::parse("b,a=1,a=1").unwrap()],
+        );
+        let b = Selection::new(
+            vec!["db".into(), "web".into()],
+            vec![
+                LabelSelector::parse("a=1,b").unwrap(),
+                LabelSelector::parse("b,a=1").unwrap(),
+            ],
+        );
+        assert_eq!(a, b);
+        assert_eq!(
+            LabelSelector::parse("a,a").unwrap(),
+            LabelSelector::parse("a").unwrap()
+        );
     }
 
     #[test]

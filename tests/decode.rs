@@ -4,7 +4,8 @@
 #![allow(clippy::unwrap_used)]
 
 use bollard::models::ContainerStatsResponse;
-use docker_stats_exporter::sample::{cpu_percent, cpu_percent_wall, CpuReading, Sample};
+use docker_stats_exporter::cpu::{cpu_percent, cpu_percent_wall, CpuReading};
+use docker_stats_exporter::sample::Sample;
 
 fn fixture(name: &str) -> ContainerStatsResponse {
     let path = format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
@@ -108,16 +109,28 @@ fn dying_container_with_zeroed_cpu_gives_no_percent_instead_of_underflow() {
 }
 
 #[test]
+fn cpu_seconds_do_not_depend_on_the_hosts_counter() {
+    let mut stats = fixture("stats-cgroupv1-docker20.10-cap-busy.json");
+    if let Some(cpu) = stats.cpu_stats.as_mut() {
+        cpu.system_cpu_usage = None;
+    }
+    let s = Sample::from_stats(&stats).unwrap();
+    let cpu = s.cpu.expect("a reading without system_cpu_usage");
+    assert!(cpu.total_ns > 0);
+    assert_eq!(cpu.system_ns, None);
+}
+
+#[test]
 fn counters_going_backwards_or_standing_still_give_no_percent() {
     let a = CpuReading {
         total_ns: 10,
-        system_ns: 100,
+        system_ns: Some(100),
         at: Some(1.0),
         cpus: Some(2),
     };
     let b = CpuReading {
         total_ns: 5,
-        system_ns: 200,
+        system_ns: Some(200),
         at: Some(2.0),
         cpus: Some(2),
     };
@@ -152,7 +165,7 @@ fn podman_cpu_percent_uses_wall_time_not_its_busy_only_system_counter() {
     let at = earlier.at.expect("read timestamp");
     let later = CpuReading {
         total_ns: earlier.total_ns + 510_558_987,
-        system_ns: earlier.system_ns + 758_985_032,
+        system_ns: earlier.system_ns.map(|n| n + 758_985_032),
         at: Some(at + 1.0),
         cpus: Some(2),
     };
@@ -168,7 +181,8 @@ fn podman_cpu_percent_uses_wall_time_not_its_busy_only_system_counter() {
 #[test]
 fn fuzz_findings_and_seeds_decode_without_panics() {
     use bollard::models::ContainerInspectResponse;
-    use docker_stats_exporter::lifecycle::{parse_rfc3339, Lifecycle};
+    use docker_stats_exporter::lifecycle::Lifecycle;
+    use docker_stats_exporter::timestamp::parse_rfc3339;
 
     let root = concat!(env!("CARGO_MANIFEST_DIR"), "/fuzz");
     let mut inputs = Vec::new();

@@ -12,10 +12,11 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use docker_stats_exporter::config::{LabelExport, LabelsOn};
+use docker_stats_exporter::cpu::cpu_percent;
 use docker_stats_exporter::engine::{ContainerRef, Failure};
 use docker_stats_exporter::lifecycle::Lifecycle;
 use docker_stats_exporter::metrics::{render, Format};
-use docker_stats_exporter::sample::{cpu_percent, Sample};
+use docker_stats_exporter::sample::Sample;
 use docker_stats_exporter::scrape::{ContainerMetrics, Snapshot};
 
 fn read<T: serde::de::DeserializeOwned>(fixture: &str) -> T {

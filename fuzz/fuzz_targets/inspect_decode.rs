@@ -7,7 +7,8 @@ use std::collections::HashMap;
 
 use bollard::models::ContainerInspectResponse;
 use docker_stats_exporter::config::LabelExport;
-use docker_stats_exporter::lifecycle::{parse_rfc3339, Lifecycle};
+use docker_stats_exporter::lifecycle::Lifecycle;
+use docker_stats_exporter::timestamp::parse_rfc3339;
 use libfuzzer_sys::fuzz_target;
 
 #[path = "common.rs"]

@@ -7,7 +7,8 @@ use std::collections::HashMap;
 
 use bollard::models::ContainerStatsResponse;
 use docker_stats_exporter::config::LabelExport;
-use docker_stats_exporter::sample::{cpu_percent, Sample};
+use docker_stats_exporter::cpu::cpu_percent;
+use docker_stats_exporter::sample::Sample;
 use libfuzzer_sys::fuzz_target;
 
 #[path = "common.rs"]

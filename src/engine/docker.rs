@@ -1,0 +1,312 @@
+//! The engine over its real API, through bollard: a unix socket, TCP, or TCP
+//! with TLS as the docker CLI sets it up.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use bollard::errors::Error as BollardError;
+use bollard::models::{ContainerInspectResponse, ContainerStatsResponse};
+use bollard::query_parameters::{ListContainersOptions, StatsOptionsBuilder};
+use bollard::{Docker, API_DEFAULT_VERSION};
+use futures::{FutureExt, StreamExt};
+
+use super::{
+    ContainerRef, EngineApi, EngineError, EngineFuture, EngineVersion, Failure, Flavor, ListQuery,
+    Listed,
+};
+
+/// First pause before a request the engine's full listen queue refused is
+/// sent again; it doubles up to [`BUSY_RETRY_MAX`].
+const BUSY_RETRY_FIRST: Duration = Duration::from_millis(5);
+const BUSY_RETRY_MAX: Duration = Duration::from_millis(200);
+
+/// A lazily connected engine client. Connecting fails while the socket file
+/// is missing; it is retried at the next request, and once made the client
+/// is reused by every request after.
+#[derive(Debug)]
+pub struct DockerEngine {
+    host: String,
+    request_timeout: Duration,
+    tls: Option<PathBuf>,
+    client: Mutex<Option<Docker>>,
+}
+
+impl DockerEngine {
+    /// An engine at `host` (`unix://`, `tcp://`, `http://`, `https://`);
+    /// nothing is contacted until the first request. `request_timeout` backs
+    /// up the scrape's own deadline.
+    pub fn new(host: impl Into<String>, request_timeout: Duration) -> Self {
+        Self {
+            host: host.into(),
+            request_timeout,
+            tls: None,
+            client: Mutex::new(None),
+        }
+    }
+
+    /// Reaches the engine over TLS with `ca.pem`, `cert.pem` and `key.pem`
+    /// from `dir`.
+    pub fn with_tls(mut self, dir: Option<PathBuf>) -> Self {
+        self.tls = dir;
+        self
+    }
+
+    fn client(&self) -> Result<Docker, EngineError> {
+        let mut slot = self.client.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(docker) = slot.as_ref() {
+            return Ok(docker.clone());
+        }
+        let secs = self.request_timeout.as_secs().max(1);
+        let docker = if let Some(dir) = &self.tls {
+            Docker::connect_with_ssl(
+                &self.host,
+                &dir.join("key.pem"),
+                &dir.join("cert.pem"),
+                &dir.join("ca.pem"),
+                secs,
+                API_DEFAULT_VERSION,
+            )
+        } else if self.host.starts_with("unix://") {
+            Docker::connect_with_unix(&self.host, secs, API_DEFAULT_VERSION)
+        } else if self.host.starts_with("npipe://") {
+            Docker::connect_with_host(&self.host)
+        } else {
+            Docker::connect_with_http(&self.host, secs, API_DEFAULT_VERSION)
+        }
+        .map_err(|e| {
+            EngineError::new(
+                Failure::Engine,
+                format!("cannot connect to the engine at {}: {e}", self.host),
+            )
+        })?;
+        *slot = Some(docker.clone());
+        Ok(docker)
+    }
+
+    /// Runs `call` with the client, sending it again while the engine's
+    /// listen queue is full (EAGAIN on a unix socket under a burst of
+    /// connections): the scrape's deadline, not this loop, decides when to
+    /// give up.
+    async fn with_client<T, F, Fut>(&self, call: F) -> Result<T, EngineError>
+    where
+        F: Fn(Docker) -> Fut,
+        Fut: Future<Output = Result<T, BollardError>>,
+    {
+        let docker = self.client()?;
+        let mut pause = BUSY_RETRY_FIRST;
+        loop {
+            match call(docker.clone()).await {
+                Err(e) if listen_queue_full(&e) => {
+                    tracing::debug!("engine busy ({e}); asking again in {pause:?}");
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(BUSY_RETRY_MAX);
+                }
+                other => return other.map_err(classify),
+            }
+        }
+    }
+}
+
+impl EngineApi for DockerEngine {
+    fn host(&self) -> &str {
+        &self.host
+    }
+
+    fn ping(&self) -> EngineFuture<'_, ()> {
+        async move {
+            self.with_client(|d| async move { d.ping().await })
+                .await
+                .map(|_| ())
+        }
+        .boxed()
+    }
+
+    fn version(&self) -> EngineFuture<'_, EngineVersion> {
+        async move {
+            let v = self
+                .with_client(|d| async move { d.version().await })
+                .await?;
+            let podman = v
+                .components
+                .as_deref()
+                .unwrap_or_default()
+                .iter()
+                .any(|c| c.name.contains("Podman"));
+            Ok(EngineVersion {
+                flavor: if podman {
+                    Flavor::Podman
+                } else {
+                    Flavor::Docker
+                },
+                version: v.version.unwrap_or_default(),
+            })
+        }
+        .boxed()
+    }
+
+    fn list<'a>(&'a self, query: &'a ListQuery) -> EngineFuture<'a, Vec<Listed>> {
+        async move {
+            let filters = (!query.label_filters.is_empty())
+                .then(|| HashMap::from([("label".to_string(), query.label_filters.clone())]));
+            let options = ListContainersOptions {
+                all: query.all,
+                filters,
+                ..Default::default()
+            };
+            // Podman briefly reports a container that just exited as
+            // `stopped`, a state the client's list type rejects; it is
+            // `exited` moments later.
+            let mut attempt = 0;
+            let summaries = loop {
+                let options = options.clone();
+                match self
+                    .with_client(|d| {
+                        let options = options.clone();
+                        async move { d.list_containers(Some(options)).await }
+                    })
+                    .await
+                {
+                    Err(e) if e.kind == Failure::Decode && attempt < 3 => {
+                        attempt += 1;
+                        tracing::debug!("list answer did not decode ({e}); asking again");
+                        tokio::time::sleep(Duration::from_millis(100 * attempt)).await;
+                    }
+                    other => break other,
+                }
+            }
+            .map_err(|e| {
+                EngineError::new(e.kind, format!("listing containers at {}: {e}", self.host))
+            })?;
+            Ok(summaries.into_iter().filter_map(listed).collect())
+        }
+        .boxed()
+    }
+
+    fn inspect<'a>(&'a self, id: &'a str) -> EngineFuture<'a, ContainerInspectResponse> {
+        self.with_client(move |d| async move { d.inspect_container(id, None).await })
+            .boxed()
+    }
+
+    fn stats<'a>(
+        &'a self,
+        id: &'a str,
+        one_shot: bool,
+    ) -> EngineFuture<'a, Option<ContainerStatsResponse>> {
+        self.with_client(move |d| async move {
+            let options = StatsOptionsBuilder::default()
+                .stream(false)
+                .one_shot(one_shot)
+                .build();
+            d.stats(id, Some(options)).next().await.transpose()
+        })
+        .boxed()
+    }
+}
+
+fn listed(s: bollard::models::ContainerSummary) -> Option<Listed> {
+    let (Some(id), Some(names)) = (s.id, s.names) else {
+        return None;
+    };
+    let name = names.first()?.trim_start_matches('/').to_string();
+    Some(Listed {
+        container: ContainerRef {
+            id,
+            name,
+            labels: s.labels.unwrap_or_default(),
+            image: s.image.unwrap_or_default(),
+            image_id: s.image_id.unwrap_or_default(),
+            state: s.state.map(|st| st.to_string()).unwrap_or_default(),
+            status: s.status.unwrap_or_default(),
+        },
+        names,
+    })
+}
+
+/// Sorts a client error into the kinds a scrape counts.
+fn classify(err: BollardError) -> EngineError {
+    let kind = match &err {
+        // 404: removed; 409: Podman's answer for a stopped container.
+        BollardError::DockerResponseServerError {
+            status_code: 404 | 409,
+            ..
+        } => Failure::Gone,
+        BollardError::JsonDataError { .. } | BollardError::JsonSerdeError { .. } => Failure::Decode,
+        BollardError::RequestTimeoutError => Failure::Timeout,
+        _ => Failure::Engine,
+    };
+    EngineError::new(kind, error_chain(&err))
+}
+
+/// The error and its causes on one line: bollard's own message often hides
+/// the cause that says what to do ("Permission denied").
+fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        source = cause.source();
+    }
+    out
+}
+
+/// Whether the request failed because the engine's listen queue was full:
+/// a non-blocking connect to a unix socket then fails with EAGAIN.
+fn listen_queue_full(err: &BollardError) -> bool {
+    // `IOError` is transparent: its `source()` skips the io::Error itself.
+    if let BollardError::IOError { err } = err {
+        return err.kind() == std::io::ErrorKind::WouldBlock;
+    }
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(e) = source {
+        if let Some(io) = e.downcast_ref::<std::io::Error>() {
+            if io.kind() == std::io::ErrorKind::WouldBlock {
+                return true;
+            }
+        }
+        source = e.source();
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn not_found_and_conflict_mean_gone() {
+        for code in [404, 409] {
+            let e = classify(BollardError::DockerResponseServerError {
+                status_code: code,
+                message: "no such container".into(),
+            });
+            assert_eq!(e.kind, Failure::Gone);
+        }
+        let e = classify(BollardError::DockerResponseServerError {
+            status_code: 500,
+            message: "boom".into(),
+        });
+        assert_eq!(
+            (e.kind, e.message.contains("boom")),
+            (Failure::Engine, true)
+        );
+    }
+
+    #[test]
+    fn a_full_listen_queue_is_recognised_through_the_error_chain() {
+        let busy = BollardError::IOError {
+            err: std::io::Error::from(std::io::ErrorKind::WouldBlock),
+        };
+        assert!(listen_queue_full(&busy));
+        let refused = BollardError::IOError {
+            err: std::io::Error::from(std::io::ErrorKind::ConnectionRefused),
+        };
+        assert!(!listen_queue_full(&refused));
+    }
+}

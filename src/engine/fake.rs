@@ -1,0 +1,411 @@
+//! A scripted engine for tests of the scrape logic: containers with a set CPU
+//! rate, answers that take a given time or fail, and the engine's collection
+//! tick (Docker up to 24) or direct answers (Docker 25+, Podman). Time is
+//! tokio's, so tests run with `tokio::time::pause` and no wall clock.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bollard::models::{
+    ContainerCpuStats, ContainerCpuUsage, ContainerInspectResponse, ContainerMemoryStats,
+    ContainerState, ContainerStatsResponse, HostConfig,
+};
+use futures::FutureExt;
+use tokio::time::Instant;
+
+use super::{
+    ContainerRef, EngineApi, EngineError, EngineFuture, EngineVersion, Failure, Flavor, ListQuery,
+    Listed,
+};
+
+/// The engine's collection tick on Docker up to 24.
+pub const TICK: Duration = Duration::from_secs(1);
+/// Wall-clock second the fake engine's time starts at (2026-11-01T00:00:00Z).
+const EPOCH: i64 = 1_793_491_200;
+const CPUS: u64 = 2;
+
+/// How one container's requests go.
+#[derive(Debug, Clone, Default)]
+pub struct Behaviour {
+    /// Time a stats call takes on top of the engine's own waiting.
+    pub stats_delay: Duration,
+    /// A stats call fails with this kind instead of answering.
+    pub stats_fails: Option<Failure>,
+    /// An inspect call fails with this kind instead of answering.
+    pub inspect_fails: Option<Failure>,
+    /// A stats call never answers.
+    pub stats_hangs: bool,
+}
+
+#[derive(Debug, Clone)]
+struct FakeContainer {
+    listed: Listed,
+    /// CPU nanoseconds used per second of time.
+    cpu_rate: u64,
+    behaviour: Behaviour,
+}
+
+/// Requests received, by path kind.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Calls {
+    /// `GET /containers/json`.
+    pub list: usize,
+    /// `GET /containers/{id}/stats`.
+    pub stats: usize,
+    /// `GET /containers/{id}/json`.
+    pub inspect: usize,
+    /// `GET /version`.
+    pub version: usize,
+}
+
+/// A scripted engine. Cheap to clone; clones share state.
+#[derive(Debug, Clone)]
+pub struct FakeEngine {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    started: Instant,
+    version: EngineVersion,
+    containers: Mutex<Vec<FakeContainer>>,
+    down: Mutex<bool>,
+    calls: Mutex<Calls>,
+    in_flight: AtomicUsize,
+    max_in_flight: AtomicUsize,
+}
+
+impl FakeEngine {
+    /// An engine that behaves as Docker `version` does: `"20.10.24"` waits
+    /// for ticks, `"26.1.5"` answers directly.
+    pub fn docker(version: &str) -> Self {
+        Self::new(EngineVersion {
+            flavor: Flavor::Docker,
+            version: version.into(),
+        })
+    }
+
+    /// A Podman engine (direct answers, busy-time `system_cpu_usage`).
+    pub fn podman() -> Self {
+        Self::new(EngineVersion {
+            flavor: Flavor::Podman,
+            version: "4.3.1".into(),
+        })
+    }
+
+    fn new(version: EngineVersion) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                started: Instant::now(),
+                version,
+                containers: Mutex::new(Vec::new()),
+                down: Mutex::new(false),
+                calls: Mutex::new(Calls::default()),
+                in_flight: AtomicUsize::new(0),
+                max_in_flight: AtomicUsize::new(0),
+            }),
+        }
+    }
+
+    /// Adds a running container named `name` (id `<name>-id`) using
+    /// `cpu_rate` CPU nanoseconds per second.
+    pub fn add(&self, name: &str, cpu_rate: u64) {
+        self.add_with(
+            name,
+            "running",
+            cpu_rate,
+            HashMap::new(),
+            Behaviour::default(),
+        );
+    }
+
+    /// Adds a container with every detail given.
+    pub fn add_with(
+        &self,
+        name: &str,
+        state: &str,
+        cpu_rate: u64,
+        labels: HashMap<String, String>,
+        behaviour: Behaviour,
+    ) {
+        let container = ContainerRef {
+            id: format!("{name}-id"),
+            name: name.into(),
+            labels,
+            image: "busybox:latest".into(),
+            image_id: "sha256:0123".into(),
+            state: state.into(),
+            status: String::new(),
+        };
+        let listed = Listed {
+            names: vec![format!("/{name}")],
+            container,
+        };
+        let mut all = self.lock_containers();
+        all.retain(|c| c.listed.container.name != name);
+        all.push(FakeContainer {
+            listed,
+            cpu_rate,
+            behaviour,
+        });
+    }
+
+    /// Changes how a container's requests go.
+    pub fn set_behaviour(&self, name: &str, behaviour: Behaviour) {
+        for c in self.lock_containers().iter_mut() {
+            if c.listed.container.name == name {
+                c.behaviour = behaviour.clone();
+            }
+        }
+    }
+
+    /// Removes a container.
+    pub fn remove(&self, name: &str) {
+        self.lock_containers()
+            .retain(|c| c.listed.container.name != name);
+    }
+
+    /// Makes every request fail as an unreachable engine does, or answer again.
+    pub fn set_down(&self, down: bool) {
+        *self.inner.down.lock().unwrap_or_else(|p| p.into_inner()) = down;
+    }
+
+    /// Requests received so far.
+    pub fn calls(&self) -> Calls {
+        *self.inner.calls.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The most stats and inspect calls that were in flight at once.
+    pub fn max_in_flight(&self) -> usize {
+        self.inner.max_in_flight.load(Ordering::SeqCst)
+    }
+
+    /// The CPU time a container has used by now, as its stats would say.
+    pub fn cpu_ns_now(&self, name: &str) -> Option<u64> {
+        let rate = self
+            .lock_containers()
+            .iter()
+            .find(|c| c.listed.container.name == name)?
+            .cpu_rate;
+        Some(cpu_ns(rate, self.inner.started.elapsed()))
+    }
+
+    fn lock_containers(&self) -> std::sync::MutexGuard<'_, Vec<FakeContainer>> {
+        self.inner
+            .containers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn count(&self, f: impl FnOnce(&mut Calls)) -> Result<(), EngineError> {
+        f(&mut self.inner.calls.lock().unwrap_or_else(|p| p.into_inner()));
+        if *self.inner.down.lock().unwrap_or_else(|p| p.into_inner()) {
+            return Err(EngineError::new(
+                Failure::Engine,
+                "connection refused (fake engine is down)",
+            ));
+        }
+        Ok(())
+    }
+
+    fn find(&self, id: &str) -> Result<FakeContainer, EngineError> {
+        self.lock_containers()
+            .iter()
+            .find(|c| c.listed.container.id == id)
+            .cloned()
+            .ok_or_else(|| EngineError::new(Failure::Gone, format!("No such container: {id}")))
+    }
+
+    /// Time since start at the next collection tick from now.
+    async fn next_tick(&self) -> Duration {
+        let elapsed = self.inner.started.elapsed();
+        let ticks = elapsed.as_nanos() / TICK.as_nanos() + 1;
+        let at = TICK * u32::try_from(ticks).unwrap_or(u32::MAX);
+        tokio::time::sleep_until(self.inner.started + at).await;
+        at
+    }
+
+    async fn stats_answer(
+        &self,
+        id: &str,
+        one_shot: bool,
+    ) -> Result<Option<ContainerStatsResponse>, EngineError> {
+        let c = self.find(id)?;
+        if !c.listed.container.has_stats() {
+            return Ok(Some(ContainerStatsResponse {
+                read: Some("0001-01-01T00:00:00Z".into()),
+                ..Default::default()
+            }));
+        }
+        if c.behaviour.stats_hangs {
+            std::future::pending::<()>().await;
+        }
+        tokio::time::sleep(c.behaviour.stats_delay).await;
+        if let Some(kind) = c.behaviour.stats_fails {
+            return Err(EngineError::new(kind, format!("stats of {id} failed")));
+        }
+        let (at, before) = if self.inner.version.direct_stats() {
+            (self.inner.started.elapsed(), None)
+        } else if one_shot {
+            (self.next_tick().await, None)
+        } else {
+            let first = self.next_tick().await;
+            (self.next_tick().await, Some(first))
+        };
+        // The container may have gone while the engine waited.
+        let c = self.find(id)?;
+        Ok(Some(self.stats_at(&c, at, before)))
+    }
+
+    fn stats_at(
+        &self,
+        c: &FakeContainer,
+        at: Duration,
+        before: Option<Duration>,
+    ) -> ContainerStatsResponse {
+        let podman = self.inner.version.flavor == Flavor::Podman;
+        let reading = |t: Duration| ContainerCpuStats {
+            cpu_usage: Some(ContainerCpuUsage {
+                total_usage: Some(cpu_ns(c.cpu_rate, t)),
+                ..Default::default()
+            }),
+            // Podman counts the host's busy time, Docker its capacity.
+            system_cpu_usage: Some(if podman {
+                cpu_ns(c.cpu_rate, t) + 1
+            } else {
+                system_ns(t)
+            }),
+            online_cpus: Some(CPUS as u32),
+            ..Default::default()
+        };
+        ContainerStatsResponse {
+            read: Some(rfc3339(at)),
+            cpu_stats: Some(reading(at)),
+            precpu_stats: Some(before.map(reading).unwrap_or_default()),
+            memory_stats: Some(ContainerMemoryStats {
+                usage: Some(1 << 20),
+                limit: Some(1 << 30),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+}
+
+/// CPU time used by `t`: a container starts having used some already, as
+/// its process start did.
+fn cpu_ns(rate: u64, t: Duration) -> u64 {
+    let used = u128::from(rate) * t.as_nanos() / 1_000_000_000;
+    u64::try_from(used).unwrap_or(u64::MAX / 2) + 1_000_000
+}
+
+/// The host's CPU time by `t` (an uptime before the engine started).
+fn system_ns(t: Duration) -> u64 {
+    (u64::try_from(t.as_nanos()).unwrap_or(u64::MAX / 4) + 3_600_000_000_000) * CPUS
+}
+
+/// The engine's time stamp for `t` after the fake engine's start.
+fn rfc3339(t: Duration) -> String {
+    let secs = EPOCH + i64::try_from(t.as_secs()).unwrap_or(0);
+    time::OffsetDateTime::from_unix_timestamp(secs)
+        .map(|d| d + time::Duration::nanoseconds(i64::from(t.subsec_nanos())))
+        .ok()
+        .and_then(|d| {
+            d.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_default()
+}
+
+/// Counts a call in flight while it lives.
+struct InFlight<'a>(&'a Inner);
+
+impl<'a> InFlight<'a> {
+    fn new(inner: &'a Inner) -> Self {
+        let now = inner.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        inner.max_in_flight.fetch_max(now, Ordering::SeqCst);
+        Self(inner)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+impl EngineApi for FakeEngine {
+    fn host(&self) -> &str {
+        "fake://engine"
+    }
+
+    fn ping(&self) -> EngineFuture<'_, ()> {
+        async move { self.count(|_| {}) }.boxed()
+    }
+
+    fn version(&self) -> EngineFuture<'_, EngineVersion> {
+        async move {
+            self.count(|c| c.version += 1)?;
+            Ok(self.inner.version.clone())
+        }
+        .boxed()
+    }
+
+    fn list<'a>(&'a self, query: &'a ListQuery) -> EngineFuture<'a, Vec<Listed>> {
+        async move {
+            self.count(|c| c.list += 1)?;
+            let wanted = |labels: &HashMap<String, String>| {
+                query.label_filters.iter().all(|f| match f.split_once('=') {
+                    Some((k, v)) => labels.get(k).is_some_and(|have| have == v),
+                    None => labels.contains_key(f),
+                })
+            };
+            Ok(self
+                .lock_containers()
+                .iter()
+                .filter(|c| query.all || c.listed.container.has_stats())
+                .filter(|c| wanted(&c.listed.container.labels))
+                .map(|c| c.listed.clone())
+                .collect())
+        }
+        .boxed()
+    }
+
+    fn inspect<'a>(&'a self, id: &'a str) -> EngineFuture<'a, ContainerInspectResponse> {
+        async move {
+            self.count(|c| c.inspect += 1)?;
+            let _busy = InFlight::new(&self.inner);
+            let c = self.find(id)?;
+            if let Some(kind) = c.behaviour.inspect_fails {
+                return Err(EngineError::new(kind, format!("inspect of {id} failed")));
+            }
+            Ok(ContainerInspectResponse {
+                id: Some(id.into()),
+                restart_count: Some(0),
+                state: Some(ContainerState {
+                    oom_killed: Some(false),
+                    exit_code: Some(0),
+                    ..Default::default()
+                }),
+                host_config: Some(HostConfig::default()),
+                ..Default::default()
+            })
+        }
+        .boxed()
+    }
+
+    fn stats<'a>(
+        &'a self,
+        id: &'a str,
+        one_shot: bool,
+    ) -> EngineFuture<'a, Option<ContainerStatsResponse>> {
+        async move {
+            self.count(|c| c.stats += 1)?;
+            let _busy = InFlight::new(&self.inner);
+            self.stats_answer(id, one_shot).await
+        }
+        .boxed()
+    }
+}

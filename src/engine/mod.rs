@@ -1,0 +1,218 @@
+//! What the exporter asks of a container engine, behind a small trait so the
+//! scrape logic runs against the real engine ([`docker::DockerEngine`]) and
+//! against a scripted one in tests ([`fake::FakeEngine`]). Every request is a
+//! read: the exporter never changes anything on the engine.
+
+pub mod docker;
+pub mod fake;
+pub mod limited;
+
+use std::collections::HashMap;
+use std::fmt;
+
+use bollard::models::{ContainerInspectResponse, ContainerStatsResponse};
+use futures::future::BoxFuture;
+
+/// A container as the list call reports it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ContainerRef {
+    /// Full container id.
+    pub id: String,
+    /// Primary name without the leading `/`.
+    pub name: String,
+    /// The container's labels.
+    pub labels: HashMap<String, String>,
+    /// Image as given when it was created (`nginx:1.27`).
+    pub image: String,
+    /// Image id (`sha256:...`).
+    pub image_id: String,
+    /// `running`, `exited`, `paused`, ...
+    pub state: String,
+    /// The engine's human status (`Up 5 minutes (healthy)`).
+    pub status: String,
+}
+
+impl ContainerRef {
+    /// Whether the engine has resource stats for it (paused ones keep theirs).
+    pub fn has_stats(&self) -> bool {
+        matches!(self.state.as_str(), "running" | "paused")
+    }
+
+    /// What must stay the same for a cached inspect answer to be reused:
+    /// the state and, from the status text, the health.
+    pub fn lifecycle_key(&self) -> String {
+        let health = ["(healthy)", "(unhealthy)", "(health: starting)"]
+            .into_iter()
+            .find(|h| self.status.contains(h))
+            .unwrap_or("");
+        format!("{}{health}", self.state)
+    }
+}
+
+/// A container in a list answer: the container and every name it has (the
+/// engine lists legacy link aliases too), for exact name matching.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Listed {
+    /// The container.
+    pub container: ContainerRef,
+    /// All its names, each with the engine's leading `/`.
+    pub names: Vec<String>,
+}
+
+/// What a list call asks for.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ListQuery {
+    /// Stopped containers too, not only running ones.
+    pub all: bool,
+    /// `label` filters the engine applies itself (all must match).
+    pub label_filters: Vec<String>,
+}
+
+/// Why a container, or a list call, is missing from a scrape; the value of
+/// the `kind` label on `docker_stats_scrape_errors_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Failure {
+    /// The engine refused or failed the request.
+    Engine,
+    /// The engine answered with something that did not decode.
+    Decode,
+    /// No answer before the scrape's deadline.
+    Timeout,
+    /// The container stopped or was removed between list and stats.
+    Gone,
+}
+
+impl Failure {
+    /// Every kind, in exposition order.
+    pub const ALL: [Failure; 4] = [
+        Failure::Engine,
+        Failure::Decode,
+        Failure::Timeout,
+        Failure::Gone,
+    ];
+
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Failure::Engine => "engine",
+            Failure::Decode => "decode",
+            Failure::Timeout => "timeout",
+            Failure::Gone => "gone",
+        }
+    }
+}
+
+/// A failed engine request: its kind and the engine's or client's words.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EngineError {
+    /// How the scrape counts it.
+    pub kind: Failure,
+    /// What went wrong, for the log.
+    pub message: String,
+}
+
+impl EngineError {
+    /// An error of `kind` saying `message`.
+    pub fn new(kind: Failure, message: impl Into<String>) -> Self {
+        Self {
+            kind,
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for EngineError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for EngineError {}
+
+/// Which engine answers; their stats differ in ways the numbers depend on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Flavor {
+    /// Docker (moby).
+    #[default]
+    Docker,
+    /// Podman's Docker-compatible API: `system_cpu_usage` is the host's busy
+    /// time rather than its capacity, and throttling and packet counters are
+    /// always zero.
+    Podman,
+}
+
+/// What `GET /version` says that changes how stats are read.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EngineVersion {
+    /// Docker or Podman.
+    pub flavor: Flavor,
+    /// The engine's own version (`20.10.24`, `26.1.5`, `4.3.1`).
+    pub version: String,
+}
+
+impl EngineVersion {
+    /// Whether a stats call answers at once with `precpu_stats` zeroed
+    /// (Docker 25 and later with `one-shot`, Podman always), rather than
+    /// waiting for the engine's 1 s collection tick (Docker up to 24).
+    pub fn direct_stats(&self) -> bool {
+        match self.flavor {
+            Flavor::Podman => true,
+            Flavor::Docker => self
+                .version
+                .split('.')
+                .next()
+                .and_then(|major| major.parse::<u32>().ok())
+                .is_some_and(|major| major >= 25),
+        }
+    }
+}
+
+/// The boxed future every engine request returns, so the trait stays
+/// object-safe.
+pub type EngineFuture<'a, T> = BoxFuture<'a, Result<T, EngineError>>;
+
+/// The requests a scrape sends, all `GET`s.
+pub trait EngineApi: Send + Sync + fmt::Debug {
+    /// The engine's address as configured, for logs and the landing page.
+    fn host(&self) -> &str;
+
+    /// `GET /_ping`.
+    fn ping(&self) -> EngineFuture<'_, ()>;
+
+    /// `GET /version`.
+    fn version(&self) -> EngineFuture<'_, EngineVersion>;
+
+    /// `GET /containers/json` with the query's filters.
+    fn list<'a>(&'a self, query: &'a ListQuery) -> EngineFuture<'a, Vec<Listed>>;
+
+    /// `GET /containers/{id}/json`.
+    fn inspect<'a>(&'a self, id: &'a str) -> EngineFuture<'a, ContainerInspectResponse>;
+
+    /// `GET /containers/{id}/stats?stream=false[&one-shot=true]`. `Ok(None)`
+    /// when the engine answered with an empty body (the container was
+    /// removed during the call).
+    fn stats<'a>(
+        &'a self,
+        id: &'a str,
+        one_shot: bool,
+    ) -> EngineFuture<'a, Option<ContainerStatsResponse>>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn direct_stats_from_docker_25_and_on_podman() {
+        let v = |flavor, version: &str| EngineVersion {
+            flavor,
+            version: version.into(),
+        };
+        assert!(!v(Flavor::Docker, "20.10.24").direct_stats());
+        assert!(!v(Flavor::Docker, "24.0.9").direct_stats());
+        assert!(v(Flavor::Docker, "25.0.0").direct_stats());
+        assert!(v(Flavor::Docker, "26.1.5").direct_stats());
+        assert!(!v(Flavor::Docker, "").direct_stats());
+        assert!(v(Flavor::Podman, "4.3.1").direct_stats());
+    }
+}
