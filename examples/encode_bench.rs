@@ -7,8 +7,9 @@
 //! Builds a snapshot of N containers (default 300), each with the sample of
 //! `tests/fixtures/stats-cgroupv1-docker20.10-cap-busy.json` and the lifecycle
 //! values of `tests/fixtures/inspect-docker20.10-cap-busy.json`, and times
-//! `metrics::render` in the Prometheus text format and in OpenMetrics (default
-//! label export, and once more with the two compose labels on every series): a
+//! `metrics::render` in the Prometheus text format and in OpenMetrics (the
+//! default label export, allow-listed labels on every series, and once more
+//! with them on `container_info` only, `labels.on = "info"`): a
 //! warm-up, then every call timed on its own (the snapshot clone that `render`
 //! consumes is made outside the timed part). Prints the median and the 10th/90th
 //! percentiles per call in µs and the output size in KiB.
@@ -59,10 +60,14 @@ fn snapshot(n: usize) -> anyhow::Result<Snapshot> {
                 image_id: format!("sha256:{:064x}", 0xb05u32),
                 state: "running".to_string(),
                 status: "Up 5 minutes".to_string(),
+                size_rw: None,
             },
             sample: Some(sample.clone()),
             cpu_percent: Some(12.5 + i as f64 / 100.0),
             lifecycle: Some(lifecycle.clone()),
+            cgroup: format!("/docker/{i:064x}"),
+            fs_usage: Some(8192),
+            last_seen: Some(1_795_620_700.0),
         })
         .collect();
     Ok(Snapshot {
@@ -71,6 +76,8 @@ fn snapshot(n: usize) -> anyhow::Result<Snapshot> {
         selected: n,
         containers,
         errors: Failure::ALL.iter().map(|f| (*f, 0)).collect(),
+        seen_at: 1_795_620_700.0,
+        machine: None,
     })
 }
 
@@ -149,9 +156,9 @@ fn main() -> anyhow::Result<()> {
         "Snapshot: {containers} containers from {FIXTURE}; {iterations} timed calls per format \
          after a warm-up (snapshot clone, not timed: {clone_us:.0} µs)\n"
     );
-    let default_labels = LabelExport::default();
-    let on_all = LabelExport {
-        on: LabelsOn::All,
+    let on_all = LabelExport::default();
+    let info_only = LabelExport {
+        on: LabelsOn::Info,
         ..LabelExport::default()
     };
     println!(
@@ -162,13 +169,13 @@ fn main() -> anyhow::Result<()> {
         (
             "Prometheus text 0.0.4",
             Format::Prometheus,
-            &default_labels,
+            &info_only,
             "container_info",
         ),
         (
             "OpenMetrics 1.0.0",
             Format::OpenMetrics,
-            &default_labels,
+            &info_only,
             "container_info",
         ),
         (

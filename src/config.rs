@@ -25,8 +25,19 @@ pub const DEFAULT_INSPECT_MAX_AGE: Duration = Duration::from_secs(60);
 /// On engines that answer stats at once (Docker 25+, Podman), how far apart
 /// the two readings of a container seen for the first time are taken.
 pub const DEFAULT_FIRST_CPU_WINDOW: Duration = Duration::from_millis(500);
-/// Container labels offered on `container_info` unless configured otherwise.
-pub const DEFAULT_LABELS: [&str; 2] = ["com.docker.compose.project", "com.docker.compose.service"];
+/// How long one answer of writable-layer sizes (`container_fs_usage_bytes`)
+/// is reused: the engine walks every container's files to give it.
+pub const DEFAULT_FS_USAGE_MAX_AGE: Duration = Duration::from_secs(300);
+/// Container labels put on every container series unless configured
+/// otherwise: what common dashboards filter and group by.
+pub const DEFAULT_LABELS: [&str; 6] = [
+    "com.docker.compose.project",
+    "com.docker.compose.service",
+    "com.docker.swarm.service.name",
+    "com.docker.swarm.task.name",
+    "com.docker.swarm.node.id",
+    "com.docker.stack.namespace",
+];
 /// The engine address when neither flag, file nor `DOCKER_HOST` names one.
 #[cfg(unix)]
 pub const DEFAULT_DOCKER_HOST: &str = "unix:///var/run/docker.sock";
@@ -43,6 +54,8 @@ struct RawConfig {
     max_concurrency: Option<Spanned<i64>>,
     inspect_max_age: Option<Spanned<String>>,
     first_cpu_window: Option<Spanned<String>>,
+    fs_usage: Option<Spanned<bool>>,
+    fs_usage_max_age: Option<Spanned<String>>,
     containers: Option<RawContainers>,
     labels: Option<RawLabels>,
 }
@@ -80,7 +93,7 @@ impl Default for LabelExport {
                 .iter()
                 .map(|k| (k.to_string(), label_name(k)))
                 .collect(),
-            on: LabelsOn::Info,
+            on: LabelsOn::All,
         }
     }
 }
@@ -134,6 +147,8 @@ pub struct Config {
     pub inspect_max_age: Duration,
     /// Gap between the two first readings on engines that answer directly.
     pub first_cpu_window: Duration,
+    /// Reuse of writable-layer sizes; `None` when `fs_usage = false`.
+    pub fs_usage_max_age: Option<Duration>,
     /// Which containers are exported.
     pub selection: Selection,
     /// Container labels exported as metric labels.
@@ -229,6 +244,15 @@ impl Config {
             None => DEFAULT_FIRST_CPU_WINDOW,
         };
 
+        let fs_usage_max_age = match &raw.fs_usage_max_age {
+            Some(v) => parse_duration(v.get_ref()).context(at(v.span(), "fs_usage_max_age"))?,
+            None => DEFAULT_FS_USAGE_MAX_AGE,
+        };
+        let fs_usage_max_age = match &raw.fs_usage {
+            Some(on) if !*on.get_ref() => None,
+            _ => Some(fs_usage_max_age),
+        };
+
         let labels = match raw.labels {
             None => LabelExport::default(),
             Some(l) => {
@@ -288,6 +312,7 @@ impl Config {
             max_concurrency,
             inspect_max_age,
             first_cpu_window,
+            fs_usage_max_age,
             selection: Selection::new(names, selectors),
             labels,
         })

@@ -1,13 +1,16 @@
 //! docker-stats-exporter: a Prometheus exporter for container stats, collected
 //! from the engine at scrape time.
 
+pub mod cgroup;
 pub mod cli;
 pub mod coalesce;
+pub mod collector;
 pub mod config;
 pub mod cpu;
 pub mod deadline;
 pub mod engine;
 pub mod format;
+pub mod fs_usage;
 pub mod http;
 pub mod lifecycle;
 pub mod metrics;
@@ -48,6 +51,7 @@ pub fn state_with_engine(
         max_concurrency: config.max_concurrency,
         inspect_max_age: config.inspect_max_age,
         first_cpu_window: config.first_cpu_window,
+        fs_usage_max_age: config.fs_usage_max_age,
     };
     Arc::new(AppState {
         rounds: coalesce::Coalescer::new(Arc::new(scrape::Scraper::new(engine, &options))),

@@ -16,18 +16,29 @@ pub struct Lifecycle {
     pub health: Option<String>,
     /// Unix time it last started.
     pub started_at: Option<f64>,
-    /// CFS quota in microseconds per period (from `--cpus` or `--cpu-quota`).
+    /// CFS quota in microseconds per period (from `--cpus` or `--cpu-quota`),
+    /// where one is set.
     pub cpu_quota: Option<u64>,
-    /// CFS period in microseconds.
+    /// CFS period in microseconds (the kernel's default where not set).
     pub cpu_period: Option<u64>,
-    /// Relative CPU weight, where set.
+    /// Relative CPU weight (the kernel's default where not set).
     pub cpu_shares: Option<u64>,
-    /// Soft memory limit in bytes, where set.
+    /// Memory limit in bytes; 0 when unlimited.
+    pub memory_limit: Option<u64>,
+    /// Memory plus swap limit in bytes; 0 when unlimited.
+    pub memory_swap_limit: Option<u64>,
+    /// Soft memory limit in bytes; 0 when not set.
     pub memory_reservation: Option<u64>,
+    /// The image as the container was created with (`Config.Image`).
+    pub image: Option<String>,
+    /// The container's own `CgroupParent`, where it set one.
+    pub cgroup_parent: Option<String>,
 }
 
 /// The kernel's CFS period when the container sets none.
 const DEFAULT_CFS_PERIOD_US: u64 = 100_000;
+/// The kernel's CPU weight (cgroup v1 `cpu.shares`) when none is set.
+const DEFAULT_CPU_SHARES: u64 = 1024;
 
 impl Lifecycle {
     /// Extracts the values from an inspect answer.
@@ -60,17 +71,87 @@ impl Lifecycle {
                     .and_then(|n| n.checked_mul(period.unwrap_or(DEFAULT_CFS_PERIOD_US)))
                     .map(|n| n / 1_000_000_000)
             });
-            l.cpu_period = l.cpu_quota.map(|_| period.unwrap_or(DEFAULT_CFS_PERIOD_US));
-            l.cpu_shares = positive(hc.cpu_shares);
-            l.memory_reservation = positive(hc.memory_reservation);
+            l.cpu_period = Some(period.unwrap_or(DEFAULT_CFS_PERIOD_US));
+            l.cpu_shares = Some(positive(hc.cpu_shares).unwrap_or(DEFAULT_CPU_SHARES));
+            let memory = positive(hc.memory);
+            l.memory_limit = Some(memory.unwrap_or(0));
+            l.memory_swap_limit = Some(swap_limit(memory, hc.memory_swap));
+            l.memory_reservation = Some(positive(hc.memory_reservation).unwrap_or(0));
+            l.cgroup_parent = hc.cgroup_parent.clone().filter(|p| !p.is_empty());
         }
+        l.image = i
+            .config
+            .as_ref()
+            .and_then(|c| c.image.clone())
+            .filter(|i| !i.is_empty());
         l
+    }
+
+    /// The health check's verdict as cAdvisor's `container_health_state`
+    /// gives it: 1 healthy, 0 unhealthy or still starting, -1 without a
+    /// health check.
+    pub fn health_state(&self) -> i64 {
+        match self.health.as_deref() {
+            Some("healthy") => 1,
+            Some(_) => 0,
+            None => -1,
+        }
+    }
+}
+
+/// Docker's memory-plus-swap limit: `--memory-swap` where given (-1 is
+/// unlimited), else twice `--memory` where that is set, else unlimited (0).
+fn swap_limit(memory: Option<u64>, memory_swap: Option<i64>) -> u64 {
+    match memory_swap {
+        Some(n) if n > 0 => n.unsigned_abs(),
+        Some(n) if n < 0 => 0,
+        _ => memory.map_or(0, |m| m.saturating_mul(2)),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn inspect(json: &str) -> Lifecycle {
+        Lifecycle::from_inspect(&serde_json::from_str(json).unwrap())
+    }
+
+    #[test]
+    fn unset_limits_are_zero_and_the_kernel_defaults_apply() {
+        let l = inspect(r#"{"HostConfig":{"Memory":0,"MemorySwap":0,"CpuShares":0}}"#);
+        assert_eq!(l.memory_limit, Some(0));
+        assert_eq!(l.memory_swap_limit, Some(0));
+        assert_eq!(l.memory_reservation, Some(0));
+        assert_eq!((l.cpu_period, l.cpu_quota), (Some(100_000), None));
+        assert_eq!(l.cpu_shares, Some(1024));
+    }
+
+    #[test]
+    fn swap_limit_follows_docker_defaults() {
+        let mib = 1 << 20;
+        let l = inspect(r#"{"HostConfig":{"Memory":67108864,"MemorySwap":0}}"#);
+        assert_eq!(l.memory_swap_limit, Some(128 * mib), "twice --memory");
+        let l = inspect(r#"{"HostConfig":{"Memory":67108864,"MemorySwap":-1}}"#);
+        assert_eq!(l.memory_swap_limit, Some(0), "unlimited");
+        let l = inspect(r#"{"HostConfig":{"Memory":67108864,"MemorySwap":100663296}}"#);
+        assert_eq!(l.memory_swap_limit, Some(96 * mib));
+    }
+
+    #[test]
+    fn health_state_as_cadvisor_gives_it() {
+        let state = |status: &str| {
+            inspect(&format!(
+                r#"{{"State":{{"Health":{{"Status":"{status}"}}}}}}"#
+            ))
+            .health_state()
+        };
+        assert_eq!(state("healthy"), 1);
+        assert_eq!(state("unhealthy"), 0);
+        assert_eq!(state("starting"), 0);
+        assert_eq!(state("none"), -1);
+        assert_eq!(inspect("{}").health_state(), -1);
+    }
 
     #[test]
     fn huge_nano_cpus_is_left_out_not_an_overflow() {

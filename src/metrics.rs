@@ -1,21 +1,14 @@
-//! The metric table and the collector that encodes one [`Snapshot`].
-//!
-//! A fresh registry is built per request around an immutable snapshot, so no
-//! series outlives the container it describes.
+//! The metric table: every metric's name, type, help, labels and where its
+//! values come from. The collector (see [`crate::collector`]) walks it.
 
-use std::sync::Arc;
-
-use prometheus_client::collector::Collector;
-use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
-use prometheus_client::metrics::counter::ConstCounter;
-use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::MetricType;
-use prometheus_client::registry::{Registry, Unit};
+use prometheus_client::registry::Unit;
 
-use crate::config::{LabelExport, LabelsOn};
+pub use crate::collector::render;
+use crate::engine::EngineInfo;
 pub use crate::format::Format;
 use crate::sample::Interface;
-use crate::scrape::{ContainerMetrics, Snapshot};
+use crate::scrape::ContainerMetrics;
 
 /// A sample value, kept integral where the engine's counter is.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -28,17 +21,30 @@ pub enum Value {
     Signed(i64),
 }
 
-/// Which series a metric has and where their values come from.
+/// Which series a metric has and where their values come from. Every
+/// per-container series carries the container's labels (`name`, `id`,
+/// `image` and, by default, the allow-listed container labels).
 #[derive(Clone, Copy)]
 pub enum Source {
-    /// One series per container, label `name`.
+    /// One series per container.
     Container(fn(&ContainerMetrics) -> Option<Value>),
-    /// One series per container and interface, labels `name`, `interface`.
+    /// One series per container with fixed extra labels.
+    Fixed(
+        &'static [(&'static str, &'static str)],
+        fn(&ContainerMetrics) -> Option<Value>,
+    ),
+    /// One series per container and interface, label `interface`.
     Interface(fn(&Interface) -> Option<u64>),
     /// Value 1 with one more label, e.g. `state="running"`.
     Enum(&'static str, fn(&ContainerMetrics) -> Option<&str>),
-    /// `container_info`: value 1 with id, image and allow-listed labels.
+    /// Page faults by `failure_type` (pgfault, pgmajfault) and `scope`
+    /// (container, hierarchy), as cAdvisor counts them.
+    MemoryFailures,
+    /// `container_info`: value 1 with the container id, image id and every
+    /// allow-listed label.
     Info,
+    /// One unlabelled series about the machine, from the engine's `/info`.
+    Machine(fn(&EngineInfo) -> Option<Value>),
     /// The exporter's own series, encoded from the snapshot as a whole.
     Exporter,
 }
@@ -55,7 +61,7 @@ pub enum MetricUnit {
 }
 
 impl MetricUnit {
-    fn unit(self) -> Unit {
+    pub(crate) fn unit(self) -> Unit {
         match self {
             MetricUnit::Bytes => Unit::Bytes,
             MetricUnit::Seconds => Unit::Seconds,
@@ -92,7 +98,7 @@ pub struct MetricDef {
 impl MetricDef {
     /// The name handed to the encoder: without the `_total` and unit suffixes
     /// it appends itself.
-    fn base_name(&self) -> &'static str {
+    pub(crate) fn base_name(&self) -> &'static str {
         let mut n = self.name;
         if self.kind == MetricType::Counter {
             n = n.strip_suffix("_total").unwrap_or(n);
@@ -160,11 +166,13 @@ pub const METRICS: &[MetricDef] = &[
     },
     MetricDef {
         name: "container_cpu_usage_seconds_total",
-        help: "CPU time consumed.",
+        help: "CPU time consumed, all CPUs together (cpu=\"total\", as cAdvisor without per-CPU series).",
         kind: Counter,
         unit: Some(Seconds),
-        labels: "",
-        source: Source::Container(|c| seconds(c.sample.as_ref()?.cpu.map(|r| r.total_ns))),
+        labels: "cpu",
+        source: Source::Fixed(&[("cpu", "total")], |c| {
+            seconds(c.sample.as_ref()?.cpu.map(|r| r.total_ns))
+        }),
     },
     MetricDef {
         name: "container_cpu_user_seconds_total",
@@ -245,6 +253,30 @@ pub const METRICS: &[MetricDef] = &[
         unit: None,
         labels: "",
         source: Source::Container(|c| int(c.sample.as_ref()?.memory_failcnt)),
+    },
+    MetricDef {
+        name: "container_memory_swap",
+        help: "Swap in use in bytes, where the engine reports it (cgroup v1 total_swap).",
+        kind: Gauge,
+        unit: None,
+        labels: "",
+        source: Source::Container(|c| int(c.sample.as_ref()?.memory_swap)),
+    },
+    MetricDef {
+        name: "container_memory_mapped_file",
+        help: "Memory-mapped file pages in bytes (cgroup v1 total_mapped_file, v2 file_mapped).",
+        kind: Gauge,
+        unit: None,
+        labels: "",
+        source: Source::Container(|c| int(c.sample.as_ref()?.memory_mapped_file)),
+    },
+    MetricDef {
+        name: "container_memory_failures_total",
+        help: "Page faults (failure_type pgfault or pgmajfault) of the container itself (scope container) and with its children (scope hierarchy).",
+        kind: Counter,
+        unit: None,
+        labels: "failure_type, scope",
+        source: Source::MemoryFailures,
     },
     MetricDef {
         name: "container_network_receive_bytes_total",
@@ -343,6 +375,14 @@ pub const METRICS: &[MetricDef] = &[
         source: Source::Container(|c| int(c.sample.as_ref()?.fs_writes)),
     },
     MetricDef {
+        name: "container_fs_usage_bytes",
+        help: "Bytes in the container's writable layer, as `docker ps --size` shows it; reused for fs_usage_max_age.",
+        kind: Gauge,
+        unit: Some(Bytes),
+        labels: "",
+        source: Source::Container(|c| int(c.fs_usage)),
+    },
+    MetricDef {
         name: "container_pids",
         help: "Processes and threads in the container.",
         kind: Gauge,
@@ -360,11 +400,19 @@ pub const METRICS: &[MetricDef] = &[
     },
     MetricDef {
         name: "container_info",
-        help: "Always 1; labels name the container's id, image and allow-listed container labels.",
+        help: "Always 1; labels name the container's full id, image id and allow-listed container labels (whatever labels.on says).",
         kind: Gauge,
         unit: None,
-        labels: "id, image, image_id, container_label_*",
+        labels: "container_id, image_id, container_label_*",
         source: Source::Info,
+    },
+    MetricDef {
+        name: "container_last_seen",
+        help: "Unix time a scrape last found the container running (or paused).",
+        kind: Gauge,
+        unit: None,
+        labels: "",
+        source: Source::Container(|c| c.last_seen.map(Value::Float)),
     },
     MetricDef {
         name: "container_state",
@@ -381,6 +429,14 @@ pub const METRICS: &[MetricDef] = &[
         unit: None,
         labels: "status",
         source: Source::Enum("status", |c| c.lifecycle.as_ref()?.health.as_deref()),
+    },
+    MetricDef {
+        name: "container_health_state",
+        help: "Health check verdict as a number: 1 healthy, 0 unhealthy or starting, -1 no health check.",
+        kind: Gauge,
+        unit: None,
+        labels: "",
+        source: Source::Container(|c| Some(Value::Signed(c.lifecycle.as_ref()?.health_state()))),
     },
     MetricDef {
         name: "container_restarts_total",
@@ -429,7 +485,7 @@ pub const METRICS: &[MetricDef] = &[
     },
     MetricDef {
         name: "container_spec_cpu_period",
-        help: "CPU quota period in microseconds, where a quota is set.",
+        help: "CPU quota period in microseconds (100000 unless set).",
         kind: Gauge,
         unit: None,
         labels: "",
@@ -437,7 +493,7 @@ pub const METRICS: &[MetricDef] = &[
     },
     MetricDef {
         name: "container_spec_cpu_shares",
-        help: "Relative CPU weight, where set (--cpu-shares).",
+        help: "Relative CPU weight (--cpu-shares; 1024 unless set).",
         kind: Gauge,
         unit: None,
         labels: "",
@@ -445,11 +501,43 @@ pub const METRICS: &[MetricDef] = &[
     },
     MetricDef {
         name: "container_spec_memory_reservation_limit_bytes",
-        help: "Soft memory limit, where set (--memory-reservation).",
+        help: "Soft memory limit (--memory-reservation); 0 unless set.",
         kind: Gauge,
         unit: Some(Bytes),
         labels: "",
         source: Source::Container(|c| int(c.lifecycle.as_ref()?.memory_reservation)),
+    },
+    MetricDef {
+        name: "container_spec_memory_limit_bytes",
+        help: "Memory limit (--memory); 0 when unlimited.",
+        kind: Gauge,
+        unit: Some(Bytes),
+        labels: "",
+        source: Source::Container(|c| int(c.lifecycle.as_ref()?.memory_limit)),
+    },
+    MetricDef {
+        name: "container_spec_memory_swap_limit_bytes",
+        help: "Memory plus swap limit (--memory-swap, else twice --memory); 0 when unlimited.",
+        kind: Gauge,
+        unit: Some(Bytes),
+        labels: "",
+        source: Source::Container(|c| int(c.lifecycle.as_ref()?.memory_swap_limit)),
+    },
+    MetricDef {
+        name: "machine_cpu_cores",
+        help: "CPUs of the machine (or VM) the engine runs on.",
+        kind: Gauge,
+        unit: None,
+        labels: "",
+        source: Source::Machine(|m| int(m.cpus)),
+    },
+    MetricDef {
+        name: "machine_memory_bytes",
+        help: "Memory of the machine (or VM) the engine runs on.",
+        kind: Gauge,
+        unit: Some(Bytes),
+        labels: "",
+        source: Source::Machine(|m| int(m.memory_bytes)),
     },
     MetricDef {
         name: "docker_up",
@@ -485,172 +573,6 @@ pub const METRICS: &[MetricDef] = &[
     },
 ];
 
-/// Encodes one snapshot; registered into a per-request registry.
-#[derive(Debug)]
-pub struct SnapshotCollector {
-    snapshot: Arc<Snapshot>,
-    labels: LabelExport,
-}
-
-impl SnapshotCollector {
-    /// A collector for one answer.
-    pub fn new(snapshot: Arc<Snapshot>, labels: LabelExport) -> Self {
-        Self { snapshot, labels }
-    }
-
-    /// `name` plus, where configured for every series, the allow-listed
-    /// container labels the container has.
-    fn base_labels<'a>(&'a self, c: &'a ContainerMetrics) -> Vec<(&'a str, &'a str)> {
-        let mut labels = vec![("name", c.container.name.as_str())];
-        if self.labels.on == LabelsOn::All {
-            labels.extend(self.allow_listed(c));
-        }
-        labels
-    }
-
-    fn allow_listed<'a>(
-        &'a self,
-        c: &'a ContainerMetrics,
-    ) -> impl Iterator<Item = (&'a str, &'a str)> + 'a {
-        self.labels.include.iter().filter_map(move |(key, label)| {
-            c.container
-                .labels
-                .get(key)
-                .map(|v| (label.as_str(), v.as_str()))
-        })
-    }
-}
-
-impl Collector for SnapshotCollector {
-    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        let snap = &*self.snapshot;
-        for def in METRICS {
-            let unit = def.unit.map(MetricUnit::unit);
-            let mut rows: Vec<(Vec<(&str, &str)>, Value)> = Vec::new();
-            match def.source {
-                Source::Container(value) => {
-                    for c in &snap.containers {
-                        if let Some(v) = value(c) {
-                            rows.push((self.base_labels(c), v));
-                        }
-                    }
-                }
-                Source::Interface(value) => {
-                    for c in &snap.containers {
-                        for i in c.sample.iter().flat_map(|s| &s.interfaces) {
-                            if let Some(v) = value(i) {
-                                let mut labels = self.base_labels(c);
-                                labels.push(("interface", i.name.as_str()));
-                                rows.push((labels, Value::Int(v)));
-                            }
-                        }
-                    }
-                }
-                Source::Enum(label, value) => {
-                    for c in &snap.containers {
-                        if let Some(v) = value(c) {
-                            let mut labels = self.base_labels(c);
-                            labels.push((label, v));
-                            rows.push((labels, Value::Int(1)));
-                        }
-                    }
-                }
-                Source::Info => {
-                    for c in &snap.containers {
-                        let k = &c.container;
-                        let mut labels = vec![
-                            ("name", k.name.as_str()),
-                            ("id", k.id.as_str()),
-                            ("image", k.image.as_str()),
-                            ("image_id", k.image_id.as_str()),
-                        ];
-                        labels.extend(self.allow_listed(c));
-                        rows.push((labels, Value::Int(1)));
-                    }
-                }
-                Source::Exporter => {
-                    let single = match def.name {
-                        "docker_up" => Some(Value::Int(u64::from(snap.engine_up))),
-                        "docker_stats_scrape_duration_seconds" => {
-                            Some(Value::Float(snap.duration_seconds))
-                        }
-                        "docker_stats_containers_selected" => {
-                            Some(Value::Int(snap.selected as u64))
-                        }
-                        _ => None,
-                    };
-                    match single {
-                        // Unlabelled: encoded on the family itself.
-                        Some(value) => {
-                            let family = encoder.encode_descriptor(
-                                def.base_name(),
-                                def.help,
-                                unit.as_ref(),
-                                def.kind,
-                            )?;
-                            encode_value(family, def.kind, value)?;
-                            continue;
-                        }
-                        // docker_stats_scrape_errors_total, one series per kind.
-                        None => rows.extend(
-                            snap.errors
-                                .iter()
-                                .map(|(kind, n)| (vec![("kind", kind.as_str())], Value::Int(*n))),
-                        ),
-                    }
-                }
-            }
-            if rows.is_empty() {
-                continue;
-            }
-            let mut family =
-                encoder.encode_descriptor(def.base_name(), def.help, unit.as_ref(), def.kind)?;
-            for (labels, v) in &rows {
-                encode_value(family.encode_family(labels)?, def.kind, *v)?;
-            }
-        }
-        Ok(())
-    }
-}
-
-fn encode_value(
-    encoder: prometheus_client::encoding::MetricEncoder<'_>,
-    kind: MetricType,
-    value: Value,
-) -> Result<(), std::fmt::Error> {
-    match (kind, value) {
-        (MetricType::Counter, Value::Int(v)) => ConstCounter::new(v).encode(encoder),
-        (MetricType::Counter, Value::Float(v)) => ConstCounter::new(v).encode(encoder),
-        (MetricType::Counter, Value::Signed(v)) => {
-            ConstCounter::new(u64::try_from(v).unwrap_or(0)).encode(encoder)
-        }
-        (_, Value::Int(v)) => ConstGauge::new(v).encode(encoder),
-        (_, Value::Signed(v)) => ConstGauge::new(v).encode(encoder),
-        (_, Value::Float(v)) => ConstGauge::new(v).encode(encoder),
-    }
-}
-
-/// Encodes a snapshot in the given format.
-pub fn render(
-    snapshot: impl Into<Arc<Snapshot>>,
-    labels: &LabelExport,
-    format: Format,
-) -> Result<String, std::fmt::Error> {
-    let mut registry = Registry::default();
-    registry.register_collector(Box::new(SnapshotCollector::new(
-        snapshot.into(),
-        labels.clone(),
-    )));
-    let mut out = String::with_capacity(16 * 1024);
-    match format {
-        Format::Prometheus => {
-            prometheus_client::encoding::prometheus_text::encode(&mut out, &registry)?
-        }
-        Format::OpenMetrics => prometheus_client::encoding::text::encode(&mut out, &registry)?,
-    }
-    Ok(out)
-}
-
 /// The metric reference as a Markdown table; the README carries a copy that
 /// a test keeps equal to this.
 pub fn reference_table() -> String {
@@ -661,9 +583,10 @@ pub fn reference_table() -> String {
             _ => "gauge",
         };
         let labels = match (&def.source, def.labels) {
-            (Source::Exporter, l) => l.to_string(),
-            (_, "") => "name".to_string(),
-            (_, l) => format!("name, {l}"),
+            (Source::Exporter | Source::Machine(_), l) => l.to_string(),
+            (Source::Info, l) => format!("name, id, image, {l}"),
+            (_, "") => "name, id, image".to_string(),
+            (_, l) => format!("name, id, image, {l}"),
         };
         out.push_str(&format!(
             "| `{}` | {kind} | {labels} | {} |\n",

@@ -42,6 +42,16 @@ pub struct Sample {
     pub memory_cache: Option<u64>,
     pub memory_max_usage: Option<u64>,
     pub memory_failcnt: Option<u64>,
+    /// Swap in use (cgroup v1 `total_swap`, where swap is accounted).
+    pub memory_swap: Option<u64>,
+    /// File-backed memory mapped into processes (v1 `total_mapped_file`,
+    /// v2 `file_mapped`).
+    pub memory_mapped_file: Option<u64>,
+    /// Page faults, as `[pgfault, pgmajfault]`, of the container itself.
+    pub page_faults_container: Option<[u64; 2]>,
+    /// Page faults, as `[pgfault, pgmajfault]`, of the container and its
+    /// children (the same as the container's own on cgroup v2).
+    pub page_faults_hierarchy: Option<[u64; 2]>,
     /// Interfaces sorted by name.
     pub interfaces: Vec<Interface>,
     pub fs_read_bytes: Option<u64>,
@@ -103,6 +113,17 @@ impl Sample {
             } else {
                 (stat("anon"), stat("file"))
             };
+            let faults = |minor: &str, major: &str| Some([stat(minor)?, stat(major)?]);
+            if v1 {
+                s.memory_swap = stat("total_swap");
+                s.memory_mapped_file = stat("total_mapped_file");
+                s.page_faults_container = faults("pgfault", "pgmajfault");
+                s.page_faults_hierarchy = faults("total_pgfault", "total_pgmajfault");
+            } else {
+                s.memory_mapped_file = stat("file_mapped");
+                s.page_faults_container = faults("pgfault", "pgmajfault");
+                s.page_faults_hierarchy = s.page_faults_container;
+            }
         }
 
         if let Some(networks) = &stats.networks {

@@ -8,10 +8,14 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use crate::cgroup::cgroup_id;
 use crate::cpu::percent_for;
 use crate::deadline::{Deadline, Elapsed};
 use crate::engine::limited::Limited;
-use crate::engine::{ContainerRef, EngineApi, EngineVersion, Failure, Flavor, ListQuery};
+use crate::engine::{
+    ContainerRef, EngineApi, EngineInfo, EngineVersion, Failure, Flavor, ListQuery,
+};
+use crate::fs_usage::{FsUsage, Sizes};
 use crate::lifecycle::Lifecycle;
 use crate::sample::Sample;
 use crate::selector::Selection;
@@ -20,6 +24,9 @@ use crate::state::{RoundEnd, StateTable};
 /// What a stats call without `one-shot` may take on an engine that waits for
 /// its collection tick: two ticks and room.
 const TWO_TICKS: Duration = Duration::from_millis(2500);
+/// How long the engine's `/info` answer (CPUs, memory, cgroup driver) is
+/// reused: it changes when the machine does.
+pub const INFO_MAX_AGE: Duration = Duration::from_secs(300);
 
 /// One container's values in a snapshot.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -33,6 +40,23 @@ pub struct ContainerMetrics {
     pub cpu_percent: Option<f64>,
     /// Restart count, OOM kill, health, limits; `None` if inspect failed.
     pub lifecycle: Option<Arc<Lifecycle>>,
+    /// Its cgroup path, as cAdvisor's `id` label has it.
+    pub cgroup: String,
+    /// Bytes in its writable layer, where known.
+    pub fs_usage: Option<u64>,
+    /// Unix time this round found it running; `None` when it is not.
+    pub last_seen: Option<f64>,
+}
+
+impl ContainerMetrics {
+    /// The image as the container was created with: the inspect answer's,
+    /// else the list's (which shows an image id once the tag has moved).
+    pub fn image(&self) -> &str {
+        self.lifecycle
+            .as_ref()
+            .and_then(|l| l.image.as_deref())
+            .unwrap_or(&self.container.image)
+    }
 }
 
 /// Everything one `/metrics` answer reports, fetched before encoding starts.
@@ -48,6 +72,10 @@ pub struct Snapshot {
     pub containers: Vec<ContainerMetrics>,
     /// Failures since the process started, by kind.
     pub errors: Vec<(Failure, u64)>,
+    /// Unix time the round started: when the listed containers were seen.
+    pub seen_at: f64,
+    /// The machine as the engine describes it, where known.
+    pub machine: Option<EngineInfo>,
 }
 
 /// How rounds are run.
@@ -61,6 +89,8 @@ pub struct ScrapeOptions {
     /// container seen for the first time is read twice this far apart, so
     /// that its first scrape has a CPU percent.
     pub first_cpu_window: Duration,
+    /// Reuse of writable-layer sizes; `None` leaves them out.
+    pub fs_usage_max_age: Option<Duration>,
 }
 
 impl Default for ScrapeOptions {
@@ -69,6 +99,7 @@ impl Default for ScrapeOptions {
             max_concurrency: crate::config::DEFAULT_MAX_CONCURRENCY,
             inspect_max_age: crate::config::DEFAULT_INSPECT_MAX_AGE,
             first_cpu_window: crate::config::DEFAULT_FIRST_CPU_WINDOW,
+            fs_usage_max_age: Some(crate::config::DEFAULT_FS_USAGE_MAX_AGE),
         }
     }
 }
@@ -85,9 +116,11 @@ struct Outcome {
 /// them: per-container state and the error counters.
 #[derive(Debug)]
 pub struct Scraper {
-    engine: Limited,
+    engine: Arc<dyn EngineApi>,
     state: StateTable,
     version: Mutex<Option<EngineVersion>>,
+    info: Mutex<Option<(Instant, EngineInfo)>>,
+    fs_usage: FsUsage,
     first_cpu_window: Duration,
     errors: [AtomicU64; Failure::ALL.len()],
 }
@@ -96,9 +129,11 @@ impl Scraper {
     /// A scraper of `engine`.
     pub fn new(engine: Arc<dyn EngineApi>, options: &ScrapeOptions) -> Self {
         Self {
-            engine: Limited::new(engine, options.max_concurrency),
+            engine: Arc::new(Limited::new(engine, options.max_concurrency)),
             state: StateTable::new(options.inspect_max_age),
             version: Mutex::new(None),
+            info: Mutex::new(None),
+            fs_usage: FsUsage::new(options.fs_usage_max_age),
             first_cpu_window: options.first_cpu_window,
             errors: Default::default(),
         }
@@ -106,7 +141,7 @@ impl Scraper {
 
     /// The engine this scraper reads, behind the shared call limit.
     pub fn engine(&self) -> &dyn EngineApi {
-        &self.engine
+        self.engine.as_ref()
     }
 
     /// Containers whose state is held (CPU readings, inspect answers).
@@ -142,6 +177,32 @@ impl Scraper {
         self.version.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// The engine's `/info`, asked again once it is [`INFO_MAX_AGE`] old; the
+    /// previous answer while a new one fails.
+    async fn machine_info(&self, deadline: &Deadline) -> Option<EngineInfo> {
+        let cached = self.lock_info().clone();
+        if let Some((at, info)) = &cached {
+            if at.elapsed() < INFO_MAX_AGE {
+                return Some(info.clone());
+            }
+        }
+        match deadline.run(self.engine.info()).await {
+            Ok(Ok(info)) => {
+                *self.lock_info() = Some((Instant::now(), info.clone()));
+                Some(info)
+            }
+            Ok(Err(e)) => {
+                tracing::debug!("engine info unavailable: {e}");
+                cached.map(|(_, info)| info)
+            }
+            Err(Elapsed) => cached.map(|(_, info)| info),
+        }
+    }
+
+    fn lock_info(&self) -> std::sync::MutexGuard<'_, Option<(Instant, EngineInfo)>> {
+        self.info.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     /// One round, finished by `deadline`. An explicit selection (names or
     /// labels) also lists stopped containers, for their lifecycle metrics.
     /// `full` marks a round over the configured selection, after which the
@@ -153,15 +214,20 @@ impl Scraper {
         full: bool,
     ) -> Snapshot {
         let started = Instant::now();
+        let mut snapshot = Snapshot {
+            seen_at: unix_now(),
+            ..Default::default()
+        };
         let query = ListQuery {
             all: !selection.is_all(),
             label_filters: selection.engine_label_filter().unwrap_or_default(),
+            size: false,
         };
-        let (listed, version) = futures::join!(
+        let (listed, version, machine) = futures::join!(
             deadline.run(self.engine.list(&query)),
-            self.version(deadline)
+            self.version(deadline),
+            self.machine_info(deadline)
         );
-        let mut snapshot = Snapshot::default();
         match listed {
             Ok(Ok(list)) => {
                 let mut chosen: Vec<ContainerRef> = list
@@ -173,13 +239,21 @@ impl Scraper {
                 chosen.sort_by_key(|c| !self.state.missed_last_round(&c.id));
                 snapshot.engine_up = true;
                 snapshot.selected = chosen.len();
-                let outcomes = futures::future::join_all(
+                let fan_out = futures::future::join_all(
                     chosen
                         .into_iter()
                         .map(|c| self.container(c, &version, deadline)),
-                )
-                .await;
+                );
+                let (outcomes, sizes) =
+                    futures::join!(fan_out, self.fs_usage.sizes(&self.engine, deadline));
                 snapshot.containers = self.settle(outcomes, full);
+                describe(
+                    &mut snapshot.containers,
+                    version.flavor,
+                    machine.as_ref(),
+                    sizes,
+                    snapshot.seen_at,
+                );
             }
             Ok(Err(e)) => {
                 tracing::warn!("engine unavailable: {e}");
@@ -198,6 +272,7 @@ impl Scraper {
             .zip(&self.errors)
             .map(|(f, n)| (*f, n.load(Ordering::Relaxed)))
             .collect();
+        snapshot.machine = machine;
         snapshot.duration_seconds = started.elapsed().as_secs_f64();
         snapshot
     }
@@ -261,6 +336,7 @@ impl Scraper {
                 sample,
                 cpu_percent,
                 lifecycle: lifecycle.ok(),
+                ..Default::default()
             },
             failure,
         }
@@ -379,6 +455,35 @@ impl Scraper {
             Err(Elapsed) => Err(Failure::Timeout),
         }
     }
+}
+
+/// Fills in what needs the round as a whole: each container's cgroup path,
+/// writable layer's size and, for running ones, when they were seen.
+fn describe(
+    containers: &mut [ContainerMetrics],
+    flavor: Flavor,
+    machine: Option<&EngineInfo>,
+    sizes: Option<Sizes>,
+    seen_at: f64,
+) {
+    let driver = machine.and_then(|m| m.cgroup_driver.as_deref());
+    for c in containers {
+        let parent = c
+            .lifecycle
+            .as_ref()
+            .and_then(|l| l.cgroup_parent.as_deref());
+        c.cgroup = cgroup_id(flavor, driver, parent, &c.container.id);
+        if c.container.has_stats() {
+            c.fs_usage = sizes.as_ref().and_then(|s| s.get(&c.container.id).copied());
+            c.last_seen = Some(seen_at);
+        }
+    }
+}
+
+fn unix_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
 }
 
 /// One line for all the containers a round could not finish in time.

@@ -213,7 +213,7 @@ async fn unreachable_engine_answers_200_with_docker_up_0_then_recovers() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn engine_sees_only_get_requests_for_list_stats_inspect_version_and_ping() {
+async fn engine_sees_only_get_requests_for_list_stats_inspect_info_version_and_ping() {
     let c = Container::sleeper("dse-readonly-target", &[]);
     let dir = TempDir::new("readonly");
     let proxy = Proxy::start(&dir.0.join("engine.sock"), "/var/run/docker.sock");
@@ -239,6 +239,7 @@ async fn engine_sees_only_get_requests_for_list_stats_inspect_version_and_ping()
         let path = s.path.split('?').next().unwrap_or("");
         let allowed = path.ends_with("/_ping")
             || path.ends_with("/version")
+            || path.ends_with("/info")
             || path.ends_with("/containers/json")
             || path == format!("/containers/{}/json", c.id)
             || path == format!("/containers/{}/stats", c.id);

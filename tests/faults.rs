@@ -213,8 +213,10 @@ async fn label_values_with_quotes_backslashes_newlines_and_non_ascii_are_escaped
     let escaped = "say \\\"hi\\\" \\\\ back\\nslash ünïcødé ✓";
     assert!(
         body.contains(&format!(
-            "container_memory_usage_bytes{{name=\"{}\",container_label_odd_value=\"{escaped}\"}}",
-            c.name
+            "container_memory_usage_bytes{{name=\"{}\",id=\"/docker/{}\",image=\"{}\",container_label_odd_value=\"{escaped}\"}}",
+            c.name,
+            c.id,
+            common::image()
         )),
         "{body}"
     );

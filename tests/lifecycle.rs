@@ -247,6 +247,15 @@ async fn promtool_accepts_a_real_answer_with_compose_labels() {
     assert!(body.contains(
         "container_label_com_docker_compose_project=\"shop\",container_label_com_docker_compose_service=\"web\"} 1"
     ));
-    assert!(body.contains("container_cpu_usage_percent{name=\"dse-lc-promtool\"}"));
+    let m = common::Metrics::parse(&body);
+    let cpu =
+        m.0.iter()
+            .find(|s| s.name == "container_cpu_usage_percent")
+            .expect("a CPU percent");
+    assert_eq!(cpu.labels["name"], "dse-lc-promtool");
+    assert_eq!(
+        cpu.labels["container_label_com_docker_compose_project"],
+        "shop"
+    );
     common::promtool_check_metrics(&body);
 }

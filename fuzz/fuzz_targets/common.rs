@@ -21,6 +21,7 @@ pub fn container(id: &str, name: &str, state: &str, labels: HashMap<String, Stri
         image_id: format!("sha256:{id}"),
         state: state.to_string(),
         status: String::new(),
+        size_rw: None,
     }
 }
 
@@ -40,8 +41,11 @@ pub fn snapshot(
             sample,
             cpu_percent,
             lifecycle: lifecycle.map(Arc::new),
+            cgroup: "/docker/fuzz".to_string(),
+            ..Default::default()
         }],
         errors: Failure::ALL.iter().map(|f| (*f, 1)).collect(),
+        ..Default::default()
     }
 }
 

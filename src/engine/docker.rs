@@ -14,8 +14,8 @@ use bollard::{Docker, API_DEFAULT_VERSION};
 use futures::{FutureExt, StreamExt};
 
 use super::{
-    ContainerRef, EngineApi, EngineError, EngineFuture, EngineVersion, Failure, Flavor, ListQuery,
-    Listed,
+    ContainerRef, EngineApi, EngineError, EngineFuture, EngineInfo, EngineVersion, Failure, Flavor,
+    ListQuery, Listed,
 };
 
 /// First pause before a request the engine's full listen queue refused is
@@ -147,6 +147,19 @@ impl EngineApi for DockerEngine {
         .boxed()
     }
 
+    fn info(&self) -> EngineFuture<'_, EngineInfo> {
+        async move {
+            let i = self.with_client(|d| async move { d.info().await }).await?;
+            Ok(EngineInfo {
+                cpus: i.ncpu.and_then(|n| u64::try_from(n).ok()),
+                memory_bytes: i.mem_total.and_then(|n| u64::try_from(n).ok()),
+                cgroup_driver: i.cgroup_driver.map(|d| d.to_string()),
+                cgroup_version: i.cgroup_version.map(|v| v.to_string()),
+            })
+        }
+        .boxed()
+    }
+
     fn list<'a>(&'a self, query: &'a ListQuery) -> EngineFuture<'a, Vec<Listed>> {
         async move {
             let filters = (!query.label_filters.is_empty())
@@ -154,6 +167,7 @@ impl EngineApi for DockerEngine {
             let options = ListContainersOptions {
                 all: query.all,
                 filters,
+                size: query.size,
                 ..Default::default()
             };
             // Podman briefly reports a container that just exited as
@@ -220,6 +234,7 @@ fn listed(s: bollard::models::ContainerSummary) -> Option<Listed> {
             image_id: s.image_id.unwrap_or_default(),
             state: s.state.map(|st| st.to_string()).unwrap_or_default(),
             status: s.status.unwrap_or_default(),
+            size_rw: s.size_rw.and_then(|n| u64::try_from(n).ok()),
         },
         names,
     })

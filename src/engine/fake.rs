@@ -16,8 +16,8 @@ use futures::FutureExt;
 use tokio::time::Instant;
 
 use super::{
-    ContainerRef, EngineApi, EngineError, EngineFuture, EngineVersion, Failure, Flavor, ListQuery,
-    Listed,
+    ContainerRef, EngineApi, EngineError, EngineFuture, EngineInfo, EngineVersion, Failure, Flavor,
+    ListQuery, Listed,
 };
 
 /// The engine's collection tick on Docker up to 24.
@@ -58,6 +58,8 @@ pub struct Calls {
     pub inspect: usize,
     /// `GET /version`.
     pub version: usize,
+    /// `GET /info`.
+    pub info: usize,
 }
 
 /// A scripted engine. Cheap to clone; clones share state.
@@ -138,6 +140,7 @@ impl FakeEngine {
             image_id: "sha256:0123".into(),
             state: state.into(),
             status: String::new(),
+            size_rw: None,
         };
         let listed = Listed {
             names: vec![format!("/{name}")],
@@ -353,6 +356,19 @@ impl EngineApi for FakeEngine {
         .boxed()
     }
 
+    fn info(&self) -> EngineFuture<'_, EngineInfo> {
+        async move {
+            self.count(|c| c.info += 1)?;
+            Ok(EngineInfo {
+                cpus: Some(CPUS),
+                memory_bytes: Some(8 << 30),
+                cgroup_driver: Some("cgroupfs".into()),
+                cgroup_version: Some("1".into()),
+            })
+        }
+        .boxed()
+    }
+
     fn list<'a>(&'a self, query: &'a ListQuery) -> EngineFuture<'a, Vec<Listed>> {
         async move {
             self.count(|c| c.list += 1)?;
@@ -367,7 +383,11 @@ impl EngineApi for FakeEngine {
                 .iter()
                 .filter(|c| query.all || c.listed.container.has_stats())
                 .filter(|c| wanted(&c.listed.container.labels))
-                .map(|c| c.listed.clone())
+                .map(|c| {
+                    let mut l = c.listed.clone();
+                    l.container.size_rw = query.size.then_some(4096);
+                    l
+                })
                 .collect())
         }
         .boxed()

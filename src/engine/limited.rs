@@ -7,7 +7,9 @@ use std::sync::Arc;
 use futures::FutureExt;
 use tokio::sync::Semaphore;
 
-use super::{EngineApi, EngineError, EngineFuture, EngineVersion, Failure, ListQuery, Listed};
+use super::{
+    EngineApi, EngineError, EngineFuture, EngineInfo, EngineVersion, Failure, ListQuery, Listed,
+};
 use bollard::models::{ContainerInspectResponse, ContainerStatsResponse};
 
 /// An engine whose calls wait for one of `limit` permits.
@@ -47,6 +49,10 @@ impl EngineApi for Limited {
 
     fn version(&self) -> EngineFuture<'_, EngineVersion> {
         self.run(self.inner.version()).boxed()
+    }
+
+    fn info(&self) -> EngineFuture<'_, EngineInfo> {
+        self.run(self.inner.info()).boxed()
     }
 
     fn list<'a>(&'a self, query: &'a ListQuery) -> EngineFuture<'a, Vec<Listed>> {

@@ -30,6 +30,9 @@ pub struct ContainerRef {
     pub state: String,
     /// The engine's human status (`Up 5 minutes (healthy)`).
     pub status: String,
+    /// Size of the writable layer in bytes, where the list call was asked
+    /// for sizes.
+    pub size_rw: Option<u64>,
 }
 
 impl ContainerRef {
@@ -66,6 +69,9 @@ pub struct ListQuery {
     pub all: bool,
     /// `label` filters the engine applies itself (all must match).
     pub label_filters: Vec<String>,
+    /// Ask for the size of each writable layer (`size=true`): the engine
+    /// walks every container's files, so this is slow on big hosts.
+    pub size: bool,
 }
 
 /// Why a container, or a list call, is missing from a scrape; the value of
@@ -167,6 +173,19 @@ impl EngineVersion {
     }
 }
 
+/// What `GET /info` says about the machine and the engine's cgroups.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EngineInfo {
+    /// CPUs the engine sees.
+    pub cpus: Option<u64>,
+    /// Memory of the machine (or VM) in bytes.
+    pub memory_bytes: Option<u64>,
+    /// `cgroupfs` or `systemd`.
+    pub cgroup_driver: Option<String>,
+    /// `"1"` or `"2"`.
+    pub cgroup_version: Option<String>,
+}
+
 /// The boxed future every engine request returns, so the trait stays
 /// object-safe.
 pub type EngineFuture<'a, T> = BoxFuture<'a, Result<T, EngineError>>;
@@ -181,6 +200,9 @@ pub trait EngineApi: Send + Sync + fmt::Debug {
 
     /// `GET /version`.
     fn version(&self) -> EngineFuture<'_, EngineVersion>;
+
+    /// `GET /info`.
+    fn info(&self) -> EngineFuture<'_, EngineInfo>;
 
     /// `GET /containers/json` with the query's filters.
     fn list<'a>(&'a self, query: &'a ListQuery) -> EngineFuture<'a, Vec<Listed>>;

@@ -218,18 +218,22 @@ impl Metrics {
             .map(|s| s.value)
     }
 
-    /// The value of an unlabelled series, or one with exactly these labels.
+    /// The value of the series of `metric` whose labels include `labels`
+    /// (every container series also has `id`, `image` and allow-listed
+    /// container labels); panics if more than one matches.
     pub fn value(&self, metric: &str, labels: &[(&str, &str)]) -> Option<f64> {
-        self.0
-            .iter()
-            .find(|s| {
-                s.name == metric
-                    && s.labels.len() == labels.len()
-                    && labels
-                        .iter()
-                        .all(|(k, v)| s.labels.get(*k).map(String::as_str) == Some(*v))
-            })
-            .map(|s| s.value)
+        let mut found = self.0.iter().filter(|s| {
+            s.name == metric
+                && labels
+                    .iter()
+                    .all(|(k, v)| s.labels.get(*k).map(String::as_str) == Some(*v))
+        });
+        let first = found.next()?;
+        assert!(
+            found.next().is_none(),
+            "more than one {metric} series with {labels:?}"
+        );
+        Some(first.value)
     }
 
     /// Container names that have `metric`.

@@ -1,0 +1,116 @@
+//! A container's cgroup path, as cAdvisor writes it in its `id` label, from
+//! what the engine says: its cgroup driver (`GET /info`) and the container's
+//! `CgroupParent` (inspect). The same on cgroup v1 and v2: the path under
+//! each hierarchy's root.
+
+use crate::engine::Flavor;
+
+/// The cgroup path of container `id`, e.g. `/docker/<id>` (Docker, cgroupfs),
+/// `/system.slice/docker-<id>.scope` (Docker, systemd),
+/// `/libpod_parent/libpod-<id>` or `/machine.slice/libpod-<id>.scope`
+/// (Podman). `parent` is the container's own `CgroupParent`, if it set one.
+pub fn cgroup_id(flavor: Flavor, driver: Option<&str>, parent: Option<&str>, id: &str) -> String {
+    let systemd = driver == Some("systemd");
+    let parent = parent.map(str::trim).filter(|p| !p.is_empty());
+    let prefix = match flavor {
+        Flavor::Docker => "docker",
+        Flavor::Podman => "libpod",
+    };
+    if systemd {
+        let slice = parent.unwrap_or(match flavor {
+            Flavor::Docker => "system.slice",
+            Flavor::Podman => "machine.slice",
+        });
+        format!("{}/{prefix}-{id}.scope", expand_slice(slice))
+    } else {
+        let parent = parent.unwrap_or(match flavor {
+            Flavor::Docker => "/docker",
+            Flavor::Podman => "/libpod_parent",
+        });
+        let parent = parent.trim_end_matches('/');
+        let sep = if parent.starts_with('/') { "" } else { "/" };
+        match flavor {
+            Flavor::Docker => format!("{sep}{parent}/{id}"),
+            Flavor::Podman => format!("{sep}{parent}/{prefix}-{id}"),
+        }
+    }
+}
+
+/// A systemd slice's path: every dash opens a level, as systemd nests
+/// `a-b.slice` inside `a.slice`.
+fn expand_slice(slice: &str) -> String {
+    let Some(name) = slice.strip_suffix(".slice") else {
+        // Not a slice name: the engine uses it as a path as it is.
+        return format!("/{}", slice.trim_matches('/'));
+    };
+    if name.is_empty() || name == "-" {
+        return String::new();
+    }
+    let mut path = String::new();
+    let mut prefix = String::new();
+    for part in name.split('-') {
+        if !prefix.is_empty() {
+            prefix.push('-');
+        }
+        prefix.push_str(part);
+        path.push('/');
+        path.push_str(&prefix);
+        path.push_str(".slice");
+    }
+    path
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ID: &str = "4f1c0de5";
+
+    #[test]
+    fn docker_with_cgroupfs() {
+        assert_eq!(
+            cgroup_id(Flavor::Docker, Some("cgroupfs"), None, ID),
+            "/docker/4f1c0de5"
+        );
+        assert_eq!(
+            cgroup_id(Flavor::Docker, None, Some(""), ID),
+            "/docker/4f1c0de5"
+        );
+        assert_eq!(
+            cgroup_id(Flavor::Docker, Some("cgroupfs"), Some("/ci/jobs/"), ID),
+            "/ci/jobs/4f1c0de5"
+        );
+        assert_eq!(
+            cgroup_id(Flavor::Docker, Some("cgroupfs"), Some("batch"), ID),
+            "/batch/4f1c0de5"
+        );
+    }
+
+    #[test]
+    fn docker_with_systemd() {
+        assert_eq!(
+            cgroup_id(Flavor::Docker, Some("systemd"), None, ID),
+            "/system.slice/docker-4f1c0de5.scope"
+        );
+        assert_eq!(
+            cgroup_id(Flavor::Docker, Some("systemd"), Some("ci-jobs.slice"), ID),
+            "/ci.slice/ci-jobs.slice/docker-4f1c0de5.scope"
+        );
+        assert_eq!(
+            cgroup_id(Flavor::Docker, Some("systemd"), Some("-.slice"), ID),
+            "/docker-4f1c0de5.scope"
+        );
+    }
+
+    #[test]
+    fn podman_layouts() {
+        assert_eq!(
+            cgroup_id(Flavor::Podman, Some("cgroupfs"), None, ID),
+            "/libpod_parent/libpod-4f1c0de5"
+        );
+        assert_eq!(
+            cgroup_id(Flavor::Podman, Some("systemd"), None, ID),
+            "/machine.slice/libpod-4f1c0de5.scope"
+        );
+    }
+}
