@@ -430,6 +430,10 @@ stop_engine() {
   if [ -e "/run/netns/$NETNS" ]; then
     ip netns delete "$NETNS"
   fi
+  # The exec root holds runtime state only, as /run does after a reboot: a
+  # task directory containerd left there fails the next start of that
+  # container ("mkdir .../io.containerd.runtime.v2.task/...: file exists").
+  rm -rf --one-file-system "$EXEC" || log "cannot remove all of $EXEC"
   rm -f "$SOCK" "$PIDFILE"
   rm -rf "$RUN/holders"
 }
@@ -467,7 +471,7 @@ cmd_release() {
 
 cmd_purge() {
   cmd_stop "$@"
-  rm -rf "$DATA" "$EXEC" "$RUN"
+  rm -rf "$DATA" "$RUN"
   log "engine '$NAME' purged"
 }
 
