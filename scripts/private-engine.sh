@@ -106,21 +106,12 @@ engine_pid() {
   echo "$pid"
 }
 
-# Direct children of pid $1 (a shim's child is its container's init).
-children_of() {
-  local stat rest
-  for stat in /proc/[0-9]*/stat; do
-    rest=$(cat "$stat" 2>/dev/null) || continue
-    rest=${rest##*) }
-    rest=${rest#* } # drop the state: the parent pid comes first
-    if [ "${rest%% *}" = "$1" ]; then
-      stat=${stat#/proc/}
-      echo "${stat%/stat}"
-    fi
-  done
-}
-
 engine_procs() { cat "$CGROUP/cgroup.procs" 2>/dev/null || true; }
+
+# Direct children of the pids given (a shim's child is its container's init).
+children_of() {
+  ps -e -o pid= -o ppid= | awk -v parents=" $* " 'index(parents, " " $2 " ") { print $1 }'
+}
 
 answers() {
   [ -S "$SOCK" ] && [ "$(curl -s --max-time 2 --unix-socket "$SOCK" http://engine/_ping 2>/dev/null)" = OK ]
@@ -394,7 +385,7 @@ mounts_under() {
 }
 
 stop_engine() {
-  local pid until m left
+  local pid until m procs children
   if pid=$(engine_pid); then
     log "stopping dockerd $pid ('$NAME')"
     kill -TERM "$pid"
@@ -411,12 +402,14 @@ stop_engine() {
   # what is left in the engine's cgroup, and the containers they still hold.
   until=$((SECONDS + 3))
   while [ -n "$(engine_procs)" ] && [ "$SECONDS" -lt "$until" ]; do sleep 0.1; done
-  for pid in $(engine_procs); do
-    left=$(children_of "$pid" | tr '\n' ' ')
-    log "killing leftover $(cat "/proc/$pid/comm" 2>/dev/null) $pid${left:+ and its children $left}"
-    # shellcheck disable=SC2086 # a list of pids
-    kill -KILL $left "$pid" 2>/dev/null || true
-  done
+  procs=$(engine_procs | tr '\n' ' ')
+  if [ -n "$procs" ]; then
+    # shellcheck disable=SC2086 # lists of pids
+    children=$(children_of $procs | tr '\n' ' ')
+    log "killing what '$NAME' left: $procs${children:+and their children $children}"
+    # shellcheck disable=SC2086
+    kill -KILL $children $procs 2>/dev/null || true
+  fi
   until=$((SECONDS + 10))
   while [ -n "$(engine_procs)" ] && [ "$SECONDS" -lt "$until" ]; do sleep 0.1; done
   [ -z "$(engine_procs)" ] || die "processes of '$NAME' would not die: $(engine_procs | tr '\n' ' ')"
