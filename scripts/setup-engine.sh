@@ -8,6 +8,10 @@ set -euo pipefail
 DOCKER=/usr/bin/docker
 IMAGE="${DSE_TEST_IMAGE:-dse-test/busybox:latest}"
 SOCK=/var/run/docker.sock
+PIDFILE=/var/run/docker.pid
+LOG=/var/log/dse-dockerd.log
+# This script is about the shared engine only, whatever DOCKER_HOST says.
+export DOCKER_HOST="unix://$SOCK"
 
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 
@@ -16,34 +20,40 @@ need_pkgs=()
 dpkg -s busybox-static >/dev/null 2>&1 || need_pkgs+=(busybox-static)
 command -v promtool >/dev/null || need_pkgs+=(prometheus)
 command -v docker-compose >/dev/null || need_pkgs+=(docker-compose)
+command -v curl >/dev/null || need_pkgs+=(curl)
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   echo "setup: installing ${need_pkgs[*]}"
   as_root apt-get update -qq
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need_pkgs[@]}" >/dev/null
 fi
 
-engine_up() { "$DOCKER" version --format '{{.Server.APIVersion}}' >/dev/null 2>&1; }
+# Whether the shared engine answers on its socket. Not "is some dockerd
+# running": private engines (scripts/private-engine.sh) are dockerds too.
+engine_up() { [ "$(as_root curl -s --max-time 2 --unix-socket "$SOCK" http://engine/_ping 2>/dev/null)" = OK ]; }
+
+# The pid in dockerd's pidfile, if that process is a live dockerd.
+shared_dockerd_pid() {
+  local pid
+  pid=$(cat "$PIDFILE" 2>/dev/null) || return 1
+  [[ $pid =~ ^[0-9]+$ ]] && [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = dockerd ] && echo "$pid"
+}
 
 if ! engine_up; then
-  if ! pgrep -x dockerd >/dev/null; then
-    echo "setup: starting dockerd"
-    as_root sh -c 'nohup dockerd >/tmp/dockerd.log 2>&1 &'
+  if pid=$(shared_dockerd_pid); then
+    echo "setup: dockerd $pid is starting; waiting for $SOCK"
+  else
+    echo "setup: starting dockerd (pidfile $PIDFILE, log $LOG)"
+    # setsid: it outlives this script; the pidfile records which dockerd is
+    # the shared one.
+    as_root sh -c "setsid dockerd --pidfile '$PIDFILE' </dev/null >>'$LOG' 2>&1 &"
   fi
   for _ in $(seq 1 60); do engine_up && break; sleep 1; done
-  engine_up || { echo "setup: dockerd did not answer within 60 s; see /tmp/dockerd.log" >&2; exit 1; }
+  engine_up || { echo "setup: dockerd did not answer on $SOCK within 60 s; see $LOG" >&2; exit 1; }
 fi
 echo "setup: engine API $("$DOCKER" version --format '{{.Server.APIVersion}}')"
 
 if ! "$DOCKER" image inspect "$IMAGE" >/dev/null 2>&1; then
   echo "setup: making $IMAGE from /bin/busybox"
-  root=$(mktemp -d)
-  trap 'rm -rf "$root"' EXIT
-  mkdir -p "$root/bin" "$root/tmp" "$root/etc"
-  cp /bin/busybox "$root/bin/busybox"
-  for applet in sh sleep yes dd sync cat head wget nc ping true false kill ls; do
-    ln -s busybox "$root/bin/$applet"
-  done
-  echo 'root:x:0:0:root:/:/bin/sh' >"$root/etc/passwd"
-  tar -C "$root" -c . | "$DOCKER" import - "$IMAGE" >/dev/null
+  bash "$(dirname "$0")/busybox-rootfs.sh" | "$DOCKER" import - "$IMAGE" >/dev/null
 fi
 echo "setup: test image $IMAGE ready"

@@ -142,16 +142,7 @@ log "podman $(curl -s -o /dev/null -D - --unix-socket "$SOCK" http://d/_ping |
 # --- test image ---------------------------------------------------------------
 if ! podman --url "$URL" image exists "$IMAGE"; then
   log "making $IMAGE from /bin/busybox"
-  root=$(mktemp -d)
-  trap 'rm -rf "$root"' EXIT
-  mkdir -p "$root/bin" "$root/tmp" "$root/etc"
-  chmod 1777 "$root/tmp"
-  cp /bin/busybox "$root/bin/busybox"
-  for applet in sh sleep yes dd sync cat head wget nc ping true false kill ls; do
-    ln -s busybox "$root/bin/$applet"
-  done
-  echo 'root:x:0:0:root:/:/bin/sh' >"$root/etc/passwd"
-  tar -C "$root" -c . | podman --url "$URL" import -q - "$IMAGE" >/dev/null
+  bash "$(dirname "$0")/busybox-rootfs.sh" | podman --url "$URL" import -q - "$IMAGE" >/dev/null
 fi
 log "test image $IMAGE ready"
 

@@ -2,6 +2,7 @@
 //! CLI, an in-process exporter on port 0, and a small exposition parser.
 #![allow(dead_code, clippy::unwrap_used)]
 
+pub mod engines;
 pub mod proxy;
 
 use std::collections::BTreeMap;
@@ -17,12 +18,17 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 /// The docker client that matches the engine installed here.
 pub const DOCKER: &str = "/usr/bin/docker";
 
-/// The busybox image the setup script makes locally.
+/// The name of the busybox test image (scripts/busybox-rootfs.sh), which
+/// every engine the tests use gets under this name.
+pub fn image_name() -> String {
+    std::env::var("DSE_TEST_IMAGE").unwrap_or_else(|_| "dse-test/busybox:latest".into())
+}
+
+/// The busybox image on the shared engine, made by the setup script if missing.
 pub fn image() -> &'static str {
     static IMAGE: OnceLock<String> = OnceLock::new();
     IMAGE.get_or_init(|| {
-        let image =
-            std::env::var("DSE_TEST_IMAGE").unwrap_or_else(|_| "dse-test/busybox:latest".into());
+        let image = image_name();
         let present = Command::new(DOCKER)
             .args(["image", "inspect", &image])
             .output()

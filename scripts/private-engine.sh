@@ -1,0 +1,491 @@
+#!/usr/bin/env bash
+# Private Docker engines for the tests, beside (and never touching) the
+# machine's shared engine at /var/run/docker.sock.
+#
+#   scripts/private-engine.sh start NAME VERSION   # VERSION: 20.10 or 26.1
+#   scripts/private-engine.sh stop NAME            # keeps its data (containers, images)
+#   scripts/private-engine.sh status NAME          # exit 0 if it answers GET /_ping
+#   scripts/private-engine.sh purge NAME           # stop, then delete its data root
+#   scripts/private-engine.sh release NAME PID     # drop holder PID; stop if none is left
+#
+# `start` prints the engine's DOCKER_HOST as its last line of stdout (progress
+# goes to stderr), so `DOCKER_HOST=$(scripts/private-engine.sh start x 26.1)`
+# works. It is idempotent: an engine that answers is reused.
+#
+# Environment for `start`:
+#   DSE_ENGINE_DEBUG=1     dockerd logs every API request ("Calling GET ...")
+#                          to /run/dse-engines/NAME/dockerd.log; applied by a
+#                          reload if the engine already runs
+#   DSE_ENGINE_HOLDER=PID  records PID as a user of the engine: an engine
+#                          shared by test runs is stopped by `release` only
+#                          when its last live holder lets go
+#
+# VERSION 20.10 is this machine's /usr/sbin/dockerd (Debian 12's docker.io).
+# VERSION 26.1 is Debian 13's docker.io with its containerd 1.7, fetched once
+# with `apt-get download` into a cache of its own and unpacked under
+# /opt/dse-engines/26.1; nothing is installed and the machine's apt state is
+# not touched.
+#
+# Each engine runs in its own network namespace dse-NAME: a dockerd in the
+# host's namespace would reset the bridge and iptables rules the shared engine
+# relies on. Needs root.
+set -euo pipefail
+
+SCRIPTS=$(cd "$(dirname "$0")" && pwd)
+DOCKER=/usr/bin/docker
+IMAGE="${DSE_TEST_IMAGE:-dse-test/busybox:latest}"
+RUN_BASE=/run/dse-engines      # socket, pidfile, log, lock per engine
+DATA_BASE=/var/lib/dse-engines # data roots (images, containers)
+# containerd's sockets (.../containerd/containerd.sock.ttrpc) live under the
+# exec root, and a unix socket path may be at most 108 bytes: keep it short.
+EXEC_BASE=/run/dsex
+CACHE=/var/cache/dse-engines # downloaded packages and the apt state for them
+OPT=/opt/dse-engines         # unpacked engines
+START_TIMEOUT=60             # seconds until GET /_ping must answer
+STOP_TIMEOUT=40              # seconds for dockerd to stop its containers and exit
+
+log() { echo "private-engine: $*" >&2; }
+die() {
+  log "error: $*"
+  exit 1
+}
+usage() {
+  sed -n '5,9s/^# \{0,1\}//p' "$0" >&2
+  exit 2
+}
+
+# --- names and paths ----------------------------------------------------------
+
+# Sets the per-engine paths for $1.
+engine_paths() {
+  NAME=$1
+  [[ $NAME =~ ^[a-z0-9][a-z0-9-]{0,15}$ ]] ||
+    die "engine name '$NAME': use 1-16 characters a-z, 0-9 and '-' (it names a network namespace and a short socket path)"
+  RUN="$RUN_BASE/$NAME"
+  SOCK="$RUN/docker.sock"
+  URL="unix://$SOCK"
+  PIDFILE="$RUN/dockerd.pid"
+  LOG="$RUN/dockerd.log"
+  DATA="$DATA_BASE/$NAME"
+  EXEC="$EXEC_BASE/$NAME"
+  NETNS="dse-$NAME"
+  CGROUP="$(cgroup_root)/dse-engines/$NAME"
+}
+
+# The cgroup directory engines are started in. Everything dockerd starts
+# (containerd, shims, docker-proxy) inherits it, while containers move to
+# their own cgroups: what is left in it after dockerd is gone belongs to this
+# engine, and nothing else does. One hierarchy is enough to tell.
+cgroup_root() {
+  if [ -f /sys/fs/cgroup/cgroup.controllers ]; then
+    echo /sys/fs/cgroup # cgroup v2
+  elif [ -d /sys/fs/cgroup/pids ]; then
+    echo /sys/fs/cgroup/pids
+  else
+    echo /sys/fs/cgroup/systemd
+  fi
+}
+
+# --- process helpers ----------------------------------------------------------
+
+# True while pid $1 exists and is not a zombie.
+alive() {
+  local stat
+  stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+  stat=${stat##*) } # fields after "(comm)": state ppid ...
+  [ "${stat%% *}" != Z ]
+}
+
+# The live dockerd of this engine, from its pidfile. The command line must name
+# that pidfile, so a pid reused by another process is never taken for it.
+engine_pid() {
+  local pid
+  pid=$(cat "$PIDFILE" 2>/dev/null) || return 1
+  [[ $pid =~ ^[0-9]+$ ]] && alive "$pid" || return 1
+  tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "--pidfile $PIDFILE" || return 1
+  echo "$pid"
+}
+
+engine_procs() { cat "$CGROUP/cgroup.procs" 2>/dev/null || true; }
+
+# Direct children of the pids given (a shim's child is its container's init).
+children_of() {
+  ps -e -o pid= -o ppid= | awk -v parents=" $* " 'index(parents, " " $2 " ") { print $1 }'
+}
+
+answers() {
+  [ -S "$SOCK" ] && [ "$(curl -s --max-time 2 --unix-socket "$SOCK" http://engine/_ping 2>/dev/null)" = OK ]
+}
+
+# --- Debian 13's engine -----------------------------------------------------
+
+# The Debian archive this machine installs from: the URI of the first enabled
+# `deb` source for this release's own suite (not -security or -updates) with
+# component main, in one-line .list files or deb822 .sources files. Read here,
+# never written down: no mirror name lives in this repository.
+debian_mirror() {
+  local codename f
+  # shellcheck disable=SC1091 # the machine's own release file
+  codename=$(. /etc/os-release && echo "${VERSION_CODENAME:-}")
+  local suites="$codename stable testing unstable sid"
+  {
+    for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list; do
+      [ -f "$f" ] || continue
+      awk -v suites="$suites" '
+        $1 != "deb" { next }
+        {
+          line = $0
+          sub(/#.*/, "", line)
+          gsub(/\[[^]]*\]/, " ", line) # options such as [signed-by=...]
+          n = split(line, f, /[ \t]+/)
+          i = (f[1] == "") ? 2 : 1     # f[i] is "deb"
+          uri = f[i + 1]; suite = f[i + 2]
+          main = 0
+          for (j = i + 3; j <= n; j++) if (f[j] == "main") main = 1
+          if (main && (" " suites " ") ~ (" " suite " ")) print uri
+        }' "$f"
+    done
+    for f in /etc/apt/sources.list.d/*.sources; do
+      [ -f "$f" ] || continue
+      awk -v suites="$suites" '
+        function has(list, word,   a, n, i) {
+          n = split(list, a, /[ \t]+/)
+          for (i = 1; i <= n; i++) if (a[i] == word) return 1
+          return 0
+        }
+        function flush(   s, n, i, u) {
+          n = split(suite, s, /[ \t]+/)
+          for (i = 1; i <= n; i++)
+            if (s[i] != "" && has(suites, s[i]) && has(types, "deb") && has(comps, "main") && tolower(enabled) != "no") {
+              split(uris, u, /[ \t]+/)
+              print (u[1] != "" ? u[1] : u[2])
+              break
+            }
+          types = uris = suite = comps = enabled = key = ""
+        }
+        /^[ \t]*#/ { next }
+        /^[ \t]*$/ { flush(); next }
+        /^[ \t]/ { # a continuation line of the field before
+          if (key == "uris") uris = uris " " $0
+          if (key == "suites") suite = suite " " $0
+          if (key == "components") comps = comps " " $0
+          next
+        }
+        {
+          key = tolower(substr($0, 1, index($0, ":") - 1))
+          val = substr($0, index($0, ":") + 1)
+          if (key == "types") types = val
+          else if (key == "uris") uris = val
+          else if (key == "suites") suite = val
+          else if (key == "components") comps = val
+          else if (key == "enabled") { enabled = val; gsub(/[ \t]/, "", enabled) }
+        }
+        END { flush() }' "$f"
+    done
+  } | grep -E '^https?://' | head -n 1 | grep .
+}
+
+# Unpacks Debian 13's docker.io and containerd under $OPT/26.1 unless already
+# there. The packages stay in $CACHE, so a later run never downloads again.
+fetch_26() {
+  local dest="$OPT/26.1" apt_dir="$CACHE/apt" debs="$CACHE/debs" mirror tmp deb
+  [ -f "$dest/.complete" ] && return 0
+  mkdir -p "$CACHE"
+  exec 8>"$CACHE/fetch.lock" # two engines starting at once fetch once
+  flock -w 600 8 || die "another run holds $CACHE/fetch.lock"
+  [ -f "$dest/.complete" ] && return 0
+
+  mkdir -p "$debs"
+  if ! compgen -G "$debs/docker.io_*.deb" >/dev/null || ! compgen -G "$debs/containerd_*.deb" >/dev/null; then
+    mirror=$(debian_mirror) ||
+      die "no Debian archive (a 'deb' source with this release's suite and component main) in /etc/apt/sources.list or /etc/apt/sources.list.d/"
+    log "fetching Debian 13 docker.io and containerd from this machine's Debian archive"
+    mkdir -p "$apt_dir/lists/partial" "$apt_dir/cache/archives/partial" "$apt_dir/parts" "$apt_dir/preferences.d"
+    # Only the Packages index: this machine's apt.conf.d may ask for more
+    # (AppStream metadata) that a download needs not.
+    echo "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg target=Packages] $mirror trixie main" \
+      >"$apt_dir/sources.list"
+    # Own source list, lists, caches and (empty) preferences: the machine's
+    # apt state and sources are neither read for packages nor changed.
+    local apt=(apt-get -q
+      -o "Dir::Etc::SourceList=$apt_dir/sources.list"
+      -o "Dir::Etc::SourceParts=$apt_dir/parts"
+      -o "Dir::Etc::PreferencesParts=$apt_dir/preferences.d"
+      -o "Dir::Etc::Preferences=$apt_dir/preferences"
+      -o "Dir::State::Lists=$apt_dir/lists"
+      -o "Dir::Cache=$apt_dir/cache"
+      -o "Dir::Cache::pkgcache=" -o "Dir::Cache::srcpkgcache="
+      -o APT::Sandbox::User=root)
+    "${apt[@]}" update >"$CACHE/apt.log" 2>&1 8>&- ||
+      { tail -n 20 "$CACHE/apt.log" >&2; die "apt-get update for Debian 13 failed; see $CACHE/apt.log"; }
+    (cd "$debs" && "${apt[@]}" download docker.io containerd) >>"$CACHE/apt.log" 2>&1 8>&- ||
+      { tail -n 20 "$CACHE/apt.log" >&2; die "apt-get download docker.io containerd failed; see $CACHE/apt.log"; }
+  fi
+
+  mkdir -p "$OPT"
+  tmp=$(mktemp -d "$OPT/.unpack.XXXXXX")
+  for deb in "$debs"/docker.io_*.deb "$debs"/containerd_*.deb; do
+    dpkg-deb -x "$deb" "$tmp"
+  done
+  "$tmp/usr/sbin/dockerd" --version | grep -q 'version 26\.1\.' ||
+    die "$debs holds no docker.io 26.1 ($("$tmp/usr/sbin/dockerd" --version)); delete $CACHE to fetch again"
+  rm -rf "$dest"
+  mv "$tmp" "$dest"
+  touch "$dest/.complete"
+  log "unpacked $(cd "$debs" && echo *.deb) under $dest"
+}
+
+# Sets DOCKERD and ENGINE_PATH for $1. dockerd finds `containerd`,
+# `docker-proxy` and `runc` on PATH, and containerd its shim: PATH holds the
+# Debian packages' directories only, so nothing under /usr/local (a newer
+# client, say) is mixed in. For 26.1, its own containerd, shim and
+# docker-proxy come first; runc is the machine's (1.1), which containerd 1.7
+# drives fine.
+engine_binaries() {
+  local system=/usr/sbin:/usr/bin:/sbin:/bin
+  case $1 in
+    20.10)
+      DOCKERD=/usr/sbin/dockerd
+      [ -x "$DOCKERD" ] || die "$DOCKERD is missing (apt-get install docker.io)"
+      "$DOCKERD" --version | grep -q 'version 20\.10\.' || die "$DOCKERD is not Docker 20.10: $("$DOCKERD" --version)"
+      ENGINE_PATH=$system
+      ;;
+    26.1)
+      fetch_26
+      DOCKERD="$OPT/26.1/usr/sbin/dockerd"
+      ENGINE_PATH="$OPT/26.1/usr/bin:$OPT/26.1/usr/sbin:$system"
+      ;;
+    *) die "engine version '$1': use 20.10 or 26.1" ;;
+  esac
+}
+
+# --- start --------------------------------------------------------------------
+
+start_dockerd() {
+  local version=$1 pid
+  mkdir -p "$RUN" "$DATA" "$EXEC" "$CGROUP"
+  echo "$version" >"$DATA/.dse-engine-version"
+  write_daemon_json >/dev/null
+  rm -f "$SOCK" "$PIDFILE"
+
+  ip netns add "$NETNS"
+  nsenter --net="/run/netns/$NETNS" ip link set lo up
+
+  log "starting Docker $version as '$NAME' in network namespace $NETNS (log: $LOG)"
+  # The subshell joins the engine's cgroup before it becomes dockerd, so
+  # everything dockerd starts is in it from the first moment. nsenter, not `ip netns
+  # exec`: that one also remounts /sys, hiding /sys/fs/cgroup from dockerd.
+  # setsid: dockerd outlives this script and its caller's process group.
+  # 8>&- 9>&-: it must not hold this script's locks forever. Its own
+  # containerd namespace keeps it apart even if it finds a system containerd.
+  (
+    echo "$BASHPID" >"$CGROUP/cgroup.procs"
+    exec nsenter --net="/run/netns/$NETNS" setsid env PATH="$ENGINE_PATH" "$DOCKERD" \
+      --config-file "$RUN/daemon.json" \
+      --host "$URL" \
+      --data-root "$DATA" \
+      --exec-root "$EXEC" \
+      --pidfile "$PIDFILE" \
+      --containerd-namespace "dse-$NAME" \
+      --containerd-plugins-namespace "dse-$NAME-plugins"
+  ) </dev/null >>"$LOG" 2>&1 8>&- 9>&- &
+  pid=$!
+
+  local until=$((SECONDS + START_TIMEOUT))
+  until answers; do
+    if ! alive "$pid"; then
+      tail -n 20 "$LOG" >&2
+      die "dockerd for '$NAME' exited while starting; see $LOG"
+    fi
+    if [ "$SECONDS" -ge "$until" ]; then
+      tail -n 20 "$LOG" >&2
+      die "dockerd for '$NAME' did not answer GET /_ping on $URL within ${START_TIMEOUT} s; see $LOG (stop it with: $0 stop $NAME)"
+    fi
+    sleep 0.2
+  done
+  log "Docker $(curl -s --unix-socket "$SOCK" http://engine/version | sed -n 's/.*"Version":"\([^"]*\)".*"ApiVersion":"\([^"]*\)".*/\1, API \2/p' | head -n 1) answers on $URL"
+}
+
+# Its own daemon.json: settings in /etc/docker are the shared engine's.
+# Prints "changed" when the file had other settings before.
+write_daemon_json() {
+  # "debug" is always written: a reload leaves keys the file omits as they were.
+  local want='{"debug": false}'
+  [ "${DSE_ENGINE_DEBUG:-0}" = 1 ] && want='{"debug": true}'
+  [ "$(cat "$RUN/daemon.json" 2>/dev/null)" = "$want" ] && return 0
+  echo "$want" >"$RUN/daemon.json"
+  echo changed
+}
+
+# A running engine takes a changed daemon.json (debug) on SIGHUP.
+reload_settings() {
+  local pid=$1 want=false until
+  [ "$(write_daemon_json)" = changed ] || return 0
+  [ "${DSE_ENGINE_DEBUG:-0}" = 1 ] && want=true
+  log "reloading '$NAME' with debug=$want"
+  kill -HUP "$pid"
+  until=$((SECONDS + 10))
+  until curl -s --max-time 2 --unix-socket "$SOCK" http://engine/info | grep -q "\"Debug\":$want"; do
+    [ "$SECONDS" -lt "$until" ] || die "dockerd for '$NAME' did not take debug=$want; see $LOG"
+    sleep 0.1
+  done
+}
+
+add_holder() {
+  local holder=${DSE_ENGINE_HOLDER:-}
+  [ -n "$holder" ] || return 0
+  [[ $holder =~ ^[0-9]+$ ]] || die "DSE_ENGINE_HOLDER '$holder' is not a pid"
+  mkdir -p "$RUN/holders"
+  touch "$RUN/holders/$holder"
+}
+
+ensure_image() {
+  if ! "$DOCKER" -H "$URL" image inspect "$IMAGE" >/dev/null 2>&1; then
+    log "importing $IMAGE"
+    bash "$SCRIPTS/busybox-rootfs.sh" | "$DOCKER" -H "$URL" import - "$IMAGE" >/dev/null
+  fi
+}
+
+cmd_start() {
+  [ $# -eq 2 ] || usage
+  engine_paths "$1"
+  local version=$2 recorded pid
+  engine_binaries "$version"
+  mkdir -p "$RUN"
+  exec 9>"$RUN/lock" # one start or stop of this engine at a time
+  flock -w 300 9 || die "another run holds $RUN/lock"
+
+  recorded=$(cat "$DATA/.dse-engine-version" 2>/dev/null || true)
+  if [ -n "$recorded" ] && [ "$recorded" != "$version" ]; then
+    die "engine '$NAME' was made with Docker $recorded, not $version; use another name or '$0 purge $NAME'"
+  fi
+  if answers && pid=$(engine_pid); then
+    log "engine '$NAME' already answers on $URL"
+    reload_settings "$pid"
+    ensure_image
+  else
+    # Whatever an earlier run left behind (a dead or hung dockerd, its shims,
+    # mounts, the namespace) goes first, so every start is a clean one.
+    stop_engine
+    start_dockerd "$version"
+    ensure_image
+    # Proves the runtime works (runc, cgroups, the bridge in the namespace).
+    "$DOCKER" -H "$URL" run --rm --network bridge "$IMAGE" true ||
+      die "a test container failed to run on '$NAME'; see $LOG"
+  fi
+  add_holder
+  echo "$URL"
+}
+
+# --- stop ---------------------------------------------------------------------
+
+# Mounts at or below $1, deepest first.
+mounts_under() {
+  findmnt -rn -o TARGET | awk -v d="$1" '$0 == d || index($0, d "/") == 1' | sort -r
+}
+
+stop_engine() {
+  local pid until m procs children
+  if pid=$(engine_pid); then
+    log "stopping dockerd $pid ('$NAME')"
+    kill -TERM "$pid"
+    until=$((SECONDS + STOP_TIMEOUT))
+    while alive "$pid" && [ "$SECONDS" -lt "$until" ]; do sleep 0.1; done
+    if alive "$pid"; then
+      log "dockerd $pid did not exit within ${STOP_TIMEOUT} s; killing it"
+      kill -KILL "$pid" 2>/dev/null || true
+      while alive "$pid"; do sleep 0.1; done
+    fi
+  fi
+
+  # Shims exit once their containers are gone; give them a moment, then kill
+  # what is left in the engine's cgroup, and the containers they still hold.
+  until=$((SECONDS + 3))
+  while [ -n "$(engine_procs)" ] && [ "$SECONDS" -lt "$until" ]; do sleep 0.1; done
+  procs=$(engine_procs | tr '\n' ' ')
+  if [ -n "$procs" ]; then
+    # shellcheck disable=SC2086 # lists of pids
+    children=$(children_of $procs | tr '\n' ' ')
+    log "killing what '$NAME' left: $procs${children:+and their children $children}"
+    # shellcheck disable=SC2086
+    kill -KILL $children $procs 2>/dev/null || true
+  fi
+  until=$((SECONDS + 10))
+  while [ -n "$(engine_procs)" ] && [ "$SECONDS" -lt "$until" ]; do sleep 0.1; done
+  [ -z "$(engine_procs)" ] || die "processes of '$NAME' would not die: $(engine_procs | tr '\n' ' ')"
+  rmdir "$CGROUP" 2>/dev/null || true
+
+  # A dockerd that was killed leaves its overlay and network namespace mounts
+  # (and the bind mount of its own data root) behind.
+  for m in $(mounts_under "$DATA") $(mounts_under "$EXEC"); do
+    umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || log "cannot unmount $m"
+  done
+  if [ -e "/run/netns/$NETNS" ]; then
+    ip netns delete "$NETNS"
+  fi
+  # The exec root holds runtime state only, as /run does after a reboot: a
+  # task directory containerd left there fails the next start of that
+  # container ("mkdir .../io.containerd.runtime.v2.task/...: file exists").
+  rm -rf --one-file-system "$EXEC" || log "cannot remove all of $EXEC"
+  rm -f "$SOCK" "$PIDFILE"
+  rm -rf "$RUN/holders"
+}
+
+cmd_stop() {
+  [ $# -eq 1 ] || usage
+  engine_paths "$1"
+  mkdir -p "$RUN"
+  exec 9>"$RUN/lock"
+  flock -w 300 9 || die "another run holds $RUN/lock"
+  stop_engine
+  log "engine '$NAME' stopped"
+}
+
+cmd_release() {
+  [ $# -eq 2 ] || usage
+  engine_paths "$1"
+  [[ $2 =~ ^[0-9]+$ ]] || die "holder '$2' is not a pid"
+  mkdir -p "$RUN"
+  exec 9>"$RUN/lock"
+  flock -w 300 9 || die "another run holds $RUN/lock"
+  rm -f "$RUN/holders/$2"
+  local holder left=""
+  for holder in "$RUN"/holders/*; do
+    [ -e "$holder" ] || continue
+    if alive "${holder##*/}"; then left+=" ${holder##*/}"; else rm -f "$holder"; fi
+  done
+  if [ -n "$left" ]; then
+    log "engine '$NAME' stays up for holder(s)$left"
+  else
+    stop_engine
+    log "engine '$NAME' stopped"
+  fi
+}
+
+cmd_purge() {
+  cmd_stop "$@"
+  rm -rf "$DATA" "$RUN"
+  log "engine '$NAME' purged"
+}
+
+cmd_status() {
+  [ $# -eq 1 ] || usage
+  engine_paths "$1"
+  answers
+}
+
+[ $# -ge 1 ] || usage
+# Network namespaces, cgroups and dockerd need root.
+if [ "$(id -u)" -ne 0 ]; then
+  exec sudo --preserve-env=DSE_ENGINE_DEBUG,DSE_ENGINE_HOLDER,DSE_TEST_IMAGE -- "$0" "$@"
+fi
+command=$1
+shift
+case $command in
+  start) cmd_start "$@" ;;
+  stop) cmd_stop "$@" ;;
+  status) cmd_status "$@" ;;
+  purge) cmd_purge "$@" ;;
+  release) cmd_release "$@" ;;
+  *) usage ;;
+esac
