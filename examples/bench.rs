@@ -23,7 +23,9 @@
 //! exporter's config; by default the exporter's own defaults apply),
 //! `--image IMAGE` (default `dse-test/busybox:latest`).
 //!
-//! Needs a running engine at /var/run/docker.sock and /usr/bin/docker.
+//! `--engine unix:///path.sock` benchmarks another engine (e.g. the Docker 26.1
+//! engine of `scripts/private-engine.sh start docker26 26.1`); the default is
+//! /var/run/docker.sock. Needs /usr/bin/docker.
 //! Containers named `dse-bench-*` are removed at start, at the end, on Ctrl-C
 //! and on panic.
 
@@ -45,7 +47,21 @@ use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite};
 
 const DOCKER: &str = "/usr/bin/docker";
-const ENGINE_SOCK: &str = "/var/run/docker.sock";
+/// The engine's socket: /var/run/docker.sock unless `--engine` names another.
+static ENGINE_SOCK: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+fn engine_sock() -> &'static str {
+    ENGINE_SOCK
+        .get()
+        .map_or("/var/run/docker.sock", String::as_str)
+}
+
+/// The docker CLI, talking to the bench's engine.
+fn docker_cmd() -> Command {
+    let mut cmd = Command::new(DOCKER);
+    cmd.args(["-H", &format!("unix://{}", engine_sock())]);
+    cmd
+}
 const LABEL: &str = "dse.bench=1";
 const PREFIX: &str = "dse-bench-";
 /// `{"label":["dse.bench=1"]}`, URL-encoded.
@@ -67,6 +83,7 @@ struct Args {
     max_concurrency: Option<usize>,
     timeout: Option<String>,
     image: String,
+    engine: Option<String>,
 }
 
 fn parse_args() -> anyhow::Result<Args> {
@@ -80,6 +97,7 @@ fn parse_args() -> anyhow::Result<Args> {
         max_concurrency: None,
         timeout: None,
         image: "dse-test/busybox:latest".into(),
+        engine: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -118,11 +136,18 @@ fn parse_args() -> anyhow::Result<Args> {
             }
             "--timeout" => a.timeout = Some(value()?),
             "--image" => a.image = value()?,
+            "--engine" => {
+                let url = value()?;
+                let Some(path) = url.strip_prefix("unix://") else {
+                    bail!("--engine: a unix:// socket URL, got {url:?}");
+                };
+                a.engine = Some(path.to_string());
+            }
             "-h" | "--help" => {
                 println!(
                     "usage: bench [--containers 10,100,300] [--rounds 7] [--gap-secs 3] \
                      [--idle-secs 10] [--no-proxy] [--no-build] [--max-concurrency K] \
-                     [--timeout 10s] [--image IMAGE]"
+                     [--timeout 10s] [--image IMAGE] [--engine unix:///path.sock]"
                 );
                 std::process::exit(0);
             }
@@ -138,7 +163,7 @@ fn parse_args() -> anyhow::Result<Args> {
 // ---------------------------------------------------------------- docker CLI
 
 fn docker(args: &[&str]) -> anyhow::Result<String> {
-    let out = Command::new(DOCKER)
+    let out = docker_cmd()
         .args(args)
         .stdin(Stdio::null())
         .output()
@@ -178,7 +203,7 @@ fn remove_containers(names: &[String]) -> anyhow::Result<()> {
     for chunk in names.chunks(25) {
         let mut args = vec!["rm", "-f"];
         args.extend(chunk.iter().map(String::as_str));
-        let mut child = Command::new(DOCKER)
+        let mut child = docker_cmd()
             .args(&args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -318,7 +343,7 @@ async fn get_tcp(addr: SocketAddr, path: &str) -> anyhow::Result<(StatusCode, By
 async fn raw_round() -> anyhow::Result<(Duration, usize)> {
     let started = Instant::now();
     let (status, body) = get_unix(
-        ENGINE_SOCK,
+        engine_sock(),
         &format!("/containers/json?filters={LIST_FILTER}"),
     )
     .await?;
@@ -333,7 +358,7 @@ async fn raw_round() -> anyhow::Result<(Duration, usize)> {
     let mut calls = tokio::task::JoinSet::new();
     for id in &ids {
         let path = format!("/containers/{id}/stats?stream=false&one-shot=true");
-        calls.spawn(async move { get_unix(ENGINE_SOCK, &path).await });
+        calls.spawn(async move { get_unix(engine_sock(), &path).await });
     }
     while let Some(done) = calls.join_next().await {
         let (status, body) = done??;
@@ -465,7 +490,7 @@ impl Drop for Proxy {
 }
 
 async fn forward(req: Request<Incoming>) -> Result<Response<Incoming>, std::io::Error> {
-    let stream = tokio::net::UnixStream::connect(ENGINE_SOCK).await?;
+    let stream = tokio::net::UnixStream::connect(engine_sock()).await?;
     let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
         .await
         .map_err(std::io::Error::other)?;
@@ -655,7 +680,7 @@ async fn run_n(n: usize, args: &Args, env: &Env) -> anyhow::Result<Row> {
 
     let proxy = Proxy::start(&env.dir.join("engine.sock"))?;
     let host = if args.no_proxy {
-        format!("unix://{ENGINE_SOCK}")
+        format!("unix://{}", engine_sock())
     } else {
         proxy.url()
     };
@@ -825,9 +850,12 @@ fn machine_line() -> String {
                 .map(|(_, v)| v.trim().to_string())
         })
         .unwrap_or_else(|| "?".into());
+    let host = format!("unix://{}", engine_sock());
     let engine = cmd(
         DOCKER,
         &[
+            "-H",
+            &host,
             "version",
             "--format",
             "{{.Server.Version}} (API {{.Server.APIVersion}})",
@@ -1076,6 +1104,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
 
 fn main() -> anyhow::Result<()> {
     let args = parse_args()?;
+    if let Some(path) = &args.engine {
+        let _ = ENGINE_SOCK.set(path.clone());
+    }
     // Release builds abort on panic, so no destructor runs: clean up here.
     let default_hook = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
