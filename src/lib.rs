@@ -4,6 +4,7 @@
 pub mod cli;
 pub mod coalesce;
 pub mod config;
+pub mod context;
 pub mod deadline;
 pub mod engine;
 pub mod http;
@@ -47,6 +48,7 @@ pub async fn serve(config: config::Config, web: web_config::WebConfig) -> anyhow
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
+    tracing::info!("engine = {} ({})", config.docker_host, config.engine_source);
     tracing::info!(
         listen = %config.listen,
         engine = %config.docker_host,

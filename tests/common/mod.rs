@@ -2,6 +2,7 @@
 //! CLI, an in-process exporter on port 0, and a small exposition parser.
 #![allow(dead_code, clippy::unwrap_used)]
 
+pub mod process;
 pub mod proxy;
 
 use std::collections::BTreeMap;
