@@ -212,7 +212,8 @@ impl Engine {
         docker
             .ping()
             .await
-            .with_context(|| format!("engine at {} does not answer /_ping", self.host))?;
+            .with_context(|| format!("engine at {} does not answer /_ping", self.host))
+            .map_err(|e| crate::socket_access::explain(&self.host, e))?;
         Ok(())
     }
 

@@ -14,6 +14,7 @@ pub mod sample;
 pub mod scrape;
 pub mod selector;
 pub mod server;
+pub mod socket_access;
 pub mod web_config;
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};

@@ -122,6 +122,7 @@ impl Scraper {
         let listed = match listed {
             Ok(Ok(list)) => Some(list),
             Ok(Err(e)) => {
+                let e = crate::socket_access::explain(self.engine.host(), e);
                 tracing::warn!("engine unavailable: {e:#}");
                 self.count(Failure::Engine);
                 None
