@@ -18,7 +18,8 @@ pub struct Cli {
     pub listen: Option<String>,
 
     /// Engine address: unix:///path, tcp://host:port or http://host:port
-    /// [default: $DOCKER_HOST, else unix:///var/run/docker.sock].
+    /// [default: $DOCKER_HOST, else the current docker context's engine (as
+    /// `docker context ls` shows it), else unix:///var/run/docker.sock].
     #[arg(long, value_name = "URL")]
     pub docker_host: Option<String>,
 

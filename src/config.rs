@@ -9,6 +9,7 @@ use anyhow::{bail, Context};
 use serde::Deserialize;
 use toml::Spanned;
 
+use crate::context::DockerEnv;
 use crate::selector::{LabelSelector, Selection};
 
 /// Address the exporter listens on when neither file nor flag says otherwise.
@@ -38,10 +39,12 @@ pub const DEFAULT_LABELS: [&str; 6] = [
     "com.docker.swarm.node.id",
     "com.docker.stack.namespace",
 ];
-/// The engine address when neither flag, file nor `DOCKER_HOST` names one.
+/// The platform socket: the engine when neither flag, file, `DOCKER_HOST` nor
+/// a docker context names one.
 #[cfg(unix)]
 pub const DEFAULT_DOCKER_HOST: &str = "unix:///var/run/docker.sock";
-/// The engine address when neither flag, file nor `DOCKER_HOST` names one.
+/// The platform socket: the engine when neither flag, file, `DOCKER_HOST` nor
+/// a docker context names one.
 #[cfg(windows)]
 pub const DEFAULT_DOCKER_HOST: &str = "npipe:////./pipe/docker_engine";
 
@@ -129,6 +132,34 @@ pub struct Overrides {
     pub docker_host: Option<String>,
 }
 
+/// Where the engine address came from; logged at start-up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EngineSource {
+    /// `--docker-host`.
+    Flag,
+    /// `docker_host` in this configuration file.
+    File(String),
+    /// The `DOCKER_HOST` environment variable.
+    Environment,
+    /// Nothing named it yet: the platform socket until
+    /// [`Config::with_docker_context`] looks at the docker CLI's settings.
+    Default,
+    /// The docker CLI's settings, as described (see [`crate::context`]).
+    Docker(String),
+}
+
+impl std::fmt::Display for EngineSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            EngineSource::Flag => f.write_str("--docker-host"),
+            EngineSource::File(origin) => write!(f, "docker_host in config file {origin}"),
+            EngineSource::Environment => f.write_str("DOCKER_HOST"),
+            EngineSource::Default => f.write_str("platform default"),
+            EngineSource::Docker(how) => f.write_str(how),
+        }
+    }
+}
+
 /// The validated configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -139,6 +170,8 @@ pub struct Config {
     /// Directory with `ca.pem`, `cert.pem` and `key.pem` when the engine is
     /// reached over TLS (`https://`, or `tcp://` with `DOCKER_TLS_VERIFY`).
     pub docker_tls: Option<PathBuf>,
+    /// Where `docker_host` came from.
+    pub engine_source: EngineSource,
     /// Upper bound for one scrape.
     pub timeout: Duration,
     /// Stats calls in flight at once.
@@ -196,14 +229,21 @@ impl Config {
             (None, None) => parse_listen(DEFAULT_LISTEN)?,
         };
 
-        let docker_host = match (&overrides.docker_host, &raw.docker_host) {
-            (Some(flag), _) => check_docker_host(flag).context("--docker-host")?,
-            (None, Some(v)) => {
-                check_docker_host(v.get_ref()).context(at(v.span(), "docker_host"))?
-            }
+        let (docker_host, engine_source) = match (&overrides.docker_host, &raw.docker_host) {
+            (Some(flag), _) => (
+                check_docker_host(flag).context("--docker-host")?,
+                EngineSource::Flag,
+            ),
+            (None, Some(v)) => (
+                check_docker_host(v.get_ref()).context(at(v.span(), "docker_host"))?,
+                EngineSource::File(origin.to_string()),
+            ),
             (None, None) => match env_host.filter(|h| !h.is_empty()) {
-                Some(env) => check_docker_host(&env).context("environment variable DOCKER_HOST")?,
-                None => DEFAULT_DOCKER_HOST.to_string(),
+                Some(env) => (
+                    check_docker_host(&env).context("environment variable DOCKER_HOST")?,
+                    EngineSource::Environment,
+                ),
+                None => (DEFAULT_DOCKER_HOST.to_string(), EngineSource::Default),
             },
         };
 
@@ -308,6 +348,7 @@ impl Config {
             listen,
             docker_tls: None,
             docker_host,
+            engine_source,
             timeout,
             max_concurrency,
             inspect_max_age,
@@ -329,6 +370,11 @@ impl Config {
         cert_path: Option<String>,
         home: Option<String>,
     ) -> Self {
+        // A docker context brings its own TLS material; these variables
+        // only apply to addresses given otherwise, as with the CLI.
+        if matches!(self.engine_source, EngineSource::Docker(_)) {
+            return self;
+        }
         let verify = tls_verify.is_some_and(|v| !v.is_empty());
         let tcp = self.docker_host.starts_with("tcp://");
         if self.docker_host.starts_with("https://") || (tcp && verify) {
@@ -340,6 +386,21 @@ impl Config {
             self.docker_tls = Some(dir);
         }
         self
+    }
+
+    /// Where nothing named the engine, finds it as the docker CLI does: the
+    /// current docker context (`DOCKER_CONTEXT`, else `currentContext` in
+    /// its `config.json`), else the platform socket. `--docker-host`, the
+    /// file's `docker_host` and `DOCKER_HOST` win over any context.
+    pub fn with_docker_context(mut self, env: &DockerEnv) -> anyhow::Result<Self> {
+        if self.engine_source != EngineSource::Default {
+            return Ok(self);
+        }
+        let endpoint = crate::context::resolve(env)?;
+        self.docker_host = endpoint.host;
+        self.docker_tls = endpoint.tls;
+        self.engine_source = EngineSource::Docker(endpoint.source);
+        Ok(self)
     }
 }
 
@@ -354,7 +415,17 @@ fn parse_listen(value: &str) -> anyhow::Result<SocketAddr> {
         .with_context(|| format!("{value:?} is not an address like 0.0.0.0:8091 or [::1]:8091"))
 }
 
-fn check_docker_host(value: &str) -> anyhow::Result<String> {
+/// Checks that `value` is an engine address the exporter can reach:
+/// `unix://` (`npipe://` on Windows), `tcp://`, `http://` or `https://`.
+pub fn check_docker_host(value: &str) -> anyhow::Result<String> {
+    if let Some(target) = value.strip_prefix("ssh://") {
+        bail!(
+            "unsupported engine address {value:?}: ssh:// is not supported; forward the \
+             remote socket (`ssh -nNT -L 127.0.0.1:2375:/var/run/docker.sock {}`) and use \
+             --docker-host tcp://127.0.0.1:2375, or run the exporter on that host",
+            ssh_args(target)
+        );
+    }
     let supported: &[&str] = if cfg!(windows) {
         &["npipe://", "tcp://", "http://", "https://"]
     } else {
@@ -371,6 +442,17 @@ fn check_docker_host(value: &str) -> anyhow::Result<String> {
                 .collect::<Vec<_>>()
                 .join(", ")
         )
+    }
+}
+
+/// `user@host:port/path` as ssh's arguments: `-p port user@host`.
+fn ssh_args(target: &str) -> String {
+    let target = target.split('/').next().unwrap_or(target);
+    match target.rsplit_once(':') {
+        Some((host, port)) if !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) => {
+            format!("-p {port} {host}")
+        }
+        _ => target.to_string(),
     }
 }
 
@@ -456,6 +538,12 @@ mod tests {
             e.contains("key `docker_host`") && e.contains("unsupported"),
             "{e}"
         );
+        assert!(
+            e.contains("ssh -nNT -L 127.0.0.1:2375:/var/run/docker.sock me@host"),
+            "{e}"
+        );
+        let e = err("docker_host = \"ssh://me@host:2222\"\n");
+        assert!(e.contains("docker.sock -p 2222 me@host`"), "{e}");
         let e = err("max_concurrency = 0\n");
         assert!(e.contains("key `max_concurrency`"), "{e}");
         let e = err("timeout = \"10 parsecs\"\n");
@@ -477,6 +565,61 @@ mod tests {
         assert_eq!(c.docker_host, "tcp://file:2375");
         let c = Config::parse("t", "", &Overrides::default(), Some("tcp://env:1".into())).unwrap();
         assert_eq!(c.docker_host, "tcp://env:1");
+    }
+
+    #[test]
+    fn any_named_engine_wins_over_the_docker_context() {
+        // The context named here does not exist: looking at it would fail.
+        let env = DockerEnv {
+            docker_context: Some("nowhere".into()),
+            docker_config: Some(PathBuf::from("/nonexistent/docker-config")),
+            home: None,
+        };
+        let flag = Overrides {
+            docker_host: Some("unix:///flag.sock".into()),
+            ..Default::default()
+        };
+        let c = Config::parse("t", "", &flag, None)
+            .unwrap()
+            .with_docker_context(&env)
+            .unwrap();
+        assert_eq!(c.docker_host, "unix:///flag.sock");
+        assert_eq!(c.engine_source, EngineSource::Flag);
+        let c = parse("docker_host = \"tcp://file:1\"\n")
+            .unwrap()
+            .with_docker_context(&env)
+            .unwrap();
+        assert_eq!(
+            c.engine_source.to_string(),
+            "docker_host in config file test.toml"
+        );
+        let c = Config::parse("t", "", &Overrides::default(), Some("tcp://env:1".into()))
+            .unwrap()
+            .with_docker_context(&env)
+            .unwrap();
+        assert_eq!(c.docker_host, "tcp://env:1");
+        assert_eq!(c.engine_source, EngineSource::Environment);
+        // Nothing named: the context is looked up, and its error surfaces.
+        let e = parse("").unwrap().with_docker_context(&env).unwrap_err();
+        assert!(format!("{e:#}").contains("\"nowhere\""), "{e:#}");
+        // No context anywhere: the platform socket.
+        let c = parse("")
+            .unwrap()
+            .with_docker_context(&DockerEnv::default())
+            .unwrap();
+        assert_eq!(c.docker_host, DEFAULT_DOCKER_HOST);
+        assert!(matches!(c.engine_source, EngineSource::Docker(_)));
+    }
+
+    #[test]
+    fn tls_variables_do_not_apply_to_a_context_address() {
+        let c = Config {
+            docker_host: "tcp://ctx:2376".into(),
+            engine_source: EngineSource::Docker("docker context \"r\"".into()),
+            ..parse("").unwrap()
+        };
+        let c = c.with_engine_tls(Some("1".into()), Some("/certs".into()), None);
+        assert_eq!(c.docker_tls, None);
     }
 
     #[test]

@@ -6,6 +6,7 @@ pub mod cli;
 pub mod coalesce;
 pub mod collector;
 pub mod config;
+pub mod context;
 pub mod cpu;
 pub mod deadline;
 pub mod engine;
@@ -18,6 +19,7 @@ pub mod sample;
 pub mod scrape;
 pub mod selector;
 pub mod server;
+pub mod socket_access;
 pub mod state;
 pub mod timestamp;
 pub mod web_config;
@@ -67,6 +69,7 @@ pub async fn serve(config: config::Config, web: web_config::WebConfig) -> anyhow
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
+    tracing::info!("engine = {} ({})", config.docker_host, config.engine_source);
     tracing::info!(
         listen = %config.listen,
         engine = %config.docker_host,

@@ -4,6 +4,7 @@ use anyhow::Context;
 use clap::Parser;
 use docker_stats_exporter::cli::{Cli, LogFormat};
 use docker_stats_exporter::config::{Config, Overrides};
+use docker_stats_exporter::context::DockerEnv;
 use docker_stats_exporter::web_config::WebConfig;
 
 fn main() -> ExitCode {
@@ -41,6 +42,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     if cli.healthcheck {
         return runtime.block_on(docker_stats_exporter::healthcheck(config.listen));
     }
+    // After the health check, which needs only the listen address.
+    let config = config.with_docker_context(&DockerEnv::from_process())?;
     let web = match &cli.web_config_file {
         Some(path) => WebConfig::load(path)?,
         None => WebConfig::default(),

@@ -1,6 +1,7 @@
 //! The engine over TCP with TLS, as `DOCKER_HOST=tcp://...`,
-//! `DOCKER_TLS_VERIFY=1` and `DOCKER_CERT_PATH` set it up: the real engine
-//! behind a TLS terminator that demands a client certificate from the CA.
+//! `DOCKER_TLS_VERIFY=1` and `DOCKER_CERT_PATH` set it up, or a docker context
+//! with TLS material: the real engine behind a TLS terminator that demands a
+//! client certificate from the CA.
 
 #![allow(clippy::unwrap_used)]
 
@@ -9,6 +10,8 @@ mod common;
 use std::sync::Arc;
 
 use common::{Container, Exporter, TempDir};
+use docker_stats_exporter::config::{Config, Overrides};
+use docker_stats_exporter::context::DockerEnv;
 use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
 };
@@ -113,4 +116,60 @@ async fn engine_over_tcp_with_tls_and_a_client_certificate() {
     let wrong_client = Exporter::with_config(config).await;
     let m = wrong_client.metrics().await;
     assert_eq!(m.value("docker_up", &[]), Some(0.0));
+}
+
+/// A docker context with TLS material, as `docker context create --docker
+/// host=tcp://...,ca=...,cert=...,key=...` stores it, reaches the same
+/// endpoint with the context's certificates.
+#[tokio::test(flavor = "multi_thread")]
+async fn docker_context_with_tls_material() {
+    let c = Container::sleeper("dse-tls-context-target", &[]);
+    let certs = TempDir::new("engine-tls-context-certs");
+    let addr = tls_engine(&certs.0).await;
+    let store = TempDir::new("engine-tls-context-store");
+    let file = |f: &str| certs.0.join(f).display().to_string();
+    let out = std::process::Command::new(common::DOCKER)
+        .env("DOCKER_CONFIG", &store.0)
+        .args(["context", "create", "dse-tls-context", "--docker"])
+        .arg(format!(
+            "host=tcp://{addr},ca={},cert={},key={}",
+            file("ca.pem"),
+            file("cert.pem"),
+            file("key.pem")
+        ))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The certificates now live in the store only.
+    for f in ["ca.pem", "cert.pem", "key.pem"] {
+        std::fs::remove_file(certs.0.join(f)).unwrap();
+    }
+
+    let overrides = Overrides {
+        listen: Some("127.0.0.1:0".into()),
+        docker_host: None,
+    };
+    let env = DockerEnv {
+        docker_context: Some("dse-tls-context".into()),
+        docker_config: Some(store.0.clone()),
+        home: None,
+    };
+    let text = "[containers]\nnames = [\"dse-tls-context-target\"]\n";
+    let config = Config::parse("test", text, &overrides, None)
+        .unwrap()
+        .with_docker_context(&env)
+        .unwrap();
+    assert_eq!(config.docker_host, format!("tcp://{addr}"));
+    assert!(config.docker_tls.as_ref().unwrap().starts_with(&store.0));
+    let exporter = Exporter::with_config(config).await;
+    let m = exporter.metrics().await;
+    assert_eq!(m.value("docker_up", &[]), Some(1.0));
+    assert_eq!(
+        m.names("container_memory_usage_bytes"),
+        vec![c.name.clone()]
+    );
 }

@@ -51,6 +51,10 @@ async fn socket_permission_denied_gives_docker_up_0_and_a_clear_log_line() {
         logs.contains("engine unavailable") && logs.contains("ermission denied"),
         "{logs}"
     );
+    // The fix is named with this socket's group.
+    use std::os::unix::fs::MetadataExt;
+    let gid = std::fs::metadata("/var/run/docker.sock").unwrap().gid();
+    assert!(logs.contains(&format!("`--group-add {gid}`")), "{logs}");
 }
 
 #[test]

@@ -500,7 +500,13 @@ fn dashboard_expressions_parse() {
 #[test]
 fn compose_file_is_valid() {
     run(compose().args(["-f", "compose.yaml", "config", "-q"]));
-    let config = stdout_of(compose().args(["-f", "compose.yaml", "config"]));
+    // Empty values count as unset: the defaults, whatever .env holds.
+    let config = stdout_of(
+        compose()
+            .args(["-f", "compose.yaml", "config"])
+            .env("DOCKER_GID", "")
+            .env("DSE_USER", ""),
+    );
     for needle in [
         "/var/run/docker.sock:/var/run/docker.sock:ro",
         "read_only: true",
@@ -515,6 +521,20 @@ fn compose_file_is_valid() {
             "`compose config` lacks {needle:?}:\n{config}"
         );
     }
+    // Docker Desktop's socket group and the image's own user by default.
+    let lines: Vec<&str> = config.lines().map(str::trim).collect();
+    let group = lines
+        .iter()
+        .position(|l| *l == "group_add:")
+        .and_then(|i| lines.get(i + 1))
+        .map(|l| l.trim_start_matches("- ").trim_matches(['\'', '"']));
+    assert_eq!(group, Some("0"), "default group_add:\n{config}");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.trim_start_matches("user: ").trim_matches(['\'', '"']) == "65532:65532"),
+        "default user:\n{config}"
+    );
 }
 
 /// Every container_*/docker_* name used by the alerts and the dashboard is a
@@ -961,4 +981,140 @@ fn compose_starts_only_the_exporter_by_default() {
         "the exporter should see its own container:\n{}",
         tail(&body, 20)
     );
+}
+
+/// A unix socket that relays every connection to the engine's socket, with
+/// the owner and mode of the test's choosing; stops when dropped.
+struct SocketRelay {
+    path: PathBuf,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl SocketRelay {
+    fn start(path: &Path) -> Self {
+        use std::os::unix::net::{UnixListener, UnixStream};
+        let _ = std::fs::remove_file(path);
+        let listener = UnixListener::bind(path).expect("bind relay socket");
+        listener.set_nonblocking(true).expect("nonblocking accept");
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stopped = stop.clone();
+        let thread = std::thread::spawn(move || {
+            while !stopped.load(std::sync::atomic::Ordering::SeqCst) {
+                let Ok((client, _)) = listener.accept() else {
+                    std::thread::sleep(Duration::from_millis(10));
+                    continue;
+                };
+                let Ok(engine) = UnixStream::connect(SOCKET) else {
+                    continue;
+                };
+                let _ = client.set_nonblocking(false);
+                let pipe = |mut from: UnixStream, mut to: UnixStream| {
+                    std::thread::spawn(move || {
+                        let _ = std::io::copy(&mut from, &mut to);
+                        let _ = to.shutdown(std::net::Shutdown::Write);
+                    });
+                };
+                if let (Ok(c2), Ok(e2)) = (client.try_clone(), engine.try_clone()) {
+                    pipe(client, engine);
+                    pipe(e2, c2);
+                }
+            }
+        });
+        SocketRelay {
+            path: path.to_path_buf(),
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    fn set(&self, uid: u32, gid: u32, mode: u32) {
+        use std::os::unix::fs::PermissionsExt;
+        std::os::unix::fs::chown(&self.path, Some(uid), Some(gid)).expect("chown relay");
+        std::fs::set_permissions(&self.path, std::fs::Permissions::from_mode(mode))
+            .expect("chmod relay");
+    }
+}
+
+impl Drop for SocketRelay {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// Docker Desktop hands containers a root:root socket: mode 0660 in most
+/// releases, which the default set-up (group 0) reads with nothing set; 0755
+/// in 4.19 and 4.20, where only root may connect: the exporter says so, and
+/// DSE_USER=0 is the fix. A relay to the real engine with that owner and mode
+/// stands in for Desktop's socket.
+#[test]
+fn compose_defaults_work_with_docker_desktops_socket() {
+    use std::os::unix::fs::PermissionsExt;
+    let image = image();
+    let dir = std::env::temp_dir().join(format!("dse-pkg-desktop-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let relay = SocketRelay::start(&dir.join("docker.sock"));
+    relay.set(0, 0, 0o660);
+    let port = free_port();
+    let env = |user: &str| {
+        vec![
+            ("DSE_IMAGE".into(), image.into()),
+            ("DSE_PORT".into(), port.to_string()),
+            ("DOCKER_SOCKET".into(), relay.path.display().to_string()),
+            // Empty is unset: the compose file's defaults apply.
+            ("DOCKER_GID".into(), String::new()),
+            ("DSE_USER".into(), user.to_string()),
+        ]
+    };
+    let project = ComposeGuard::new("compose_defaults_work_with_docker_desktops_socket", env(""));
+    run(&mut project.cmd(&["up", "-d", "--no-build", "stats-exporter"]));
+    let addr = format!("127.0.0.1:{port}");
+    let logs = |p: &ComposeGuard| {
+        p.cmd(&["logs", "--tail", "50"])
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default()
+    };
+    let id = stdout_of(&mut project.cmd(&["ps", "-q", "stats-exporter"]));
+    let name = inspect(id.trim(), "{{.Name}}");
+    let own = format!("/metrics?name={}", name.trim_start_matches('/'));
+    wait_for_engine_up(&addr, &own, "root:root 0660 socket, defaults", || {
+        logs(&project)
+    });
+    assert_eq!(inspect(id.trim(), "{{.Config.User}}"), "65532:65532");
+
+    // The 4.19/4.20 socket: group 0 is not enough, and the answer says so.
+    relay.set(0, 0, 0o755);
+    let (code, _, body) = http_get(&addr, "/readyz", None).expect("GET /readyz");
+    assert_eq!(code, 503, "/readyz with a 0755 socket: {body}");
+    assert!(
+        body.contains("run as root (user: \"0\")") && body.contains("DSE_USER=0"),
+        "/readyz should name the fix: {body}"
+    );
+    assert!(
+        body.contains("is 0:0 mode 0755") && body.contains("(uid 65532, groups 65532, 0)"),
+        "{body}"
+    );
+
+    let root = ComposeGuard {
+        project: project.project.clone(),
+        env: env("0"),
+    };
+    run(&mut root.cmd(&["up", "-d", "--no-build", "stats-exporter"]));
+    let id = stdout_of(&mut root.cmd(&["ps", "-q", "stats-exporter"]));
+    assert_eq!(inspect(id.trim(), "{{.Config.User}}"), "0");
+    wait_for_engine_up(&addr, &own, "root:root 0755 socket, DSE_USER=0", || {
+        logs(&root)
+    });
+    // Dropping `root` takes the project down; the relay goes after it.
+    drop(root);
+    drop(project);
+    drop(relay);
+    let _ = std::fs::remove_dir_all(&dir);
 }

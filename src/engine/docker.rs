@@ -13,6 +13,8 @@ use bollard::query_parameters::{ListContainersOptions, StatsOptionsBuilder};
 use bollard::{Docker, API_DEFAULT_VERSION};
 use futures::{FutureExt, StreamExt};
 
+use crate::socket_access;
+
 use super::{
     ContainerRef, EngineApi, EngineError, EngineFuture, EngineInfo, EngineVersion, Failure, Flavor,
     ListQuery, Listed,
@@ -104,9 +106,19 @@ impl DockerEngine {
                     tokio::time::sleep(pause).await;
                     pause = (pause * 2).min(BUSY_RETRY_MAX);
                 }
-                other => return other.map_err(classify),
+                other => return other.map_err(|e| self.classify(e)),
             }
         }
+    }
+
+    /// Sorts a client error into the kinds a scrape counts; a socket that
+    /// refused the connection for lack of permission gets the fix first.
+    fn classify(&self, err: BollardError) -> EngineError {
+        let mut e = classify(&err);
+        if let Some(fix) = io_error(&err).and_then(|io| socket_access::advice(&self.host, io)) {
+            e.message = format!("{fix}: {}", e.message);
+        }
+        e
     }
 }
 
@@ -241,8 +253,8 @@ fn listed(s: bollard::models::ContainerSummary) -> Option<Listed> {
 }
 
 /// Sorts a client error into the kinds a scrape counts.
-fn classify(err: BollardError) -> EngineError {
-    let kind = match &err {
+fn classify(err: &BollardError) -> EngineError {
+    let kind = match err {
         // 404: removed; 409: Podman's answer for a stopped container.
         BollardError::DockerResponseServerError {
             status_code: 404 | 409,
@@ -252,7 +264,7 @@ fn classify(err: BollardError) -> EngineError {
         BollardError::RequestTimeoutError => Failure::Timeout,
         _ => Failure::Engine,
     };
-    EngineError::new(kind, error_chain(&err))
+    EngineError::new(kind, error_chain(err))
 }
 
 /// The error and its causes on one line: bollard's own message often hides
@@ -271,23 +283,26 @@ fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
     out
 }
 
-/// Whether the request failed because the engine's listen queue was full:
-/// a non-blocking connect to a unix socket then fails with EAGAIN.
-fn listen_queue_full(err: &BollardError) -> bool {
+/// The I/O error behind a client error, if one is.
+fn io_error(err: &BollardError) -> Option<&std::io::Error> {
     // `IOError` is transparent: its `source()` skips the io::Error itself.
     if let BollardError::IOError { err } = err {
-        return err.kind() == std::io::ErrorKind::WouldBlock;
+        return Some(err);
     }
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(err);
     while let Some(e) = source {
         if let Some(io) = e.downcast_ref::<std::io::Error>() {
-            if io.kind() == std::io::ErrorKind::WouldBlock {
-                return true;
-            }
+            return Some(io);
         }
         source = e.source();
     }
-    false
+    None
+}
+
+/// Whether the request failed because the engine's listen queue was full:
+/// a non-blocking connect to a unix socket then fails with EAGAIN.
+fn listen_queue_full(err: &BollardError) -> bool {
+    io_error(err).is_some_and(|io| io.kind() == std::io::ErrorKind::WouldBlock)
 }
 
 #[cfg(test)]
@@ -297,13 +312,13 @@ mod tests {
     #[test]
     fn not_found_and_conflict_mean_gone() {
         for code in [404, 409] {
-            let e = classify(BollardError::DockerResponseServerError {
+            let e = classify(&BollardError::DockerResponseServerError {
                 status_code: code,
                 message: "no such container".into(),
             });
             assert_eq!(e.kind, Failure::Gone);
         }
-        let e = classify(BollardError::DockerResponseServerError {
+        let e = classify(&BollardError::DockerResponseServerError {
             status_code: 500,
             message: "boom".into(),
         });

@@ -3,6 +3,7 @@
 #![allow(dead_code, clippy::unwrap_used)]
 
 pub mod engines;
+pub mod process;
 pub mod proxy;
 
 use std::collections::BTreeMap;
