@@ -141,11 +141,11 @@ mod tests {
             tokio::time::sleep(Duration::from_secs(15)).await;
             assert!(usage.sizes(&engine, &deadline()).await.is_some());
         }
-        assert_eq!(fake.calls().list, 1);
+        assert_eq!(fake.calls().size_list, 1);
         tokio::time::sleep(Duration::from_secs(300)).await;
         assert!(usage.sizes(&engine, &deadline()).await.is_some());
         tokio::task::yield_now().await;
-        assert_eq!(fake.calls().list, 2, "refreshed once it was old");
+        assert_eq!(fake.calls().size_list, 2, "refreshed once it was old");
     }
 
     #[tokio::test(start_paused = true)]
@@ -155,6 +155,6 @@ mod tests {
         let usage = FsUsage::new(None);
         let deadline = Deadline::fixed(Instant::now() + Duration::from_secs(5));
         assert!(usage.sizes(&engine, &deadline).await.is_none());
-        assert_eq!(fake.calls().list, 0);
+        assert_eq!(fake.calls().size_list, 0);
     }
 }

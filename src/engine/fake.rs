@@ -50,8 +50,10 @@ struct FakeContainer {
 /// Requests received, by path kind.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Calls {
-    /// `GET /containers/json`.
+    /// `GET /containers/json` of scrape rounds.
     pub list: usize,
+    /// `GET /containers/json?size=true`: writable-layer sizes.
+    pub size_list: usize,
     /// `GET /containers/{id}/stats`.
     pub stats: usize,
     /// `GET /containers/{id}/json`.
@@ -371,7 +373,13 @@ impl EngineApi for FakeEngine {
 
     fn list<'a>(&'a self, query: &'a ListQuery) -> EngineFuture<'a, Vec<Listed>> {
         async move {
-            self.count(|c| c.list += 1)?;
+            self.count(|c| {
+                if query.size {
+                    c.size_list += 1;
+                } else {
+                    c.list += 1;
+                }
+            })?;
             let wanted = |labels: &HashMap<String, String>| {
                 query.label_filters.iter().all(|f| match f.split_once('=') {
                     Some((k, v)) => labels.get(k).is_some_and(|have| have == v),
