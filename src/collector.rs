@@ -19,28 +19,44 @@ use crate::scrape::{ContainerMetrics, Snapshot};
 
 type Labels<'a> = Vec<(&'a str, &'a str)>;
 
-/// Encodes one snapshot; registered into a per-request registry.
+/// One engine's snapshot in an answer.
+#[derive(Debug, Clone)]
+pub struct Part {
+    /// The engine's name, for the `engine` label, when several are read.
+    pub engine: Option<String>,
+    /// What its round found.
+    pub snapshot: Arc<Snapshot>,
+}
+
+/// Encodes the snapshots of one answer; registered into a per-request
+/// registry.
 #[derive(Debug)]
 pub struct SnapshotCollector {
-    snapshot: Arc<Snapshot>,
+    parts: Vec<Part>,
     labels: LabelExport,
 }
 
 impl SnapshotCollector {
     /// A collector for one answer.
-    pub fn new(snapshot: Arc<Snapshot>, labels: LabelExport) -> Self {
-        Self { snapshot, labels }
+    pub fn new(parts: Vec<Part>, labels: LabelExport) -> Self {
+        Self { parts, labels }
     }
 
     /// Every container's own labels, cAdvisor style: `name`, `id` (its
-    /// cgroup path) and `image`, plus, where configured for every series,
-    /// the allow-listed container labels it has.
-    fn container_labels<'a>(&'a self, c: &'a ContainerMetrics) -> Labels<'a> {
+    /// cgroup path) and `image`, the engine's name where several are read,
+    /// plus, where configured for every series, the allow-listed container
+    /// labels it has.
+    fn container_labels<'a>(
+        &'a self,
+        engine: Option<&'a str>,
+        c: &'a ContainerMetrics,
+    ) -> Labels<'a> {
         let mut labels = vec![
             ("name", c.container.name.as_str()),
             ("id", c.cgroup.as_str()),
             ("image", c.image()),
         ];
+        labels.extend(engine.map(|e| ("engine", e)));
         if self.labels.on == LabelsOn::All {
             labels.extend(self.allow_listed(c));
         }
@@ -61,27 +77,42 @@ impl SnapshotCollector {
 
     /// `container_info`: the container's labels, its full id, image id and
     /// every allow-listed label, whatever `labels.on` says.
-    fn info_labels<'a>(&'a self, c: &'a ContainerMetrics) -> Labels<'a> {
+    fn info_labels<'a>(&'a self, engine: Option<&'a str>, c: &'a ContainerMetrics) -> Labels<'a> {
         let mut labels = vec![
             ("name", c.container.name.as_str()),
             ("id", c.cgroup.as_str()),
             ("image", c.image()),
-            ("container_id", c.container.id.as_str()),
-            ("image_id", c.container.image_id.as_str()),
         ];
+        labels.extend(engine.map(|e| ("engine", e)));
+        labels.push(("container_id", c.container.id.as_str()));
+        labels.push(("image_id", c.container.image_id.as_str()));
         labels.extend(self.allow_listed(c));
         labels
+    }
+
+    /// Every container of every part, with its engine and its labels.
+    fn containers(&self) -> Vec<(Option<&str>, &ContainerMetrics, Labels<'_>)> {
+        self.parts
+            .iter()
+            .flat_map(|p| {
+                let engine = p.engine.as_deref();
+                p.snapshot
+                    .containers
+                    .iter()
+                    .map(move |c| (engine, c, self.container_labels(engine, c)))
+            })
+            .collect()
     }
 
     /// The rows of one metric whose series are per container.
     fn container_rows<'a>(
         &'a self,
         def: &MetricDef,
-        bases: &[Labels<'a>],
+        containers: &[(Option<&'a str>, &'a ContainerMetrics, Labels<'a>)],
     ) -> Vec<(Labels<'a>, Value)> {
-        let snap = &*self.snapshot;
         let mut rows = Vec::new();
-        for (c, base) in snap.containers.iter().zip(bases) {
+        for (engine, c, base) in containers {
+            let (engine, c) = (*engine, *c);
             let with = |extra: &[(&'a str, &'a str)], v: Value| {
                 let mut labels = Vec::with_capacity(base.len() + extra.len());
                 labels.extend_from_slice(base);
@@ -120,67 +151,67 @@ impl SnapshotCollector {
                         }
                     }
                 }
-                Source::Info => rows.push((self.info_labels(c), Value::Int(1))),
+                Source::Info => rows.push((self.info_labels(engine, c), Value::Int(1))),
                 Source::Machine(_) | Source::Exporter => {}
             }
         }
         rows
     }
 
-    /// The exporter's own single values; `None` for the per-kind error counter.
-    fn exporter_value(&self, def: &MetricDef) -> Option<Value> {
-        let snap = &*self.snapshot;
-        match def.name {
-            "docker_up" => Some(Value::Int(u64::from(snap.engine_up))),
-            "docker_stats_scrape_duration_seconds" => Some(Value::Float(snap.duration_seconds)),
-            "docker_stats_containers_selected" => Some(Value::Int(snap.selected as u64)),
-            _ => None,
+    /// One row per engine of a metric about the engine or the exporter
+    /// itself: per kind for the error counter.
+    fn engine_rows(&self, def: &MetricDef) -> Vec<(Labels<'_>, Value)> {
+        let mut rows = Vec::new();
+        for p in &self.parts {
+            let snap = &*p.snapshot;
+            let engine: Labels<'_> = p.engine.iter().map(|e| ("engine", e.as_str())).collect();
+            let single = match def.source {
+                Source::Machine(value) => snap.machine.as_ref().and_then(value),
+                _ => match def.name {
+                    "docker_up" => Some(Value::Int(u64::from(snap.engine_up))),
+                    "docker_stats_scrape_duration_seconds" => {
+                        Some(Value::Float(snap.duration_seconds))
+                    }
+                    "docker_stats_containers_selected" => Some(Value::Int(snap.selected as u64)),
+                    // docker_stats_scrape_errors_total, one series per kind.
+                    _ => {
+                        for (kind, n) in &snap.errors {
+                            let mut labels = engine.clone();
+                            labels.push(("kind", kind.as_str()));
+                            rows.push((labels, Value::Int(*n)));
+                        }
+                        None
+                    }
+                },
+            };
+            rows.extend(single.map(|v| (engine, v)));
         }
+        rows
     }
 }
 
 impl Collector for SnapshotCollector {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        let snap = &*self.snapshot;
-        // Built once: every container series starts with these.
-        let bases: Vec<Labels<'_>> = snap
-            .containers
-            .iter()
-            .map(|c| self.container_labels(c))
-            .collect();
+        // Built once: every container series starts with these labels.
+        let containers = self.containers();
         for def in METRICS {
-            let unit = def.unit.map(MetricUnit::unit);
-            let single = match def.source {
-                Source::Machine(value) => snap.machine.as_ref().and_then(value),
-                Source::Exporter => self.exporter_value(def),
-                _ => None,
-            };
-            if let Some(value) = single {
-                // Unlabelled: encoded on the family itself.
-                let family = encoder.encode_descriptor(
-                    def.base_name(),
-                    def.help,
-                    unit.as_ref(),
-                    def.kind,
-                )?;
-                encode_value(family, def.kind, value)?;
-                continue;
-            }
             let rows = match def.source {
-                Source::Machine(_) => continue,
-                // docker_stats_scrape_errors_total, one series per kind.
-                Source::Exporter => snap
-                    .errors
-                    .iter()
-                    .map(|(kind, n)| (vec![("kind", kind.as_str())], Value::Int(*n)))
-                    .collect(),
-                _ => self.container_rows(def, &bases),
+                Source::Machine(_) | Source::Exporter => self.engine_rows(def),
+                _ => self.container_rows(def, &containers),
             };
             if rows.is_empty() {
                 continue;
             }
+            let unit = def.unit.map(MetricUnit::unit);
             let mut family =
                 encoder.encode_descriptor(def.base_name(), def.help, unit.as_ref(), def.kind)?;
+            if let [(labels, v)] = rows.as_slice() {
+                if labels.is_empty() {
+                    // One engine's unlabelled value: encoded on the family itself.
+                    encode_value(family, def.kind, *v)?;
+                    continue;
+                }
+            }
             for (labels, v) in &rows {
                 encode_value(family.encode_family(labels)?, def.kind, *v)?;
             }
@@ -206,17 +237,30 @@ fn encode_value(
     }
 }
 
-/// Encodes a snapshot in the given format.
+/// Encodes one engine's snapshot in the given format.
 pub fn render(
     snapshot: impl Into<Arc<Snapshot>>,
     labels: &LabelExport,
     format: Format,
 ) -> Result<String, std::fmt::Error> {
+    render_parts(
+        vec![Part {
+            engine: None,
+            snapshot: snapshot.into(),
+        }],
+        labels,
+        format,
+    )
+}
+
+/// Encodes the snapshots of several engines as one answer.
+pub fn render_parts(
+    parts: Vec<Part>,
+    labels: &LabelExport,
+    format: Format,
+) -> Result<String, std::fmt::Error> {
     let mut registry = Registry::default();
-    registry.register_collector(Box::new(SnapshotCollector::new(
-        snapshot.into(),
-        labels.clone(),
-    )));
+    registry.register_collector(Box::new(SnapshotCollector::new(parts, labels.clone())));
     let mut out = String::with_capacity(16 * 1024);
     match format {
         Format::Prometheus => {

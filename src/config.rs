@@ -58,9 +58,30 @@ struct RawConfig {
     inspect_max_age: Option<Spanned<String>>,
     first_cpu_window: Option<Spanned<String>>,
     fs_usage: Option<Spanned<bool>>,
+    engines: Option<Vec<RawEngine>>,
     fs_usage_max_age: Option<Spanned<String>>,
     containers: Option<RawContainers>,
     labels: Option<RawLabels>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawEngine {
+    name: Spanned<String>,
+    docker_host: Spanned<String>,
+    tls_verify: Option<Spanned<bool>>,
+    cert_path: Option<Spanned<String>>,
+}
+
+/// One of several engines read by one exporter (`[[engines]]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EngineConfig {
+    /// The value of the `engine` label on its series, and of `?engine=`.
+    pub name: String,
+    /// Its address (`unix://`, `tcp://`, `http://` or `https://`).
+    pub docker_host: String,
+    /// Directory with `ca.pem`, `cert.pem` and `key.pem` when reached over TLS.
+    pub docker_tls: Option<PathBuf>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -172,6 +193,9 @@ pub struct Config {
     pub docker_tls: Option<PathBuf>,
     /// Where `docker_host` came from.
     pub engine_source: EngineSource,
+    /// Several named engines (`[[engines]]`) instead of `docker_host`; empty
+    /// for the usual single engine.
+    pub engines: Vec<EngineConfig>,
     /// Upper bound for one scrape.
     pub timeout: Duration,
     /// Stats calls in flight at once.
@@ -245,6 +269,23 @@ impl Config {
                 ),
                 None => (DEFAULT_DOCKER_HOST.to_string(), EngineSource::Default),
             },
+        };
+
+        let engines = match &raw.engines {
+            None => Vec::new(),
+            Some(list) => {
+                if overrides.docker_host.is_some() {
+                    bail!("--docker-host names one engine; the config file lists [[engines]]: use one or the other");
+                }
+                if let Some(v) = &raw.docker_host {
+                    bail!(
+                        "{}: docker_host and [[engines]] cannot both be given; \
+                         put this engine in [[engines]] with a name",
+                        at(v.span(), "docker_host")
+                    );
+                }
+                parse_engines(list, &at)?
+            }
         };
 
         let timeout = match &raw.timeout {
@@ -354,6 +395,7 @@ impl Config {
             inspect_max_age,
             first_cpu_window,
             fs_usage_max_age,
+            engines,
             selection: Selection::new(names, selectors),
             labels,
         })
@@ -402,6 +444,60 @@ impl Config {
         self.engine_source = EngineSource::Docker(endpoint.source);
         Ok(self)
     }
+}
+
+/// Validates `[[engines]]`: distinct names that fit in a URL query, a
+/// supported address each, TLS with its own certificate directory.
+fn parse_engines(
+    list: &[RawEngine],
+    at: &dyn Fn(std::ops::Range<usize>, &str) -> String,
+) -> anyhow::Result<Vec<EngineConfig>> {
+    if list.is_empty() {
+        bail!("config file: [[engines]] is empty; list at least one engine or leave it out");
+    }
+    let mut out: Vec<EngineConfig> = Vec::with_capacity(list.len());
+    for e in list {
+        let name = e.name.get_ref().trim();
+        let name_ok = !name.is_empty()
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
+        if !name_ok {
+            bail!(
+                "{}: {name:?} is not a name of letters, digits, '-', '_' or '.'",
+                at(e.name.span(), "engines.name")
+            );
+        }
+        if out.iter().any(|o| o.name == name) {
+            bail!(
+                "{}: the engine name {name:?} is used twice",
+                at(e.name.span(), "engines.name")
+            );
+        }
+        let docker_host = check_docker_host(e.docker_host.get_ref())
+            .context(at(e.docker_host.span(), "engines.docker_host"))?;
+        let verify = e.tls_verify.as_ref().is_some_and(|v| *v.get_ref());
+        let tls = docker_host.starts_with("https://") || verify;
+        let docker_tls = match (&e.cert_path, tls) {
+            (Some(p), true) => Some(PathBuf::from(p.get_ref())),
+            (None, true) => bail!(
+                "{}: engine {name:?} is reached over TLS; give cert_path, the directory with \
+                 its ca.pem, cert.pem and key.pem",
+                at(e.name.span(), "engines")
+            ),
+            (Some(p), false) => bail!(
+                "{}: cert_path is only used over TLS: set tls_verify = true or use https://",
+                at(p.span(), "engines.cert_path")
+            ),
+            (None, false) => None,
+        };
+        out.push(EngineConfig {
+            name: name.to_string(),
+            docker_host,
+            docker_tls,
+        });
+    }
+    Ok(out)
 }
 
 fn line_of(text: &str, offset: usize) -> usize {
@@ -631,6 +727,65 @@ mod tests {
         )
         .unwrap_err();
         assert!(format!("{e:#}").contains("/nonexistent/dse.toml"));
+    }
+
+    #[test]
+    fn several_engines_each_with_a_name_and_their_own_tls() {
+        let c = parse(
+            "[[engines]]\nname = \"laptop\"\ndocker_host = \"unix:///run/docker.sock\"\n\
+             [[engines]]\nname = \"build-box\"\ndocker_host = \"tcp://build:2376\"\n\
+             tls_verify = true\ncert_path = \"/etc/dse/build\"\n",
+        )
+        .unwrap();
+        assert_eq!(
+            c.engines,
+            vec![
+                EngineConfig {
+                    name: "laptop".into(),
+                    docker_host: "unix:///run/docker.sock".into(),
+                    docker_tls: None,
+                },
+                EngineConfig {
+                    name: "build-box".into(),
+                    docker_host: "tcp://build:2376".into(),
+                    docker_tls: Some(PathBuf::from("/etc/dse/build")),
+                },
+            ]
+        );
+        // Today's single engine: no [[engines]] at all.
+        assert!(parse("docker_host = \"tcp://h:2375\"\n")
+            .unwrap()
+            .engines
+            .is_empty());
+    }
+
+    #[test]
+    fn engine_list_mistakes_name_the_line() {
+        let e = err("[[engines]]\nname = \"a\"\ndocker_host = \"unix:///a\"\n\
+                     [[engines]]\nname = \"a\"\ndocker_host = \"unix:///b\"\n");
+        assert!(e.contains("line 5") && e.contains("used twice"), "{e}");
+        let e = err("[[engines]]\nname = \"a b\"\ndocker_host = \"unix:///a\"\n");
+        assert!(e.contains("engines.name") && e.contains("line 2"), "{e}");
+        let e = err("[[engines]]\nname = \"x\"\ndocker_host = \"https://h:2376\"\n");
+        assert!(e.contains("cert_path"), "{e}");
+        let e = err(
+            "docker_host = \"unix:///a\"\n[[engines]]\nname = \"x\"\ndocker_host = \"unix:///b\"\n",
+        );
+        assert!(e.contains("line 1") && e.contains("[[engines]]"), "{e}");
+        let e = err("[[engines]]\nname = \"x\"\n");
+        assert!(e.contains("docker_host"), "{e}");
+        let flag = Overrides {
+            docker_host: Some("unix:///flag.sock".into()),
+            ..Default::default()
+        };
+        let e = Config::parse(
+            "t",
+            "[[engines]]\nname = \"x\"\ndocker_host = \"unix:///b\"\n",
+            &flag,
+            None,
+        )
+        .unwrap_err();
+        assert!(format!("{e:#}").contains("--docker-host"), "{e:#}");
     }
 
     #[test]

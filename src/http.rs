@@ -13,22 +13,74 @@ use axum::routing::get;
 use axum::Router;
 
 use crate::coalesce::Coalescer;
+use crate::collector::{render_parts, Part};
 use crate::config::LabelExport;
 use crate::format::Format;
-use crate::metrics::render;
 use crate::selector::{LabelSelector, Selection};
+
+/// One engine the exporter reads.
+#[derive(Debug)]
+pub struct EngineSlot {
+    /// Its name (the `engine` label) when several are configured.
+    pub name: Option<String>,
+    /// Runs (and shares) its scrape rounds.
+    pub rounds: Arc<Coalescer>,
+}
 
 /// What every request handler shares.
 #[derive(Debug)]
 pub struct AppState {
-    /// Runs (and shares) the scrape rounds.
-    pub rounds: Arc<Coalescer>,
+    /// The engines, at least one.
+    pub engines: Vec<EngineSlot>,
     /// The configured selection.
     pub selection: Selection,
     /// The configured upper bound for one scrape.
     pub timeout: Duration,
     /// Container labels exported as metric labels.
     pub labels: LabelExport,
+}
+
+impl AppState {
+    /// The first (usually the only) engine's rounds.
+    pub fn rounds(&self) -> &Arc<Coalescer> {
+        &self.engines[0].rounds
+    }
+
+    /// The engines `?engine=` names, or all of them without the parameter.
+    fn chosen(&self, query: &[(String, String)]) -> Result<Vec<&EngineSlot>, String> {
+        let asked: Vec<&str> = query
+            .iter()
+            .filter(|(k, _)| k == "engine")
+            .map(|(_, v)| v.as_str())
+            .collect();
+        if asked.is_empty() {
+            return Ok(self.engines.iter().collect());
+        }
+        let names: Vec<&str> = self
+            .engines
+            .iter()
+            .filter_map(|e| e.name.as_deref())
+            .collect();
+        if names.is_empty() {
+            return Err(
+                "engine=: this exporter reads one engine; [[engines]] names several".into(),
+            );
+        }
+        asked
+            .iter()
+            .map(|want| {
+                self.engines
+                    .iter()
+                    .find(|e| e.name.as_deref() == Some(want))
+                    .ok_or_else(|| {
+                        format!(
+                            "engine={want:?}: no such engine; configured: {}",
+                            names.join(", ")
+                        )
+                    })
+            })
+            .collect()
+    }
 }
 
 /// The exporter's routes; tests serve this in process on port 0.
@@ -62,6 +114,7 @@ pub fn adhoc_selection(query: &[(String, String)]) -> Result<Option<Selection>, 
     let (mut names, mut selectors) = (Vec::new(), Vec::new());
     for (key, value) in query {
         match key.as_str() {
+            "engine" => {}
             "name" if !value.trim().is_empty() => names.push(value.trim().to_string()),
             "name" => return Err("empty name= parameter".into()),
             "label" => {
@@ -69,7 +122,7 @@ pub fn adhoc_selection(query: &[(String, String)]) -> Result<Option<Selection>, 
             }
             other => {
                 return Err(format!(
-                    "unknown query parameter {other:?}: use name=CONTAINER or label=KEY[=VALUE]"
+                    "unknown query parameter {other:?}: use name=CONTAINER, label=KEY[=VALUE] or engine=NAME"
                 ))
             }
         }
@@ -85,16 +138,34 @@ async fn metrics(
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     let format = Format::from_accept(header(ACCEPT.as_str()));
     let budget = scrape_budget(state.timeout, header("x-prometheus-scrape-timeout-seconds"));
+    let bad_request = |e: String| (StatusCode::BAD_REQUEST, format!("{e}\n")).into_response();
     let (selection, full) = match adhoc_selection(&query) {
         Ok(None) => (state.selection.clone(), true),
         Ok(Some(adhoc)) => (state.selection.narrowed_by(adhoc), false),
-        Err(e) => return (StatusCode::BAD_REQUEST, format!("{e}\n")).into_response(),
+        Err(e) => return bad_request(e),
     };
-    let snapshot = state
-        .rounds
-        .snapshot(&selection, Instant::now() + budget, full)
-        .await;
-    match render(snapshot, &state.labels, format) {
+    let engines = match state.chosen(&query) {
+        Ok(engines) => engines,
+        Err(e) => return bad_request(e),
+    };
+    // Every engine's round runs at once under the same deadline: a dead or
+    // slow engine never holds up the others' answers.
+    let until = Instant::now() + budget;
+    let snapshots = futures::future::join_all(
+        engines
+            .iter()
+            .map(|e| e.rounds.snapshot(&selection, until, full)),
+    )
+    .await;
+    let parts = engines
+        .iter()
+        .zip(snapshots)
+        .map(|(e, snapshot)| Part {
+            engine: e.name.clone(),
+            snapshot,
+        })
+        .collect();
+    match render_parts(parts, &state.labels, format) {
         Ok(body) => ([(CONTENT_TYPE, format.content_type())], body).into_response(),
         Err(_) => (StatusCode::INTERNAL_SERVER_ERROR, "encoding failed\n").into_response(),
     }
@@ -104,10 +175,37 @@ async fn healthz() -> &'static str {
     "ok\n"
 }
 
-async fn readyz(State(state): State<Arc<AppState>>) -> Response {
-    match state.rounds.scraper().engine().ping().await {
-        Ok(()) => (StatusCode::OK, "ok\n".to_string()).into_response(),
-        Err(e) => (StatusCode::SERVICE_UNAVAILABLE, format!("{e:#}\n")).into_response(),
+/// 200 when every engine (or those `?engine=` names) answers `_ping`; 503
+/// naming each that does not, with the reason.
+async fn readyz(
+    State(state): State<Arc<AppState>>,
+    Query(query): Query<Vec<(String, String)>>,
+) -> Response {
+    let engines = match state.chosen(&query) {
+        Ok(engines) => engines,
+        Err(e) => return (StatusCode::BAD_REQUEST, format!("{e}\n")).into_response(),
+    };
+    let pings =
+        futures::future::join_all(engines.iter().map(|e| e.rounds.scraper().engine().ping())).await;
+    let failed: Vec<String> = engines
+        .iter()
+        .zip(pings)
+        .filter_map(|(e, ping)| {
+            let err = ping.err()?;
+            Some(match &e.name {
+                Some(name) => format!("engine {name}: {err}"),
+                None => err.to_string(),
+            })
+        })
+        .collect();
+    if failed.is_empty() {
+        (StatusCode::OK, "ok\n".to_string()).into_response()
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("{}\n", failed.join("\n")),
+        )
+            .into_response()
     }
 }
 
@@ -133,6 +231,18 @@ async fn landing(State(state): State<Arc<AppState>>) -> Html<String> {
             labels.join("; ")
         )
     };
+    let engines: Vec<String> = state
+        .engines
+        .iter()
+        .map(|e| {
+            let host = e.rounds.scraper().engine().host();
+            match &e.name {
+                Some(name) => format!("{name} ({host})"),
+                None => host.to_string(),
+            }
+        })
+        .collect();
+    let engines = engines.join(", ");
     Html(format!(
         "<!doctype html><html><head><title>docker-stats-exporter</title></head><body>\
          <h1>docker-stats-exporter {}</h1>\
@@ -140,7 +250,7 @@ async fn landing(State(state): State<Arc<AppState>>) -> Html<String> {
          <p><a href=\"/metrics\">/metrics</a> · <a href=\"/healthz\">/healthz</a> · \
          <a href=\"/readyz\">/readyz</a></p></body></html>\n",
         env!("CARGO_PKG_VERSION"),
-        esc(state.rounds.scraper().engine().host()),
+        esc(&engines),
         esc(&selection),
     ))
 }

@@ -36,18 +36,36 @@ pub use crate::http::{app, AppState};
 /// Shared state for a validated configuration. Nothing is contacted yet.
 pub fn state(config: &config::Config) -> Arc<AppState> {
     // The client's own timeout only backs up the per-scrape deadline.
-    let engine = engine::docker::DockerEngine::new(
-        &config.docker_host,
-        config.timeout + Duration::from_secs(5),
-    )
-    .with_tls(config.docker_tls.clone());
-    state_with_engine(config, Arc::new(engine))
+    let client_timeout = config.timeout + Duration::from_secs(5);
+    let docker = |host: &str, tls: &Option<std::path::PathBuf>| -> Arc<dyn engine::EngineApi> {
+        Arc::new(engine::docker::DockerEngine::new(host, client_timeout).with_tls(tls.clone()))
+    };
+    let engines = if config.engines.is_empty() {
+        vec![(None, docker(&config.docker_host, &config.docker_tls))]
+    } else {
+        config
+            .engines
+            .iter()
+            .map(|e| (Some(e.name.clone()), docker(&e.docker_host, &e.docker_tls)))
+            .collect()
+    };
+    state_with_engines(config, engines)
 }
 
-/// Shared state reading `engine`, for everything else as `config` says.
+/// Shared state reading one unnamed `engine`, for everything else as
+/// `config` says.
 pub fn state_with_engine(
     config: &config::Config,
     engine: Arc<dyn engine::EngineApi>,
+) -> Arc<AppState> {
+    state_with_engines(config, vec![(None, engine)])
+}
+
+/// Shared state reading `engines`, each named unless there is only one
+/// unnamed engine; every engine gets its own rounds, state and call limit.
+pub fn state_with_engines(
+    config: &config::Config,
+    engines: Vec<(Option<String>, Arc<dyn engine::EngineApi>)>,
 ) -> Arc<AppState> {
     let options = scrape::ScrapeOptions {
         max_concurrency: config.max_concurrency,
@@ -55,8 +73,15 @@ pub fn state_with_engine(
         first_cpu_window: config.first_cpu_window,
         fs_usage_max_age: config.fs_usage_max_age,
     };
+    let engines = engines
+        .into_iter()
+        .map(|(name, engine)| http::EngineSlot {
+            name,
+            rounds: coalesce::Coalescer::new(Arc::new(scrape::Scraper::new(engine, &options))),
+        })
+        .collect();
     Arc::new(AppState {
-        rounds: coalesce::Coalescer::new(Arc::new(scrape::Scraper::new(engine, &options))),
+        engines,
         labels: config.labels.clone(),
         selection: config.selection.clone(),
         timeout: config.timeout,
@@ -69,10 +94,14 @@ pub async fn serve(config: config::Config, web: web_config::WebConfig) -> anyhow
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
-    tracing::info!("engine = {} ({})", config.docker_host, config.engine_source);
+    if config.engines.is_empty() {
+        tracing::info!("engine = {} ({})", config.docker_host, config.engine_source);
+    }
+    for e in &config.engines {
+        tracing::info!("engine {} = {}", e.name, e.docker_host);
+    }
     tracing::info!(
         listen = %config.listen,
-        engine = %config.docker_host,
         tls = web.tls.is_some(),
         basic_auth = web.auth.is_some(),
         "serving /metrics"

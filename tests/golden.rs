@@ -11,6 +11,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use std::sync::Arc;
 
+use docker_stats_exporter::collector::{render_parts, Part};
 use docker_stats_exporter::config::{LabelExport, LabelsOn};
 use docker_stats_exporter::cpu::cpu_percent;
 use docker_stats_exporter::engine::{ContainerRef, EngineInfo, Failure};
@@ -159,6 +160,37 @@ fn openmetrics_text_matches_golden_file() {
     let text = render(snapshot(), &LabelExport::default(), Format::OpenMetrics).unwrap();
     assert!(text.ends_with("# EOF\n"));
     check_golden("metrics.openmetrics", &text);
+}
+
+/// The same round read from two engines, as `[[engines]]` gives it.
+fn two_engines() -> String {
+    let parts = ["laptop", "buildbox"]
+        .into_iter()
+        .map(|engine| Part {
+            engine: Some(engine.to_string()),
+            snapshot: Arc::new(snapshot()),
+        })
+        .collect();
+    render_parts(parts, &LabelExport::default(), Format::Prometheus).unwrap()
+}
+
+#[test]
+fn several_engines_match_golden_file_and_pass_promtool() {
+    let text = two_engines();
+    check_golden("metrics-engines.prom", &text);
+    common::promtool_check_metrics(&text);
+    assert_eq!(
+        find(&text, "docker_up", &[("engine", "buildbox")]),
+        Some(1.0)
+    );
+    assert_eq!(
+        find(
+            &text,
+            "container_memory_usage_bytes",
+            &[("engine", "laptop"), ("name", "cap-busy")]
+        ),
+        Some(2_650_112.0)
+    );
 }
 
 #[test]

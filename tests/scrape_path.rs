@@ -161,7 +161,7 @@ async fn churn_leaves_no_stale_series_and_no_state_behind() {
                 "scrape {scrapes}: {name} missing: {seen:?}"
             );
         }
-        let tracked = exporter.state.rounds.scraper().tracked_containers();
+        let tracked = exporter.state.rounds().scraper().tracked_containers();
         assert!(
             tracked <= 3 + 4 + 1,
             "CPU history grows under churn: {tracked} tracked; {:?}",
@@ -177,7 +177,7 @@ async fn churn_leaves_no_stale_series_and_no_state_behind() {
     // The temporary ones are gone: no series, no state left for them.
     let m = exporter.metrics().await;
     assert_eq!(m.names("container_memory_usage_bytes"), stay_names);
-    assert_eq!(exporter.state.rounds.scraper().tracked_containers(), 3);
+    assert_eq!(exporter.state.rounds().scraper().tracked_containers(), 3);
     assert_eq!(
         m.value("docker_stats_scrape_errors_total", &[("kind", "engine")]),
         Some(0.0)

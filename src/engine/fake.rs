@@ -76,6 +76,7 @@ struct Inner {
     version: EngineVersion,
     containers: Mutex<Vec<FakeContainer>>,
     down: Mutex<bool>,
+    hung: Mutex<bool>,
     calls: Mutex<Calls>,
     in_flight: AtomicUsize,
     max_in_flight: AtomicUsize,
@@ -106,6 +107,7 @@ impl FakeEngine {
                 version,
                 containers: Mutex::new(Vec::new()),
                 down: Mutex::new(false),
+                hung: Mutex::new(false),
                 calls: Mutex::new(Calls::default()),
                 in_flight: AtomicUsize::new(0),
                 max_in_flight: AtomicUsize::new(0),
@@ -177,6 +179,12 @@ impl FakeEngine {
         *self.inner.down.lock().unwrap_or_else(|p| p.into_inner()) = down;
     }
 
+    /// Makes every request wait forever, as a wedged engine does, or answer
+    /// again.
+    pub fn set_hung(&self, hung: bool) {
+        *self.inner.hung.lock().unwrap_or_else(|p| p.into_inner()) = hung;
+    }
+
     /// Requests received so far.
     pub fn calls(&self) -> Calls {
         *self.inner.calls.lock().unwrap_or_else(|p| p.into_inner())
@@ -204,8 +212,11 @@ impl FakeEngine {
             .unwrap_or_else(|p| p.into_inner())
     }
 
-    fn count(&self, f: impl FnOnce(&mut Calls)) -> Result<(), EngineError> {
+    async fn count(&self, f: impl FnOnce(&mut Calls)) -> Result<(), EngineError> {
         f(&mut self.inner.calls.lock().unwrap_or_else(|p| p.into_inner()));
+        if *self.inner.hung.lock().unwrap_or_else(|p| p.into_inner()) {
+            std::future::pending::<()>().await;
+        }
         if *self.inner.down.lock().unwrap_or_else(|p| p.into_inner()) {
             return Err(EngineError::new(
                 Failure::Engine,
@@ -347,12 +358,12 @@ impl EngineApi for FakeEngine {
     }
 
     fn ping(&self) -> EngineFuture<'_, ()> {
-        async move { self.count(|_| {}) }.boxed()
+        async move { self.count(|_| {}).await }.boxed()
     }
 
     fn version(&self) -> EngineFuture<'_, EngineVersion> {
         async move {
-            self.count(|c| c.version += 1)?;
+            self.count(|c| c.version += 1).await?;
             Ok(self.inner.version.clone())
         }
         .boxed()
@@ -360,7 +371,7 @@ impl EngineApi for FakeEngine {
 
     fn info(&self) -> EngineFuture<'_, EngineInfo> {
         async move {
-            self.count(|c| c.info += 1)?;
+            self.count(|c| c.info += 1).await?;
             Ok(EngineInfo {
                 cpus: Some(CPUS),
                 memory_bytes: Some(8 << 30),
@@ -379,7 +390,8 @@ impl EngineApi for FakeEngine {
                 } else {
                     c.list += 1;
                 }
-            })?;
+            })
+            .await?;
             let wanted = |labels: &HashMap<String, String>| {
                 query.label_filters.iter().all(|f| match f.split_once('=') {
                     Some((k, v)) => labels.get(k).is_some_and(|have| have == v),
@@ -403,7 +415,7 @@ impl EngineApi for FakeEngine {
 
     fn inspect<'a>(&'a self, id: &'a str) -> EngineFuture<'a, ContainerInspectResponse> {
         async move {
-            self.count(|c| c.inspect += 1)?;
+            self.count(|c| c.inspect += 1).await?;
             let _busy = InFlight::new(&self.inner);
             let c = self.find(id)?;
             if let Some(kind) = c.behaviour.inspect_fails {
@@ -430,7 +442,7 @@ impl EngineApi for FakeEngine {
         one_shot: bool,
     ) -> EngineFuture<'a, Option<ContainerStatsResponse>> {
         async move {
-            self.count(|c| c.stats += 1)?;
+            self.count(|c| c.stats += 1).await?;
             let _busy = InFlight::new(&self.inner);
             self.stats_answer(id, one_shot).await
         }
