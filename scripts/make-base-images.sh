@@ -1,21 +1,20 @@
 #!/usr/bin/env bash
-# Makes, without any container registry, the two base images the Dockerfile
+# Makes, without any container registry, the builder base image the Dockerfile
 # needs, so that `docker build` works on a machine that cannot pull:
 #
-#   dse-local/rust:bookworm   builder: Debian bookworm (debootstrap, minbase) with
-#                             gcc, libc6-dev, ca-certificates and this machine's
-#                             Rust toolchain (x86_64-unknown-linux-gnu only)
-#   dse-local/static:nonroot  runtime: /etc/passwd, /etc/group, CA bundle, /tmp;
-#                             a stand-in for gcr.io/distroless/static-debian12:nonroot
+#   dse-local/rust:bookworm   Debian bookworm (debootstrap, minbase) with gcc,
+#                             libc6-dev, ca-certificates (for cargo when it
+#                             fetches crates) and this machine's Rust toolchain (its
+#                             host target only, e.g. x86_64-unknown-linux-gnu)
 #
-# Use them with:
-#   docker build --build-arg RUST_IMAGE=dse-local/rust:bookworm \
-#                --build-arg RUNTIME_IMAGE=dse-local/static:nonroot -t docker-stats-exporter .
+# The runtime stage is `FROM scratch`, so no runtime base image is needed. Use:
+#   docker build --build-arg RUST_IMAGE=dse-local/rust:bookworm -t docker-stats-exporter .
 #
-# Idempotent: an image that already exists is left alone (FORCE=1 remakes both).
+# Idempotent: an image that already exists is left alone (FORCE=1 remakes it).
 # Needs root (debootstrap; installed with apt-get when missing), a Debian mirror
-# (DEBIAN_MIRROR, default http://deb.debian.org/debian) and a rustup toolchain
-# (rustc and cargo on PATH). Takes about 2.5 minutes on 2 cores.
+# (DEBIAN_MIRROR, default: the archive this machine's apt uses, found by
+# scripts/debian-mirror.sh) and a rustup toolchain (rustc and cargo on PATH).
+# Takes about 2.5 minutes on 2 cores.
 #
 # For a build without network access inside the container, vendor the crates
 # into the build context first (target/ is not committed):
@@ -25,10 +24,7 @@ set -euo pipefail
 DOCKER="${DOCKER:-/usr/bin/docker}"
 [ -x "$DOCKER" ] || DOCKER=docker
 BUILDER_IMAGE="${BUILDER_IMAGE:-dse-local/rust:bookworm}"
-RUNTIME_IMAGE="${RUNTIME_IMAGE:-dse-local/static:nonroot}"
 SUITE="${DEBIAN_SUITE:-bookworm}"
-MIRROR="${DEBIAN_MIRROR:-http://deb.debian.org/debian}"
-TARGET=x86_64-unknown-linux-gnu
 FORCE="${FORCE:-0}"
 
 log() { echo "make-base-images: $*" >&2; }
@@ -43,37 +39,6 @@ work=$(mktemp -d "${TMPDIR:-/tmp}/dse-base.XXXXXX")
 cleanup() { as_root rm -rf "$work"; }
 trap cleanup EXIT
 
-make_runtime() {
-  local root="$work/runtime"
-  mkdir -p "$root/etc/ssl/certs" "$root/tmp" "$root/home/nonroot"
-  chmod 1777 "$root/tmp"
-  chmod 700 "$root/home/nonroot"
-  cat >"$root/etc/passwd" <<'EOF'
-root:x:0:0:root:/root:/sbin/nologin
-nobody:x:65534:65534:nobody:/nonexistent:/sbin/nologin
-nonroot:x:65532:65532:nonroot:/home/nonroot:/sbin/nologin
-EOF
-  cat >"$root/etc/group" <<'EOF'
-root:x:0:
-nobody:x:65534:
-nonroot:x:65532:
-EOF
-  printf 'hosts: files dns\n' >"$root/etc/nsswitch.conf"
-  if [ -f /etc/ssl/certs/ca-certificates.crt ]; then
-    cp /etc/ssl/certs/ca-certificates.crt "$root/etc/ssl/certs/ca-certificates.crt"
-  else
-    log "warning: no /etc/ssl/certs/ca-certificates.crt on this machine; image has no CA bundle"
-  fi
-  as_root chown -R 0:0 "$root"
-  as_root chown 65532:65532 "$root/home/nonroot"
-  as_root tar --numeric-owner -C "$root" -c . | "$DOCKER" import \
-    --change 'USER 65532:65532' \
-    --change 'WORKDIR /home/nonroot' \
-    --change 'ENV SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt' \
-    --message "local stand-in for distroless static-debian12:nonroot" \
-    - "$RUNTIME_IMAGE" >/dev/null
-}
-
 make_builder() {
   if ! command -v debootstrap >/dev/null && [ ! -x /usr/sbin/debootstrap ]; then
     command -v apt-get >/dev/null || die "debootstrap is missing and this is not a Debian-like system"
@@ -83,16 +48,19 @@ make_builder() {
       debootstrap >/dev/null
   fi
   command -v rustc >/dev/null || die "rustc is missing on this machine"
-  local sysroot version root="$work/builder" candidate="$BUILDER_IMAGE-unchecked"
+  local mirror target sysroot version root="$work/builder" candidate="$BUILDER_IMAGE-unchecked"
+  mirror="${DEBIAN_MIRROR:-$(bash "$(dirname "$0")/debian-mirror.sh" "$SUITE")}" \
+    || die "no Debian mirror: set DEBIAN_MIRROR"
+  target=$(rustc -vV | sed -n 's/^host: //p')
   sysroot=$(rustc --print sysroot)
   version=$(rustc --version | awk '{print $2}')
   [ -x "$sysroot/bin/rustc" ] && [ -x "$sysroot/bin/cargo" ] \
     || die "$sysroot/bin has no rustc+cargo (is this a rustup toolchain?)"
-  [ -d "$sysroot/lib/rustlib/$TARGET/lib" ] || die "toolchain at $sysroot lacks the $TARGET std"
+  [ -d "$sysroot/lib/rustlib/$target/lib" ] || die "toolchain at $sysroot lacks the $target std"
 
-  log "debootstrap $SUITE (minbase + gcc libc6-dev ca-certificates) from $MIRROR"
+  log "debootstrap $SUITE (minbase + gcc libc6-dev ca-certificates) from $mirror"
   as_root env PATH="/usr/sbin:/sbin:$PATH" debootstrap --variant=minbase \
-    --include=gcc,libc6-dev,ca-certificates "$SUITE" "$root" "$MIRROR" \
+    --include=gcc,libc6-dev,ca-certificates "$SUITE" "$root" "$mirror" \
     >"$work/debootstrap.log" 2>&1 \
     || { tail -n 30 "$work/debootstrap.log" >&2; die "debootstrap failed"; }
   as_root rm -rf "$root/var/cache/apt/archives/"*.deb "$root/var/lib/apt/lists/"* \
@@ -100,20 +68,20 @@ make_builder() {
 
   # Rust $version from $sysroot, laid out like the standalone installer does
   # under /usr/local (rustc finds its sysroot from its own path), only what a
-  # build for $TARGET needs: rustc, cargo, the compiler's shared libraries and
+  # build for $target needs: rustc, cargo, the compiler's shared libraries and
   # the target's std plus its bundled linker (rust-lld, gcc-ld).
   log "copying Rust $version from $sysroot"
   local dst="$root/usr/local"
   as_root mkdir -p "$dst/bin" "$dst/lib/rustlib" "$root/usr/local/cargo"
   as_root cp "$sysroot/bin/rustc" "$sysroot/bin/cargo" "$dst/bin/"
   as_root cp -a "$sysroot"/lib/*.so* "$dst/lib/"
-  as_root cp -a "$sysroot/lib/rustlib/$TARGET" "$dst/lib/rustlib/"
+  as_root cp -a "$sysroot/lib/rustlib/$target" "$dst/lib/rustlib/"
   as_root cp "$sysroot/lib/rustlib/rust-installer-version" "$dst/lib/rustlib/" 2>/dev/null || true
 
   as_root tar --numeric-owner -C "$root" -c . | "$DOCKER" import \
     --change 'ENV CARGO_HOME=/usr/local/cargo' \
     --change 'ENV PATH=/usr/local/cargo/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
-    --change "LABEL org.opencontainers.image.description=\"Debian $SUITE + Rust $version ($TARGET), made locally\"" \
+    --change "LABEL org.opencontainers.image.description=\"Debian $SUITE + Rust $version ($target), made locally\"" \
     --change 'CMD ["bash"]' \
     --message "Debian $SUITE + Rust $version" \
     - "$candidate" >/dev/null
@@ -130,16 +98,10 @@ make_builder() {
 }
 
 start=$(date +%s)
-if have_image "$RUNTIME_IMAGE"; then
-  log "$RUNTIME_IMAGE exists, skipped"
-else
-  log "making $RUNTIME_IMAGE"
-  make_runtime
-fi
 if have_image "$BUILDER_IMAGE"; then
   log "$BUILDER_IMAGE exists, skipped"
 else
   log "making $BUILDER_IMAGE"
   make_builder
 fi
-log "ready: $BUILDER_IMAGE, $RUNTIME_IMAGE ($(($(date +%s) - start)) s)"
+log "ready: $BUILDER_IMAGE ($(($(date +%s) - start)) s)"

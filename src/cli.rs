@@ -28,7 +28,8 @@ pub struct Cli {
     #[arg(long = "web.config.file", value_name = "FILE")]
     pub web_config_file: Option<PathBuf>,
 
-    /// Log filter: error, warn, info, debug, trace (or a tracing directive).
+    /// Log filter: error, warn, info, debug, trace, off, or comma-separated
+    /// TARGET=LEVEL directives.
     #[arg(long, default_value = "info", value_name = "LEVEL")]
     pub log_level: String,
 

@@ -6,6 +6,9 @@ use docker_stats_exporter::cli::{Cli, LogFormat};
 use docker_stats_exporter::config::{Config, Overrides};
 use docker_stats_exporter::context::DockerEnv;
 use docker_stats_exporter::web_config::WebConfig;
+use tracing_subscriber::filter::Targets;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -54,18 +57,30 @@ fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 fn init_logging(cli: &Cli) -> anyhow::Result<()> {
-    let filter = tracing_subscriber::EnvFilter::try_new(&cli.log_level)
-        .with_context(|| format!("invalid --log-level {:?}", cli.log_level))?;
+    let filter = log_filter(&cli.log_level)?;
     use std::io::IsTerminal;
     let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
         .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     match cli.log_format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.finish().with(filter).init(),
+        LogFormat::Json => builder.json().finish().with(filter).init(),
     }
     Ok(())
+}
+
+/// `level` and `target=level` directives, comma-separated. `Targets` needs no
+/// regex engine (EnvFilter's span and field filters do); it would take
+/// `[span]` for a target name that never matches, so that is refused.
+fn log_filter(spec: &str) -> anyhow::Result<Targets> {
+    if spec.contains(['[', '{']) {
+        anyhow::bail!(
+            "invalid --log-level {spec:?}: span and field filters are not supported, \
+             only LEVEL and TARGET=LEVEL directives"
+        );
+    }
+    spec.parse()
+        .with_context(|| format!("invalid --log-level {spec:?}"))
 }
 
 /// Each stats call in flight holds a socket, beside up to 512 client

@@ -108,3 +108,61 @@ fn healthcheck_passes_against_a_running_exporter_and_sigterm_stops_it_at_once() 
         "{logs}"
     );
 }
+
+/// What the exporter logs on its own between start and SIGTERM with `level`.
+fn logs_at(level: &str) -> String {
+    let listen = format!("127.0.0.1:{}", free_port());
+    let child = Command::new(BIN)
+        .args(["--listen", &listen, "--log-level", level])
+        .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    while !Command::new(BIN)
+        .args(["--healthcheck", "--listen", &listen])
+        .stderr(Stdio::null())
+        .status()
+        .unwrap()
+        .success()
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "--log-level {level:?}: never healthy"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let kill = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "--log-level {level:?}: {:?}",
+        out.status
+    );
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn log_level_takes_levels_and_target_directives_and_refuses_span_filters() {
+    let serving = |logs: &str| logs.lines().any(|l| l.contains("serving /metrics"));
+    assert!(serving(&logs_at("info")));
+    assert!(serving(&logs_at("INFO")));
+    assert!(!serving(&logs_at("warn")));
+    assert!(serving(&logs_at("warn,docker_stats_exporter=info")));
+    assert!(!serving(&logs_at("info,docker_stats_exporter=off")));
+
+    let err = run_failing(&["--log-level", "info,[scrape]=debug"]);
+    assert!(
+        err.contains("--log-level") && err.contains("span and field filters"),
+        "{err}"
+    );
+    let err = run_failing(&["--log-level", "docker_stats_exporter=loud"]);
+    assert!(
+        err.contains("--log-level") && err.contains("docker_stats_exporter=loud"),
+        "{err}"
+    );
+}
