@@ -67,8 +67,10 @@ pub async fn serve(config: config::Config, web: web_config::WebConfig) -> anyhow
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
+    // The bound address, so that port 0 in --listen tells where it landed.
+    let bound = listener.local_addr().unwrap_or(config.listen);
     tracing::info!(
-        listen = %config.listen,
+        listen = %bound,
         engine = %config.docker_host,
         tls = web.tls.is_some(),
         basic_auth = web.auth.is_some(),
