@@ -100,8 +100,10 @@ pub async fn serve(config: config::Config, web: web_config::WebConfig) -> anyhow
     for e in &config.engines {
         tracing::info!("engine {} = {}", e.name, e.docker_host);
     }
+    // The bound address, so that port 0 in --listen tells where it landed.
+    let bound = listener.local_addr().unwrap_or(config.listen);
     tracing::info!(
-        listen = %config.listen,
+        listen = %bound,
         tls = web.tls.is_some(),
         basic_auth = web.auth.is_some(),
         "serving /metrics"

@@ -29,6 +29,25 @@ const LOCAL_RUST_IMAGE: &str = "dse-local/rust:bookworm";
 /// the image grow past it fails here.
 const MAX_IMAGE_BYTES: u64 = 5_000_000;
 const SOCKET: &str = "/var/run/docker.sock";
+const DASHBOARDS: [&str; 2] = [
+    "deploy/grafana/dashboards/docker-stats.json",
+    "deploy/grafana/dashboards/docker-containers.json",
+];
+const ALERTS: &str = "deploy/prometheus/alerts.yml";
+/// node_exporter's metrics the dashboards use; tests/dashboards.rs shows each
+/// returns data from a real node_exporter.
+const NODE_EXPORTER_METRICS: &[&str] = &[
+    "node_cpu_seconds_total",
+    "node_disk_read_bytes_total",
+    "node_disk_written_bytes_total",
+    "node_filesystem_avail_bytes",
+    "node_filesystem_size_bytes",
+    "node_load1",
+    "node_load15",
+    "node_load5",
+    "node_memory_MemAvailable_bytes",
+    "node_memory_MemTotal_bytes",
+];
 
 // ---------------------------------------------------------------------------
 // Helpers
@@ -498,12 +517,15 @@ fn dashboard_expressions_parse() {
         Command::new(python)
             .current_dir(root())
             .arg("deploy/check-dashboard.py")
-            .arg("deploy/grafana/dashboards/docker-stats.json"),
+            .args(DASHBOARDS),
     );
-    assert!(
-        out.contains("expressions parse"),
-        "unexpected output: {out}"
-    );
+    for dashboard in DASHBOARDS {
+        assert!(
+            out.lines()
+                .any(|l| l.starts_with(dashboard) && l.ends_with("expressions parse")),
+            "{dashboard} not checked: {out}"
+        );
+    }
 }
 
 #[test]
@@ -544,10 +566,28 @@ fn compose_file_is_valid() {
             .any(|l| l.trim_start_matches("user: ").trim_matches(['\'', '"']) == "65532:65532"),
         "default user:\n{config}"
     );
+    // The monitoring profile: node_exporter beside Prometheus and Grafana,
+    // under the name deploy/prometheus/prometheus.yml scrapes.
+    let monitoring =
+        stdout_of(compose().args(["-f", "compose.yaml", "--profile", "monitoring", "config"]));
+    let scrape = std::fs::read_to_string(root().join("deploy/prometheus/prometheus.yml"))
+        .expect("read prometheus.yml");
+    for service in ["prometheus", "grafana", "node-exporter"] {
+        assert!(
+            monitoring.contains(&format!("\n  {service}:\n")),
+            "the monitoring profile lacks {service}:\n{monitoring}"
+        );
+    }
+    assert!(
+        scrape.contains("\"node-exporter:9100\""),
+        "prometheus.yml does not scrape node-exporter:9100"
+    );
 }
 
-/// Every container_*/docker_* name used by the alerts and the dashboard is a
-/// metric the exporter's source defines.
+/// Every container_*/docker_*/machine_* name in the expressions of the
+/// alerts and the dashboards is a metric the exporter's source defines, every
+/// container_label_* one of the labels exported by default, and every node_*
+/// one of node_exporter's that the dashboards are known to use.
 #[test]
 fn deploy_files_use_only_exported_metric_names() {
     let mut source = String::new();
@@ -557,14 +597,26 @@ fn deploy_files_use_only_exported_metric_names() {
             source.push_str(&std::fs::read_to_string(&path).expect("read source"));
         }
     }
+    let labels: Vec<String> = docker_stats_exporter::config::DEFAULT_LABELS
+        .iter()
+        .map(|k| docker_stats_exporter::config::label_name(k))
+        .collect();
     let mut missing = Vec::new();
-    for file in [
-        "deploy/prometheus/alerts.yml",
-        "deploy/grafana/dashboards/docker-stats.json",
-    ] {
-        let text = std::fs::read_to_string(root().join(file)).expect("read deploy file");
-        for name in metric_names(&text) {
-            if !source.contains(&format!("\"{name}\"")) {
+    let files = DASHBOARDS
+        .iter()
+        .map(|d| (*d, dashboard_expressions(d)))
+        .chain([(ALERTS, alert_expressions(ALERTS))]);
+    for (file, exprs) in files {
+        assert!(!exprs.is_empty(), "{file}: no expressions found");
+        for name in exprs.iter().flat_map(|e| metric_names(e)) {
+            let known = if name.starts_with("container_label_") {
+                labels.contains(&name)
+            } else if name.starts_with("node_") {
+                NODE_EXPORTER_METRICS.contains(&name.as_str())
+            } else {
+                source.contains(&format!("\"{name}\""))
+            };
+            if !known {
                 missing.push(format!("{file}: {name}"));
             }
         }
@@ -573,9 +625,57 @@ fn deploy_files_use_only_exported_metric_names() {
     missing.dedup();
     assert!(
         missing.is_empty(),
-        "metric names not defined in src/:\n{}",
+        "names neither defined in src/ nor among the known node_exporter metrics:\n{}",
         missing.join("\n")
     );
+}
+
+/// The panel targets' expressions and the template variables' queries.
+fn dashboard_expressions(file: &str) -> Vec<String> {
+    let text = std::fs::read_to_string(root().join(file)).expect("read dashboard");
+    let dashboard: serde_json::Value =
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{file}: {e}"));
+    let mut exprs = Vec::new();
+    let mut panels: Vec<&serde_json::Value> = dashboard["panels"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .collect();
+    while let Some(panel) = panels.pop() {
+        panels.extend(panel["panels"].as_array().into_iter().flatten());
+        for target in panel["targets"].as_array().into_iter().flatten() {
+            exprs.extend(target["expr"].as_str().map(str::to_string));
+        }
+    }
+    for var in dashboard["templating"]["list"]
+        .as_array()
+        .into_iter()
+        .flatten()
+    {
+        if var["type"] == "query" {
+            exprs.extend(
+                var["query"]["query"]
+                    .as_str()
+                    .or(var["query"].as_str())
+                    .map(str::to_string),
+            );
+        }
+    }
+    exprs
+}
+
+/// The rules' expressions.
+fn alert_expressions(file: &str) -> Vec<String> {
+    let text = std::fs::read_to_string(root().join(file)).expect("read rules");
+    let rules: serde_norway::Value =
+        serde_norway::from_str(&text).unwrap_or_else(|e| panic!("{file}: {e}"));
+    rules["groups"]
+        .as_sequence()
+        .into_iter()
+        .flatten()
+        .flat_map(|g| g["rules"].as_sequence().cloned().unwrap_or_default())
+        .filter_map(|r| r["expr"].as_str().map(str::to_string))
+        .collect()
 }
 
 fn metric_names(text: &str) -> Vec<String> {
@@ -585,7 +685,11 @@ fn metric_names(text: &str) -> Vec<String> {
     while i < bytes.len() {
         let rest = &text[i..];
         let boundary = i == 0 || !(bytes[i - 1].is_ascii_alphanumeric() || bytes[i - 1] == b'_');
-        if boundary && (rest.starts_with("container_") || rest.starts_with("docker_")) {
+        if boundary
+            && ["container_", "docker_", "machine_", "node_"]
+                .iter()
+                .any(|p| rest.starts_with(p))
+        {
             let len = rest
                 .bytes()
                 .take_while(|b| b.is_ascii_alphanumeric() || *b == b'_')
