@@ -96,6 +96,13 @@ impl CpuWindow {
         self.last
     }
 
+    /// Whether `now` shows the container started again since the last
+    /// reading: a later reading whose CPU counter went backwards.
+    pub fn restarted(&self, now: &CpuReading) -> bool {
+        now.order(&self.last) == Some(std::cmp::Ordering::Greater)
+            && now.total_ns < self.last.total_ns
+    }
+
     /// Takes `now` in and returns the percent since the previous distinct
     /// reading:
     /// - a later reading closes the window since the last one;
@@ -107,7 +114,7 @@ impl CpuWindow {
     pub fn observe(&mut self, now: CpuReading, flavor: Flavor) -> Option<f64> {
         use std::cmp::Ordering::*;
         match now.order(&self.last) {
-            Some(Greater) if now.total_ns < self.last.total_ns => {
+            Some(Greater) if self.restarted(&now) => {
                 *self = Self::new(now);
                 None
             }
@@ -166,6 +173,8 @@ mod tests {
     #[test]
     fn counter_reset_starts_a_new_window() {
         let mut w = CpuWindow::new(r(5_000, 10_000));
+        assert!(w.restarted(&r(100, 20_000)));
+        assert!(!w.restarted(&r(6_000, 20_000)));
         assert_eq!(w.observe(r(100, 20_000), Flavor::Docker), None);
         assert_eq!(w.observe(r(1_100, 30_000), Flavor::Docker), Some(10.0));
     }

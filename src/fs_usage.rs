@@ -3,8 +3,10 @@
 //! `size=true`: seconds on a big host. So one answer serves every scrape for
 //! `max_age`; a scrape that finds it older starts one refresh, which runs on
 //! by itself (at most one at a time, bounded by [`REFRESH_TIMEOUT`]) while
-//! scrapes go on with the previous answer. Only the very first answer is
-//! waited for, within the scrape's deadline.
+//! scrapes go on with the previous answer. A running container the answer
+//! does not know yet also starts one, but not sooner than a tenth of
+//! `max_age` after the last. Only the very first answer is waited for,
+//! within the scrape's deadline.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -58,13 +60,24 @@ impl FsUsage {
         inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// The sizes to export now, starting a refresh when the answer is older
-    /// than `max_age`.
-    pub async fn sizes(&self, engine: &Arc<dyn EngineApi>, deadline: &Deadline) -> Option<Sizes> {
+    /// The sizes to export now for the running containers `running`,
+    /// starting a refresh when the answer is older than `max_age` or does
+    /// not know one of them.
+    pub async fn sizes(
+        &self,
+        engine: &Arc<dyn EngineApi>,
+        running: &[&str],
+        deadline: &Deadline,
+    ) -> Option<Sizes> {
         let max_age = self.max_age?;
         let (answer, refresh) = {
             let mut inner = Self::lock(&self.inner);
-            let stale = inner.asked.is_none_or(|t| t.elapsed() >= max_age);
+            let age = inner.asked.map(|t| t.elapsed());
+            let unknown = inner
+                .answer
+                .as_ref()
+                .is_some_and(|a| running.iter().any(|id| !a.contains_key(*id)));
+            let stale = age.is_none_or(|age| age >= max_age || (unknown && age >= max_age / 10));
             if stale && inner.refresh.is_none() {
                 inner.asked = Some(Instant::now());
                 let refresh = self.start(engine.clone());
@@ -135,17 +148,42 @@ mod tests {
         let engine: Arc<dyn EngineApi> = Arc::new(fake.clone());
         let usage = FsUsage::new(Some(Duration::from_secs(300)));
         let deadline = || Deadline::fixed(Instant::now() + Duration::from_secs(5));
-        let first = usage.sizes(&engine, &deadline()).await.unwrap();
+        let first = usage.sizes(&engine, &["a-id"], &deadline()).await.unwrap();
         assert_eq!(first.get("a-id"), Some(&4096));
         for _ in 0..10 {
             tokio::time::sleep(Duration::from_secs(15)).await;
-            assert!(usage.sizes(&engine, &deadline()).await.is_some());
+            assert!(usage.sizes(&engine, &["a-id"], &deadline()).await.is_some());
         }
         assert_eq!(fake.calls().size_list, 1);
         tokio::time::sleep(Duration::from_secs(300)).await;
-        assert!(usage.sizes(&engine, &deadline()).await.is_some());
+        assert!(usage.sizes(&engine, &["a-id"], &deadline()).await.is_some());
         tokio::task::yield_now().await;
         assert_eq!(fake.calls().size_list, 2, "refreshed once it was old");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_new_container_brings_the_refresh_forward_but_not_every_scrape() {
+        let fake = FakeEngine::docker("26.1.5");
+        fake.add("a", 0);
+        let engine: Arc<dyn EngineApi> = Arc::new(fake.clone());
+        let usage = FsUsage::new(Some(Duration::from_secs(300)));
+        let deadline = || Deadline::fixed(Instant::now() + Duration::from_secs(5));
+        usage.sizes(&engine, &["a-id"], &deadline()).await.unwrap();
+        fake.add("b", 0);
+        // Unknown, but the answer is only 15 s old: a tenth of 300 s not yet.
+        tokio::time::sleep(Duration::from_secs(15)).await;
+        usage.sizes(&engine, &["a-id", "b-id"], &deadline()).await;
+        tokio::task::yield_now().await;
+        assert_eq!(fake.calls().size_list, 1);
+        tokio::time::sleep(Duration::from_secs(15)).await;
+        usage.sizes(&engine, &["a-id", "b-id"], &deadline()).await;
+        tokio::task::yield_now().await;
+        assert_eq!(fake.calls().size_list, 2, "refreshed for the new container");
+        let now = usage
+            .sizes(&engine, &["a-id", "b-id"], &deadline())
+            .await
+            .unwrap();
+        assert_eq!(now.get("b-id"), Some(&4096));
     }
 
     #[tokio::test(start_paused = true)]
@@ -154,7 +192,7 @@ mod tests {
         let engine: Arc<dyn EngineApi> = Arc::new(fake.clone());
         let usage = FsUsage::new(None);
         let deadline = Deadline::fixed(Instant::now() + Duration::from_secs(5));
-        assert!(usage.sizes(&engine, &deadline).await.is_none());
+        assert!(usage.sizes(&engine, &["a-id"], &deadline).await.is_none());
         assert_eq!(fake.calls().size_list, 0);
     }
 }

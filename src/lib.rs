@@ -22,6 +22,7 @@ pub mod server;
 pub mod socket_access;
 pub mod state;
 pub mod timestamp;
+pub mod uptime;
 pub mod web_config;
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};

@@ -115,6 +115,8 @@ impl Sample {
             };
             let faults = |minor: &str, major: &str| Some([stat(minor)?, stat(major)?]);
             if v1 {
+                // Docker leaves failcnt out of a cgroup v1 answer when it is 0.
+                s.memory_failcnt = mem.failcnt.or(Some(0));
                 s.memory_swap = stat("total_swap");
                 s.memory_mapped_file = stat("total_mapped_file");
                 s.page_faults_container = faults("pgfault", "pgmajfault");

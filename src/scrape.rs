@@ -239,13 +239,21 @@ impl Scraper {
                 chosen.sort_by_key(|c| !self.state.missed_last_round(&c.id));
                 snapshot.engine_up = true;
                 snapshot.selected = chosen.len();
+                let running: Vec<String> = chosen
+                    .iter()
+                    .filter(|c| c.has_stats())
+                    .map(|c| c.id.clone())
+                    .collect();
+                let running: Vec<&str> = running.iter().map(String::as_str).collect();
                 let fan_out = futures::future::join_all(
                     chosen
                         .into_iter()
                         .map(|c| self.container(c, &version, deadline)),
                 );
-                let (outcomes, sizes) =
-                    futures::join!(fan_out, self.fs_usage.sizes(&self.engine, deadline));
+                let (outcomes, sizes) = futures::join!(
+                    fan_out,
+                    self.fs_usage.sizes(&self.engine, &running, deadline)
+                );
                 snapshot.containers = self.settle(outcomes, full);
                 describe(
                     &mut snapshot.containers,
@@ -438,7 +446,9 @@ impl Scraper {
     ) -> Result<Arc<Lifecycle>, Failure> {
         let key = c.lifecycle_key();
         if let Some(hit) = self.state.inspect(&c.id, &key) {
-            return Ok(hit);
+            if !started_since(&hit, c) {
+                return Ok(hit);
+            }
         }
         match deadline.run(self.engine.inspect(&c.id)).await {
             Ok(Ok(answer)) => {
@@ -455,6 +465,20 @@ impl Scraper {
             Err(Elapsed) => Err(Failure::Timeout),
         }
     }
+}
+
+/// Whether the container started again after the cached answer's start
+/// time: it has been up for less time than has passed since then (a restart
+/// policy restarts it between scrapes without the listed state changing).
+fn started_since(cached: &Lifecycle, c: &ContainerRef) -> bool {
+    let (Some(started_at), Some(up)) =
+        (cached.started_at, crate::uptime::uptime_at_most(&c.status))
+    else {
+        return false;
+    };
+    // The engine's clock against ours: a skew beyond the text's rounding
+    // costs extra inspect calls in a container's first minute, no more.
+    unix_now() - started_at > up.as_secs_f64()
 }
 
 /// Fills in what needs the round as a whole: each container's cgroup path,
@@ -512,5 +536,28 @@ fn drop_podman_zeroes(s: &mut Sample) {
         i.tx_errors = None;
         i.rx_dropped = None;
         i.tx_dropped = None;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_start_after_the_cached_answer_shows_in_the_uptime() {
+        let cached = Lifecycle {
+            started_at: Some(unix_now() - 600.0),
+            ..Default::default()
+        };
+        let listed = |status: &str| ContainerRef {
+            status: status.into(),
+            ..Default::default()
+        };
+        assert!(started_since(&cached, &listed("Up 14 seconds")));
+        assert!(!started_since(&cached, &listed("Up 10 minutes")));
+        assert!(!started_since(&cached, &listed("Up About an hour")));
+        assert!(!started_since(&cached, &listed("Exited (1) 3 seconds ago")));
+        let unknown = Lifecycle::default();
+        assert!(!started_since(&unknown, &listed("Up 14 seconds")));
     }
 }

@@ -100,11 +100,20 @@ impl StateTable {
     }
 
     /// Takes a reading into the container's window; the percent it closes.
+    /// A reading that shows the container started again (its CPU counter
+    /// went back) also drops its cached inspect answer, so the restart count
+    /// and OOM kill are asked anew at the next scrape rather than up to
+    /// `inspect_max_age` later.
     pub fn observe_cpu(&self, id: &str, reading: CpuReading, flavor: Flavor) -> Option<f64> {
         let mut entries = self.lock();
         let entry = entries.entry(id.to_string()).or_insert_with(Entry::new);
         match &mut entry.cpu {
-            Some(window) => window.observe(reading, flavor),
+            Some(window) => {
+                if window.restarted(&reading) {
+                    entry.inspect = None;
+                }
+                window.observe(reading, flavor)
+            }
             None => {
                 entry.cpu = Some(CpuWindow::new(reading));
                 None
@@ -198,6 +207,17 @@ mod tests {
             .all(|a| *a >= Duration::from_secs(50) && *a <= Duration::from_secs(100)));
         assert!(ages.iter().any(|a| *a < Duration::from_secs(70)));
         assert!(ages.iter().any(|a| *a > Duration::from_secs(80)));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_restart_seen_in_the_cpu_counter_drops_the_inspect_answer() {
+        let table = StateTable::new(Duration::from_secs(60));
+        table.observe_cpu("a", reading(5_000, 10), Flavor::Docker);
+        table.store_inspect("a", "running", Arc::new(Lifecycle::default()));
+        table.observe_cpu("a", reading(6_000, 20), Flavor::Docker);
+        assert!(table.inspect("a", "running").is_some());
+        table.observe_cpu("a", reading(100, 30), Flavor::Docker);
+        assert!(table.inspect("a", "running").is_none(), "restarted");
     }
 
     #[tokio::test(start_paused = true)]

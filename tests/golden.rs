@@ -333,6 +333,9 @@ fn cadvisor_metrics_from_stats_inspect_and_info() {
     }
     let v2 = [("name", "v2-ecs")];
     assert!(find(&m, "container_memory_mapped_file", &v2).is_some());
+    // Docker leaves a cgroup v1 failcnt of 0 out of its answer; cgroup v2 has none.
+    assert_eq!(find(&m, "container_memory_failcnt", &busy), Some(0.0));
+    assert_eq!(find(&m, "container_memory_failcnt", &v2), None);
     // Podman reports no memory stats map: left out, not 0.
     let podman = [("name", "podman-busy")];
     assert_eq!(find(&m, "container_memory_mapped_file", &podman), None);

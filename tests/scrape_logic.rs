@@ -421,3 +421,37 @@ async fn an_unreachable_engine_gives_docker_up_0_then_recovers() {
     assert!(up.engine_up);
     assert_eq!(exported(&up), ["c"]);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_restart_between_scrapes_shows_in_the_restart_count_at_the_next_scrape() {
+    let engine = FakeEngine::docker("26.1.5");
+    engine.add("flaky", HALF_CPU);
+    // Inspect answers would otherwise be reused for ten minutes.
+    let s = scraper(
+        &engine,
+        ScrapeOptions {
+            inspect_max_age: Duration::from_secs(1200),
+            ..options()
+        },
+    );
+    let restarts = |snap: &Snapshot| {
+        snap.containers[0]
+            .lifecycle
+            .as_ref()
+            .and_then(|l| l.restart_count)
+    };
+    let first = round(&s, &all(), Duration::from_secs(5)).await;
+    assert_eq!(restarts(&first), Some(0));
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    round(&s, &all(), Duration::from_secs(5)).await;
+    // Restarted by its policy between scrapes: listed as running both times.
+    engine.restart("flaky");
+    tokio::time::sleep(Duration::from_secs(15)).await;
+    // This scrape sees the CPU counter start again; the cached inspect
+    // answer is dropped, so the next one asks anew.
+    round(&s, &all(), Duration::from_secs(5)).await;
+    tokio::time::sleep(Duration::from_secs(15)).await;
+    let third = round(&s, &all(), Duration::from_secs(5)).await;
+    assert_eq!(restarts(&third), Some(1));
+    assert_eq!(engine.calls().inspect, 2);
+}

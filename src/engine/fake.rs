@@ -44,6 +44,9 @@ struct FakeContainer {
     listed: Listed,
     /// CPU nanoseconds used per second of time.
     cpu_rate: u64,
+    /// When, since the engine started, the container last started.
+    started: Duration,
+    restarts: i64,
     behaviour: Behaviour,
 }
 
@@ -155,6 +158,8 @@ impl FakeEngine {
         all.push(FakeContainer {
             listed,
             cpu_rate,
+            started: self.inner.started.elapsed(),
+            restarts: 0,
             behaviour,
         });
     }
@@ -164,6 +169,18 @@ impl FakeEngine {
         for c in self.lock_containers().iter_mut() {
             if c.listed.container.name == name {
                 c.behaviour = behaviour.clone();
+            }
+        }
+    }
+
+    /// Restarts a container in place, as a restart policy does: its CPU
+    /// counter starts again and its restart count goes up.
+    pub fn restart(&self, name: &str) {
+        let now = self.inner.started.elapsed();
+        for c in self.lock_containers().iter_mut() {
+            if c.listed.container.name == name {
+                c.started = now;
+                c.restarts += 1;
             }
         }
     }
@@ -193,16 +210,6 @@ impl FakeEngine {
     /// The most stats and inspect calls that were in flight at once.
     pub fn max_in_flight(&self) -> usize {
         self.inner.max_in_flight.load(Ordering::SeqCst)
-    }
-
-    /// The CPU time a container has used by now, as its stats would say.
-    pub fn cpu_ns_now(&self, name: &str) -> Option<u64> {
-        let rate = self
-            .lock_containers()
-            .iter()
-            .find(|c| c.listed.container.name == name)?
-            .cpu_rate;
-        Some(cpu_ns(rate, self.inner.started.elapsed()))
     }
 
     fn lock_containers(&self) -> std::sync::MutexGuard<'_, Vec<FakeContainer>> {
@@ -284,12 +291,12 @@ impl FakeEngine {
         let podman = self.inner.version.flavor == Flavor::Podman;
         let reading = |t: Duration| ContainerCpuStats {
             cpu_usage: Some(ContainerCpuUsage {
-                total_usage: Some(cpu_ns(c.cpu_rate, t)),
+                total_usage: Some(cpu_ns(c.cpu_rate, t.saturating_sub(c.started))),
                 ..Default::default()
             }),
             // Podman counts the host's busy time, Docker its capacity.
             system_cpu_usage: Some(if podman {
-                cpu_ns(c.cpu_rate, t) + 1
+                cpu_ns(c.cpu_rate, t.saturating_sub(c.started)) + 1
             } else {
                 system_ns(t)
             }),
@@ -423,7 +430,7 @@ impl EngineApi for FakeEngine {
             }
             Ok(ContainerInspectResponse {
                 id: Some(id.into()),
-                restart_count: Some(0),
+                restart_count: Some(c.restarts),
                 state: Some(ContainerState {
                     oom_killed: Some(false),
                     exit_code: Some(0),
