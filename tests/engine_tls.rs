@@ -33,6 +33,13 @@ fn leaf(
 /// Accepts TLS with a client certificate from `ca` on 127.0.0.1 and pipes
 /// each connection to the engine's unix socket.
 async fn tls_engine(dir: &std::path::Path) -> std::net::SocketAddr {
+    tls_engine_counting(dir).await.0
+}
+
+/// [`tls_engine`], also counting the TLS handshakes it completes.
+async fn tls_engine_counting(
+    dir: &std::path::Path,
+) -> (std::net::SocketAddr, Arc<std::sync::atomic::AtomicUsize>) {
     let ca_key = KeyPair::generate().unwrap();
     let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
     ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
@@ -61,13 +68,17 @@ async fn tls_engine(dir: &std::path::Path) -> std::net::SocketAddr {
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
+    let handshakes = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = handshakes.clone();
     tokio::spawn(async move {
         while let Ok((tcp, _)) = listener.accept().await {
             let acceptor = acceptor.clone();
+            let counter = counter.clone();
             tokio::spawn(async move {
                 let Ok(mut tls) = acceptor.accept(tcp).await else {
                     return;
                 };
+                counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                 let mut engine = tokio::net::UnixStream::connect("/var/run/docker.sock")
                     .await
                     .unwrap();
@@ -75,7 +86,7 @@ async fn tls_engine(dir: &std::path::Path) -> std::net::SocketAddr {
             });
         }
     });
-    addr
+    (addr, handshakes)
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -116,6 +127,36 @@ async fn engine_over_tcp_with_tls_and_a_client_certificate() {
     let wrong_client = Exporter::with_config(config).await;
     let m = wrong_client.metrics().await;
     assert_eq!(m.value("docker_up", &[]), Some(0.0));
+}
+
+/// Every new connection to a TLS engine is a handshake on both ends, and a
+/// scrape makes a call per container: connections are kept and reused
+/// between scrapes instead of opened for every call.
+#[tokio::test(flavor = "multi_thread")]
+async fn connections_to_a_tls_engine_are_reused_across_scrapes() {
+    let names: Vec<String> = (0..5).map(|i| format!("dse-tls-reuse-{i}")).collect();
+    let _c: Vec<Container> = names.iter().map(|n| Container::sleeper(n, &[])).collect();
+    let dir = TempDir::new("engine-tls-reuse");
+    let (addr, handshakes) = tls_engine_counting(&dir.0).await;
+    let config = Exporter::config(&common::names_config(&names, ""), &format!("tcp://{addr}"))
+        .with_engine_tls(Some("1".into()), Some(dir.0.display().to_string()), None);
+    let exporter = Exporter::with_config(config).await;
+    let count = || handshakes.load(std::sync::atomic::Ordering::SeqCst);
+    let m = exporter.metrics().await;
+    assert_eq!(m.names("container_memory_usage_bytes"), names);
+    let after_first = count();
+    let mut calls = 0;
+    for _ in 0..3 {
+        let m = exporter.metrics().await;
+        assert_eq!(m.names("container_memory_usage_bytes"), names);
+        // At least the list and one stats call per container.
+        calls += 1 + names.len();
+    }
+    let more = count() - after_first;
+    assert!(
+        more < names.len(),
+        "{more} new TLS handshakes for {calls}+ calls over three scrapes (first scrape: {after_first})"
+    );
 }
 
 /// A docker context with TLS material, as `docker context create --docker

@@ -63,25 +63,18 @@ impl DockerEngine {
         }
         let secs = self.request_timeout.as_secs().max(1);
         let docker = if let Some(dir) = &self.tls {
-            Docker::connect_with_ssl(
-                &self.host,
-                &dir.join("key.pem"),
-                &dir.join("cert.pem"),
-                &dir.join("ca.pem"),
-                secs,
-                API_DEFAULT_VERSION,
-            )
+            super::tls::connect(&self.host, dir, secs)
         } else if self.host.starts_with("unix://") {
-            Docker::connect_with_unix(&self.host, secs, API_DEFAULT_VERSION)
+            Docker::connect_with_unix(&self.host, secs, API_DEFAULT_VERSION).map_err(Into::into)
         } else if self.host.starts_with("npipe://") {
-            Docker::connect_with_host(&self.host)
+            Docker::connect_with_host(&self.host).map_err(Into::into)
         } else {
-            Docker::connect_with_http(&self.host, secs, API_DEFAULT_VERSION)
+            Docker::connect_with_http(&self.host, secs, API_DEFAULT_VERSION).map_err(Into::into)
         }
-        .map_err(|e| {
+        .map_err(|e: anyhow::Error| {
             EngineError::new(
                 Failure::Engine,
-                format!("cannot connect to the engine at {}: {e}", self.host),
+                format!("cannot connect to the engine at {}: {e:#}", self.host),
             )
         })?;
         *slot = Some(docker.clone());
