@@ -2,7 +2,10 @@
 //! CLI, an in-process exporter on port 0, and a small exposition parser.
 #![allow(dead_code, clippy::unwrap_used)]
 
+pub mod cmd;
 pub mod engines;
+pub mod exporter_image;
+pub mod lock;
 pub mod process;
 pub mod proxy;
 
