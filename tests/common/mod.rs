@@ -8,6 +8,8 @@ pub mod exporter_image;
 pub mod lock;
 pub mod process;
 pub mod proxy;
+pub mod swarm;
+pub mod veth;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
