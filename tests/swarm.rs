@@ -159,6 +159,11 @@ fn check_exporters_discovered(
         discovered, tasks,
         "the targets are not the exporter service's tasks (only those are kept): {targets}"
     );
+    assert_eq!(
+        active.len(),
+        tasks.len(),
+        "one target per task (its address on the stack's network): {targets}"
+    );
     for t in active {
         assert_eq!(label(&t["labels"], "job"), JOB, "{t}");
         assert_eq!(
