@@ -19,6 +19,10 @@
 #   DSE_ENGINE_HOLDER=PID  records PID as a user of the engine: an engine
 #                          shared by test runs is stopped by `release` only
 #                          when its last live holder lets go
+#   DSE_ENGINE_HOSTNAME=H  runs dockerd in a UTS namespace of its own with
+#                          hostname H, the name it reports (/info Name, its
+#                          Swarm node's hostname); unset, it shares the host's.
+#                          A running engine with another name is not reused.
 #
 # VERSION 20.10 is this machine's /usr/sbin/dockerd (Debian 12's docker.io).
 # VERSION 26.1 is Debian 13's docker.io with its containerd 1.7, fetched once
@@ -271,7 +275,14 @@ start_dockerd() {
   ip netns add "$NETNS"
   nsenter --net="/run/netns/$NETNS" ip link set lo up
 
-  log "starting Docker $version as '$NAME' in network namespace $NETNS (log: $LOG)"
+  # The hostname is set inside the new UTS namespace, before dockerd reads it.
+  local uts=()
+  if [ -n "${DSE_ENGINE_HOSTNAME:-}" ]; then
+    # shellcheck disable=SC2016 # expanded by the inner shell
+    uts=(unshare --uts sh -c 'hostname "$0" && exec "$@"' "$DSE_ENGINE_HOSTNAME")
+  fi
+
+  log "starting Docker $version as '$NAME' in network namespace $NETNS${DSE_ENGINE_HOSTNAME:+, hostname $DSE_ENGINE_HOSTNAME} (log: $LOG)"
   # The subshell joins the engine's cgroup before it becomes dockerd, so
   # everything dockerd starts is in it from the first moment. nsenter, not `ip netns
   # exec`: that one also remounts /sys, hiding /sys/fs/cgroup from dockerd.
@@ -280,7 +291,7 @@ start_dockerd() {
   # containerd namespace keeps it apart even if it finds a system containerd.
   (
     echo "$BASHPID" >"$CGROUP/cgroup.procs"
-    exec nsenter --net="/run/netns/$NETNS" setsid env PATH="$ENGINE_PATH" "$DOCKERD" \
+    exec nsenter --net="/run/netns/$NETNS" "${uts[@]}" setsid env PATH="$ENGINE_PATH" "$DOCKERD" \
       --config-file "$RUN/daemon.json" \
       --host "$URL" \
       --data-root "$DATA" \
@@ -331,6 +342,11 @@ reload_settings() {
   done
 }
 
+# The name the running engine reports (/info Name).
+engine_hostname() {
+  "$DOCKER" -H "$URL" info --format '{{.Name}}' 2>/dev/null
+}
+
 add_holder() {
   local holder=${DSE_ENGINE_HOLDER:-}
   [ -n "$holder" ] || return 0
@@ -359,8 +375,14 @@ cmd_start() {
   if [ -n "$recorded" ] && [ "$recorded" != "$version" ]; then
     die "engine '$NAME' was made with Docker $recorded, not $version; use another name or '$0 purge $NAME'"
   fi
+  local hostname=${DSE_ENGINE_HOSTNAME:-}
+  [ -z "$hostname" ] || [[ $hostname =~ ^[a-z0-9][a-z0-9.-]{0,62}$ ]] ||
+    die "DSE_ENGINE_HOSTNAME '$hostname': use 1-63 characters a-z, 0-9, '.' and '-'"
   if answers && pid=$(engine_pid); then
     log "engine '$NAME' already answers on $URL"
+    if [ -n "$hostname" ] && [ "$(engine_hostname)" != "$hostname" ]; then
+      die "engine '$NAME' runs with hostname '$(engine_hostname)', not '$hostname'; stop it first ($0 stop $NAME)"
+    fi
     reload_settings "$pid"
     ensure_image
   else
@@ -477,7 +499,7 @@ cmd_status() {
 [ $# -ge 1 ] || usage
 # Network namespaces, cgroups and dockerd need root.
 if [ "$(id -u)" -ne 0 ]; then
-  exec sudo --preserve-env=DSE_ENGINE_DEBUG,DSE_ENGINE_HOLDER,DSE_TEST_IMAGE -- "$0" "$@"
+  exec sudo --preserve-env=DSE_ENGINE_DEBUG,DSE_ENGINE_HOLDER,DSE_ENGINE_HOSTNAME,DSE_TEST_IMAGE -- "$0" "$@"
 fi
 command=$1
 shift

@@ -20,11 +20,14 @@
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
-use std::sync::OnceLock;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-const LOCAL_RUST_IMAGE: &str = "dse-local/rust:bookworm";
+mod common;
+
+use common::cmd::{docker_bin, require_tool, run, stdout_of, tail};
+use common::exporter_image::{checkout_tag, exporter_image};
+
 /// The ceiling from docs/image-size.md: a dependency or a base that makes
 /// the image grow past it fails here.
 const MAX_IMAGE_BYTES: u64 = 5_000_000;
@@ -56,38 +59,6 @@ fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// Finds an executable on PATH (or takes a path as given); panics with an
-/// install hint when it is missing.
-fn require_tool(name: &str, hint: &str) -> PathBuf {
-    let candidate = Path::new(name);
-    if candidate.components().count() > 1 {
-        if candidate.is_file() {
-            return candidate.to_path_buf();
-        }
-    } else if let Some(paths) = std::env::var_os("PATH") {
-        for dir in std::env::split_paths(&paths) {
-            let p = dir.join(name);
-            if p.is_file() {
-                return p;
-            }
-        }
-    }
-    panic!("required tool `{name}` not found: {hint}");
-}
-
-fn docker_bin() -> PathBuf {
-    if let Some(d) = std::env::var_os("DOCKER") {
-        return require_tool(&d.to_string_lossy(), "DOCKER names a missing program");
-    }
-    if Path::new("/usr/bin/docker").is_file() {
-        return PathBuf::from("/usr/bin/docker");
-    }
-    require_tool(
-        "docker",
-        "install a Docker engine and client (scripts/setup-engine.sh on Debian)",
-    )
-}
-
 fn docker() -> Command {
     Command::new(docker_bin())
 }
@@ -117,54 +88,6 @@ fn compose() -> Command {
     cmd.args(words);
     cmd.current_dir(root());
     cmd
-}
-
-fn describe(cmd: &Command) -> String {
-    let mut s = cmd.get_program().to_string_lossy().into_owned();
-    for a in cmd.get_args() {
-        s.push(' ');
-        s.push_str(&a.to_string_lossy());
-    }
-    s
-}
-
-/// Runs a command to completion; panics with its output when it fails.
-fn run(cmd: &mut Command) -> Output {
-    let what = describe(cmd);
-    let out = cmd
-        .stdin(Stdio::null())
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run `{what}`: {e}"));
-    if !out.status.success() {
-        panic!(
-            "`{what}` failed ({}):\n--- stdout\n{}\n--- stderr\n{}",
-            out.status,
-            tail(&String::from_utf8_lossy(&out.stdout), 60),
-            tail(&String::from_utf8_lossy(&out.stderr), 60)
-        );
-    }
-    out
-}
-
-fn stdout_of(cmd: &mut Command) -> String {
-    String::from_utf8_lossy(&run(cmd).stdout).trim().to_string()
-}
-
-fn tail(s: &str, lines: usize) -> String {
-    let v: Vec<&str> = s.lines().collect();
-    v[v.len().saturating_sub(lines)..].join("\n")
-}
-
-fn engine_up() {
-    let out = docker()
-        .args(["version", "--format", "{{.Server.APIVersion}}"])
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {}: {e}", docker_bin().display()));
-    assert!(
-        out.status.success(),
-        "no Docker engine answers ({}); start one with scripts/setup-engine.sh",
-        String::from_utf8_lossy(&out.stderr).trim()
-    );
 }
 
 fn socket_gid() -> u32 {
@@ -339,141 +262,9 @@ impl Drop for ComposeGuard {
     }
 }
 
-/// A cross-process lock (a directory), so that test runners that use one
-/// process per test (cargo-nextest) do not build the image twice at once.
-struct BuildLock {
-    dir: PathBuf,
-}
-
-impl BuildLock {
-    fn acquire() -> Self {
-        let dir = root().join("target").join("packaging-build.lock");
-        std::fs::create_dir_all(root().join("target")).expect("create target/");
-        let deadline = Instant::now() + Duration::from_secs(30 * 60);
-        loop {
-            match std::fs::create_dir(&dir) {
-                Ok(()) => {
-                    let _ = std::fs::write(dir.join("pid"), std::process::id().to_string());
-                    return BuildLock { dir };
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                    // A lock whose owner is gone is stale.
-                    let owner = std::fs::read_to_string(dir.join("pid")).unwrap_or_default();
-                    let alive = owner
-                        .trim()
-                        .parse::<u32>()
-                        .map(|p| Path::new(&format!("/proc/{p}")).exists())
-                        .unwrap_or(true);
-                    if !alive {
-                        let _ = std::fs::remove_dir_all(&dir);
-                        continue;
-                    }
-                    assert!(
-                        Instant::now() < deadline,
-                        "waited 30 min for {} (remove it if no build runs)",
-                        dir.display()
-                    );
-                    std::thread::sleep(Duration::from_secs(1));
-                }
-                Err(e) => panic!("cannot create {}: {e}", dir.display()),
-            }
-        }
-    }
-}
-
-impl Drop for BuildLock {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-/// Builds the image from the real Dockerfile once per process; returns its tag.
+/// The image built from the real Dockerfile (once per process); its tag.
 fn image() -> &'static str {
-    static BUILT: OnceLock<Result<(), String>> = OnceLock::new();
-    let result = BUILT.get_or_init(|| {
-        std::panic::catch_unwind(build_image).map_err(|e| {
-            e.downcast_ref::<String>()
-                .cloned()
-                .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
-                .unwrap_or_else(|| "image build panicked".into())
-        })
-    });
-    if let Err(e) = result {
-        panic!("the image could not be built: {e}");
-    }
-    image_tag()
-}
-
-/// `docker-stats-exporter:packaging-test-<hash of this checkout's path>`.
-fn image_tag() -> &'static str {
-    static TAG: OnceLock<String> = OnceLock::new();
-    TAG.get_or_init(|| {
-        use std::hash::{Hash, Hasher};
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        root().hash(&mut h);
-        format!(
-            "docker-stats-exporter:packaging-test-{:08x}",
-            h.finish() as u32
-        )
-    })
-}
-
-fn build_image() {
-    engine_up();
-    let _lock = BuildLock::acquire();
-    let rust_image = match std::env::var("DSE_RUST_IMAGE") {
-        Ok(r) => r,
-        Err(_) => {
-            let t = Instant::now();
-            run(Command::new("bash")
-                .arg(root().join("scripts/make-base-images.sh"))
-                .env("DOCKER", docker_bin()));
-            eprintln!("packaging: builder image ready in {:.1?}", t.elapsed());
-            LOCAL_RUST_IMAGE.to_string()
-        }
-    };
-
-    // Vendored crates make the build inside the container offline; redone only
-    // when Cargo.lock changes.
-    let vendor = root().join("target/docker-vendor");
-    let stamp = root().join("target/docker-vendor.stamp");
-    let lock = std::fs::read_to_string(root().join("Cargo.lock")).expect("read Cargo.lock");
-    if !vendor.is_dir() || std::fs::read_to_string(&stamp).ok().as_deref() != Some(lock.as_str()) {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        run(Command::new(cargo)
-            .current_dir(root())
-            .args([
-                "vendor",
-                "--locked",
-                "--versioned-dirs",
-                "target/docker-vendor",
-            ])
-            .stdout(Stdio::null()));
-        std::fs::write(&stamp, &lock).expect("write vendor stamp");
-    }
-
-    let t = Instant::now();
-    let log_path = root().join("target/packaging-docker-build.log");
-    let log = std::fs::File::create(&log_path).expect("create build log");
-    let status = docker()
-        .current_dir(root())
-        .args(["build", "--pull=false", "--force-rm", "-t", image_tag()])
-        .arg("--build-arg")
-        .arg(format!("RUST_IMAGE={rust_image}"))
-        .arg(".")
-        .stdin(Stdio::null())
-        .stdout(log.try_clone().expect("clone log handle"))
-        .stderr(log)
-        .status()
-        .expect("run docker build");
-    let text = std::fs::read_to_string(&log_path).unwrap_or_default();
-    assert!(
-        status.success(),
-        "docker build failed ({status}); full log in {}:\n{}",
-        log_path.display(),
-        tail(&text, 60)
-    );
-    eprintln!("packaging: docker build took {:.1?}", t.elapsed());
+    &exporter_image(&checkout_tag("docker-stats-exporter:packaging-test")).tag
 }
 
 fn inspect(object: &str, format: &str) -> String {

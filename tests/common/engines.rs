@@ -4,8 +4,8 @@
 //! without disturbing anyone else's tests.
 
 use std::io::{Read, Seek, SeekFrom};
-use std::path::PathBuf;
-use std::process::Command;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use super::DOCKER;
@@ -23,6 +23,10 @@ pub struct PrivateEngine {
     /// Its `DOCKER_HOST`: `unix:///run/dse-engines/NAME/docker.sock`.
     pub url: String,
     log_requests: bool,
+    /// Its own hostname (`DSE_ENGINE_HOSTNAME`), else the host's.
+    hostname: Option<String>,
+    /// Whether dropping it deletes its data root too.
+    purge_on_drop: bool,
 }
 
 impl PrivateEngine {
@@ -38,14 +42,95 @@ impl PrivateEngine {
         Self::launch(name, version, true)
     }
 
-    fn launch(name: &str, version: &str, log_requests: bool) -> Self {
-        let url = script(&["start", name, version], log_requests);
-        Self {
+    /// Starts engine `name` anew: whatever an earlier run left of it (a
+    /// dockerd, its data root: containers, images, Swarm state) is deleted
+    /// first, and again when it is dropped. It runs with its own `hostname`,
+    /// the name it reports (a Swarm node's hostname).
+    pub fn start_fresh(name: &str, version: &str, hostname: &str) -> Self {
+        let mut engine = Self {
             name: name.to_string(),
             version: version.to_string(),
-            url,
+            url: String::new(),
+            log_requests: false,
+            hostname: Some(hostname.to_string()),
+            purge_on_drop: true,
+        };
+        engine.script(&["purge", name]);
+        engine.url = engine.script(&["start", name, version]);
+        engine
+    }
+
+    fn launch(name: &str, version: &str, log_requests: bool) -> Self {
+        let mut engine = Self {
+            name: name.to_string(),
+            version: version.to_string(),
+            url: String::new(),
             log_requests,
+            hostname: None,
+            purge_on_drop: false,
+        };
+        engine.url = engine.script(&["start", name, version]);
+        engine
+    }
+
+    /// Its network namespace, for `nsenter --net=...` and `ip -n`.
+    pub fn netns(&self) -> String {
+        format!("dse-{}", self.name)
+    }
+
+    /// Imports directory `dir` as image `tag` (`tar | docker import`), with
+    /// Dockerfile instructions `changes` (`ENTRYPOINT [...]`, `USER ...`).
+    pub fn import_dir(&self, dir: &Path, changes: &[&str], tag: &str) {
+        let mut tar = Command::new("tar")
+            .args(["--numeric-owner", "-C"])
+            .arg(dir)
+            .args(["-c", "."])
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot run tar: {e}"));
+        let stdout = tar.stdout.take().expect("piped stdout");
+        let mut args = vec!["-H", &self.url, "import"];
+        for change in changes {
+            args.extend(["--change", change]);
         }
+        args.extend(["-", tag]);
+        let import = Command::new(DOCKER)
+            .args(&args)
+            .stdin(stdout)
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run {DOCKER}: {e}"));
+        let tarred = tar.wait().expect("wait for tar");
+        assert!(
+            tarred.success() && import.status.success(),
+            "tar -C {} | docker {} failed: {}",
+            dir.display(),
+            args.join(" "),
+            String::from_utf8_lossy(&import.stderr)
+        );
+    }
+
+    /// Copies image `id` from the shared engine into this one (`docker
+    /// save | docker load`, no registry) and tags it `tag` here.
+    pub fn load_image(&self, id: &str, tag: &str) {
+        let mut save = Command::new(DOCKER)
+            .args(["save", id])
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot run {DOCKER}: {e}"));
+        let stdout = save.stdout.take().expect("piped stdout");
+        let load = Command::new(DOCKER)
+            .args(["-H", &self.url, "load", "-q"])
+            .stdin(stdout)
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run {DOCKER}: {e}"));
+        let saved = save.wait().expect("wait for docker save");
+        assert!(
+            saved.success() && load.status.success(),
+            "docker save {id} | docker -H {} load failed: {}",
+            self.url,
+            String::from_utf8_lossy(&load.stderr)
+        );
+        self.docker(&["tag", id, tag]);
     }
 
     /// The path of its unix socket.
@@ -102,13 +187,49 @@ impl PrivateEngine {
 
     /// Stops its dockerd (by its pidfile) and waits until it is gone.
     pub fn stop(&self) {
-        script(&["stop", &self.name], self.log_requests);
+        self.script(&["stop", &self.name]);
     }
 
     /// Starts it again after [`Self::stop`], with the same data.
     pub fn start_again(&self) {
-        let url = script(&["start", &self.name, &self.version], self.log_requests);
+        let url = self.script(&["start", &self.name, &self.version]);
         assert_eq!(url, self.url, "engine {} came back elsewhere", self.name);
+    }
+
+    /// Runs the script with this engine's settings; its last line of
+    /// stdout. Panics with its stderr on failure.
+    fn script(&self, args: &[&str]) -> String {
+        let mut cmd = self.script_command(args);
+        let out = cmd
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run {SCRIPT}: {e}"));
+        assert!(
+            out.status.success(),
+            "scripts/private-engine.sh {} failed:\n{}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .last()
+            .unwrap_or_default()
+            .trim()
+            .to_string()
+    }
+
+    fn script_command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new("bash");
+        cmd.arg(SCRIPT)
+            .args(args)
+            .env(
+                "DSE_ENGINE_DEBUG",
+                if self.log_requests { "1" } else { "0" },
+            )
+            .env_remove("DSE_ENGINE_HOSTNAME");
+        if let Some(h) = &self.hostname {
+            cmd.env("DSE_ENGINE_HOSTNAME", h);
+        }
+        cmd
     }
 
     /// The log's length now: a mark for [`Self::wait_for_request`].
@@ -162,9 +283,8 @@ impl PrivateEngine {
 impl Drop for PrivateEngine {
     fn drop(&mut self) {
         // No panic here: this may run while a failed test unwinds.
-        let out = Command::new("bash")
-            .args([SCRIPT, "stop", &self.name])
-            .output();
+        let action = if self.purge_on_drop { "purge" } else { "stop" };
+        let out = self.script_command(&[action, &self.name]).output();
         match out {
             Ok(o) if o.status.success() => {}
             Ok(o) => eprintln!(
@@ -175,26 +295,4 @@ impl Drop for PrivateEngine {
             Err(e) => eprintln!("cannot run {SCRIPT}: {e}"),
         }
     }
-}
-
-/// Runs the script; its last line of stdout. Panics with its stderr on failure.
-fn script(args: &[&str], log_requests: bool) -> String {
-    let out = Command::new("bash")
-        .arg(SCRIPT)
-        .args(args)
-        .env("DSE_ENGINE_DEBUG", if log_requests { "1" } else { "0" })
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {SCRIPT}: {e}"));
-    assert!(
-        out.status.success(),
-        "scripts/private-engine.sh {} failed:\n{}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .last()
-        .unwrap_or_default()
-        .trim()
-        .to_string()
 }

@@ -2,9 +2,14 @@
 //! CLI, an in-process exporter on port 0, and a small exposition parser.
 #![allow(dead_code, clippy::unwrap_used)]
 
+pub mod cmd;
 pub mod engines;
+pub mod exporter_image;
+pub mod lock;
 pub mod process;
 pub mod proxy;
+pub mod swarm;
+pub mod veth;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
