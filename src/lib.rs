@@ -63,8 +63,12 @@ pub async fn serve(config: config::Config, web: web_config::WebConfig) -> anyhow
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
+    // The bound address, not the configured one: port 0 becomes the real port.
+    let listen = listener
+        .local_addr()
+        .with_context(|| format!("cannot read the address bound for {}", config.listen))?;
     tracing::info!(
-        listen = %config.listen,
+        listen = %listen,
         engine = %config.docker_host,
         tls = web.tls.is_some(),
         basic_auth = web.auth.is_some(),
