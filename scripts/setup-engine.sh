@@ -34,16 +34,5 @@ if ! engine_up; then
 fi
 echo "setup: engine API $("$DOCKER" version --format '{{.Server.APIVersion}}')"
 
-if ! "$DOCKER" image inspect "$IMAGE" >/dev/null 2>&1; then
-  echo "setup: making $IMAGE from /bin/busybox"
-  root=$(mktemp -d)
-  trap 'rm -rf "$root"' EXIT
-  mkdir -p "$root/bin" "$root/tmp" "$root/etc"
-  cp /bin/busybox "$root/bin/busybox"
-  for applet in sh sleep yes dd sync cat head wget nc ping true false kill ls; do
-    ln -s busybox "$root/bin/$applet"
-  done
-  echo 'root:x:0:0:root:/:/bin/sh' >"$root/etc/passwd"
-  tar -C "$root" -c . | "$DOCKER" import - "$IMAGE" >/dev/null
-fi
+DOCKER="$DOCKER" DSE_TEST_IMAGE="$IMAGE" bash "$(dirname "$0")/import-test-image.sh"
 echo "setup: test image $IMAGE ready"
