@@ -4,11 +4,11 @@
 
 mod common;
 
-use common::{free_port, run_failing, BIN};
+use common::{run_failing, ChildServer, BIN};
 
 use std::io::Write;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 fn write_config(tag: &str, text: &str) -> std::path::PathBuf {
     let path = std::env::temp_dir().join(format!("dse-cli-{tag}-{}.toml", std::process::id()));
@@ -21,16 +21,17 @@ fn write_config(tag: &str, text: &str) -> std::path::PathBuf {
 
 #[test]
 fn bad_config_exits_before_listening_and_names_file_key_and_line() {
-    let port = free_port();
-    let listen = format!("127.0.0.1:{port}");
+    // A port this test holds: an exporter that got as far as binding it
+    // would fail with "cannot listen" instead of naming the bad key.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let listen = taken.local_addr().unwrap().to_string();
     let path = write_config("bad", "[containers]\nlabels = [\"ok\", \" =web\"]\n");
     let err = run_failing(&["--config", path.to_str().unwrap(), "--listen", &listen]);
     assert!(err.contains(path.to_str().unwrap()), "{err}");
     assert!(err.contains("line 2"), "{err}");
     assert!(err.contains("containers.labels"), "{err}");
     assert!(err.contains("empty label key"), "{err}");
-    // It never bound the port.
-    assert!(std::net::TcpListener::bind(&listen).is_ok());
+    assert!(!err.contains("cannot listen"), "{err}");
 
     let path = write_config("unknown", "listen = \"127.0.0.1:1\"\ndockerhost = \"x\"\n");
     let err = run_failing(&["--config", path.to_str().unwrap()]);
@@ -58,50 +59,39 @@ fn version_flag_prints_the_version() {
 
 #[test]
 fn healthcheck_passes_against_a_running_exporter_and_sigterm_stops_it_at_once() {
-    let port = free_port();
-    let listen = format!("127.0.0.1:{port}");
+    // Something that accepts and hangs up without answering: not healthy.
+    let mute = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let listen = mute.local_addr().unwrap().to_string();
+    let hang_up = std::thread::spawn(move || drop(mute.accept()));
     let err = run_failing(&["--healthcheck", "--listen", &listen]);
     assert!(err.contains(&listen), "{err}");
+    hang_up.join().unwrap();
 
-    let mut child = Command::new(BIN)
-        .args(["--web.listen-address", &listen, "--log-format", "json"])
-        .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
-        .stderr(Stdio::piped())
-        .spawn()
+    let mut cmd = Command::new(BIN);
+    cmd.args([
+        "--web.listen-address",
+        "127.0.0.1:0",
+        "--log-format",
+        "json",
+    ])
+    .env("DOCKER_HOST", "unix:///nonexistent/docker.sock");
+    let mut exporter = ChildServer::spawn_exporter(cmd);
+    // It logs the address once bound: the check must pass at the first try.
+    let out = Command::new(BIN)
+        .args(["--healthcheck", "--listen", &exporter.addr.to_string()])
+        .output()
         .unwrap();
-    let started = Instant::now();
-    let healthy = loop {
-        let ok = Command::new(BIN)
-            .args(["--healthcheck", "--listen", &listen])
-            .status()
-            .unwrap()
-            .success();
-        if ok || started.elapsed() > Duration::from_secs(10) {
-            break ok;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    };
-    assert!(healthy, "healthcheck never passed");
+    assert!(
+        out.status.success(),
+        "healthcheck against {}: {}",
+        exporter.addr,
+        String::from_utf8_lossy(&out.stderr)
+    );
 
-    let kill = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(kill.success());
-    let stopped = Instant::now();
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        assert!(
-            stopped.elapsed() < Duration::from_secs(5),
-            "still running 5 s after SIGTERM"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    exporter.terminate();
+    let status = exporter.wait_exit(Duration::from_secs(5));
     assert!(status.success(), "{status:?}");
-    let out = child.wait_with_output().unwrap();
-    let logs = String::from_utf8_lossy(&out.stderr);
+    let logs = exporter.logs();
     assert!(
         logs.lines()
             .any(|l| l.starts_with('{') && l.contains("shutting down")),
