@@ -65,7 +65,7 @@ async fn tls_engine(dir: &std::path::Path) -> std::net::SocketAddr {
                 let Ok(mut tls) = acceptor.accept(tcp).await else {
                     return;
                 };
-                let mut engine = tokio::net::UnixStream::connect("/var/run/docker.sock")
+                let mut engine = tokio::net::UnixStream::connect(common::engine_socket())
                     .await
                     .unwrap();
                 let _ = tokio::io::copy_bidirectional(&mut tls, &mut engine).await;

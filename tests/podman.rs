@@ -11,7 +11,7 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use common::proxy::Proxy;
-use common::{cgroup_file, host_cpus, Exporter, TempDir};
+use common::{cgroup_file, host_cpus, wait_until, wait_until_async, Exporter, TempDir};
 
 /// The service's `unix://` URL, set up once per test binary.
 fn podman_url() -> &'static str {
@@ -135,10 +135,19 @@ async fn podman_cpu_memory_and_selection() {
         .get("container_cpu_usage_seconds_total", &burner.name)
         .is_some());
 
-    // From the second scrape on, the window since the previous scrape.
+    // From the second scrape on, the window since the previous scrape: one
+    // long enough for a CPU-second of the burner, measured by its cgroup
+    // over the same span (a busy host may hold it below its cap).
     let c1 = cgroup_file(&burner.id, "cpuacct", "cpuacct.usage");
     let t1 = std::time::Instant::now();
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    wait_until(
+        "a CPU-second of the burner",
+        Duration::from_secs(60),
+        || match cgroup_file(&burner.id, "cpuacct", "cpuacct.usage") - c1 {
+            ns if ns >= 1_000_000_000 => Ok(()),
+            ns => Err(format!("{ns} ns")),
+        },
+    );
     let second = exporter.metrics().await;
     let c2 = cgroup_file(&burner.id, "cpuacct", "cpuacct.usage");
     let want = (c2 - c1) as f64 / 1e9 / t1.elapsed().as_secs_f64() / host_cpus() * 100.0;
@@ -146,10 +155,6 @@ async fn podman_cpu_memory_and_selection() {
         .get("container_cpu_usage_percent", &burner.name)
         .expect("cpu percent on the second scrape");
     assert!((pct - want).abs() < 5.0, "podman {pct}, cgroup {want}");
-    assert!(
-        pct < 50.0 / host_cpus() + 3.0,
-        "{pct} above the 0.5 CPU cap"
-    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -158,8 +163,10 @@ async fn podman_container_removed_mid_scrape_is_left_out_and_only_gets_are_sent(
     let survivor = Pod::run("dse-pm-survivor", &[], &["sleep", "3600"]);
     let dir = TempDir::new("podman-gone");
     let proxy = Proxy::start(&dir.0.join("e.sock"), socket_path(podman_url()));
-    // Podman answers stats at once; hold them so the removal lands in between.
-    proxy.set_delay("/stats", Duration::from_millis(1500));
+    // Podman answers stats at once; hold the doomed one's so the removal
+    // lands between list and stats.
+    let stats = format!("/containers/{}/stats", doomed.id);
+    let gate = proxy.hold(&stats);
     let exporter = Exporter::start(
         "[containers]\nnames = [\"dse-pm-doomed\", \"dse-pm-survivor\"]\n",
         &proxy.url(),
@@ -169,8 +176,19 @@ async fn podman_container_removed_mid_scrape_is_left_out_and_only_gets_are_sent(
         let addr = exporter.addr;
         async move { common::get(addr, "/metrics", &[]).await }
     });
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    wait_until_async(
+        "its stats call at the proxy",
+        Duration::from_secs(30),
+        || async {
+            match proxy.count(&stats) {
+                0 => Err(format!("{:?}", proxy.seen())),
+                _ => Ok(()),
+            }
+        },
+    )
+    .await;
     doomed.remove();
+    gate.open();
     let (status, body) = scrape.await.unwrap();
     assert_eq!(status, 200, "{body}");
     let m = common::Metrics::parse(&body);
