@@ -259,12 +259,3 @@ pub fn names_config<S: AsRef<str>>(names: &[S], extra: &str) -> String {
         .collect();
     format!("{extra}\n[containers]\nnames = [{}]\n", list.join(", "))
 }
-
-/// A loopback port that was free a moment ago.
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
