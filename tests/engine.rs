@@ -67,8 +67,16 @@ async fn cpu_of_a_half_cpu_burner_matches_the_cgroup() {
     );
 
     // Second scrape: a one-shot answer, the window since the previous
-    // scrape; 2 s of it, measured by the cgroup over the same span.
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // scrape, measured by the cgroup over the same span. Half a CPU-second
+    // of the burner makes it long enough; a busy host only makes it longer.
+    wait_until(
+        "half a CPU-second more",
+        Duration::from_secs(60),
+        || match cgroup_file(&burner.id, "cpuacct", "cpuacct.usage") - c1.ns {
+            ns if ns >= 500_000_000 => Ok(()),
+            ns => Err(format!("{ns} ns")),
+        },
+    );
     let second = exporter.metrics().await;
     let c2 = CgroupCpu::read(&burner.id);
     let pct = second
