@@ -175,7 +175,9 @@ pub fn host_cpus() -> f64 {
 }
 
 /// The cgroup v1 directory of a container under a controller. Containers of
-/// every engine on this machine live under the same /sys/fs/cgroup.
+/// every engine on this machine live under the same /sys/fs/cgroup: the
+/// usual places first, else where its main process is (for an engine with
+/// another cgroup parent).
 pub fn cgroup_dir(id: &str, controller: &str) -> PathBuf {
     let candidates = [
         format!("/sys/fs/cgroup/{controller}/docker/{id}"),
@@ -188,7 +190,30 @@ pub fn cgroup_dir(id: &str, controller: &str) -> PathBuf {
         .iter()
         .map(PathBuf::from)
         .find(|p| p.is_dir())
+        .or_else(|| cgroup_of_process(id, controller))
         .unwrap_or_else(|| panic!("no {controller} cgroup for {id} under {candidates:?}"))
+}
+
+/// The cgroup of the container's main process, from /proc/PID/cgroup.
+fn cgroup_of_process(id: &str, controller: &str) -> Option<PathBuf> {
+    let pid = docker_cmd()
+        .args(["inspect", "--format", "{{.State.Pid}}", id])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .filter(|pid| pid != "0")?;
+    let table = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?;
+    // Lines are `N:controller[,controller...]:/path`.
+    table.lines().find_map(|line| {
+        let mut parts = line.splitn(3, ':');
+        let (_, controllers, path) = (parts.next()?, parts.next()?, parts.next()?);
+        controllers
+            .split(',')
+            .any(|c| c == controller)
+            .then(|| PathBuf::from(format!("/sys/fs/cgroup/{controllers}{path}")))
+            .filter(|p| p.is_dir())
+    })
 }
 
 /// A one-number cgroup v1 file of a container, e.g.
