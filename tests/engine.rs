@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use common::proxy::Proxy;
 use common::{
     cgroup_file, direct_stats, engine_socket, first_round_stats_calls, host_cpus, names_config,
-    wait_until, wait_until_async, Container, Exporter, TempDir,
+    unique, wait_until, wait_until_async, Container, Exporter, TempDir,
 };
 
 /// The burner's CPU rate per the cgroup, in percent of the host, over a span.
@@ -37,7 +37,7 @@ impl CgroupCpu {
 #[tokio::test(flavor = "multi_thread")]
 async fn cpu_of_a_half_cpu_burner_matches_the_cgroup() {
     let burner = Container::run(
-        "dse-cpu-burner",
+        &unique("dse-cpu-burner"),
         &["--cpus", "0.5"],
         &["sh", "-c", "yes >/dev/null"],
     );
@@ -49,7 +49,7 @@ async fn cpu_of_a_half_cpu_burner_matches_the_cgroup() {
             ns => Err(format!("{ns} ns")),
         },
     );
-    let exporter = Exporter::local("[containers]\nnames = [\"dse-cpu-burner\"]\n").await;
+    let exporter = Exporter::local(&names_config(&[&burner.name], "")).await;
 
     // First scrape: a new container, a window the engine or the exporter
     // takes within the call. The cgroup's rate around the call is the
@@ -58,7 +58,7 @@ async fn cpu_of_a_half_cpu_burner_matches_the_cgroup() {
     let first = exporter.metrics().await;
     let c1 = CgroupCpu::read(&burner.id);
     let pct = first
-        .get("container_cpu_usage_percent", "dse-cpu-burner")
+        .get("container_cpu_usage_percent", &burner.name)
         .expect("cpu percent on the first scrape");
     let want = c1.percent_since(&c0);
     assert!(
@@ -80,7 +80,7 @@ async fn cpu_of_a_half_cpu_burner_matches_the_cgroup() {
     let second = exporter.metrics().await;
     let c2 = CgroupCpu::read(&burner.id);
     let pct = second
-        .get("container_cpu_usage_percent", "dse-cpu-burner")
+        .get("container_cpu_usage_percent", &burner.name)
         .expect("cpu percent from the previous scrape");
     let want = c2.percent_since(&c1);
     assert!(
@@ -93,7 +93,7 @@ async fn cpu_of_a_half_cpu_burner_matches_the_cgroup() {
     let third = exporter.metrics().await;
     let after = CgroupCpu::read(&burner.id);
     let total = third
-        .get("container_cpu_usage_seconds_total", "dse-cpu-burner")
+        .get("container_cpu_usage_seconds_total", &burner.name)
         .expect("cpu seconds");
     let (lo, hi) = (before.ns as f64 / 1e9, after.ns as f64 / 1e9);
     assert!(
@@ -104,11 +104,9 @@ async fn cpu_of_a_half_cpu_burner_matches_the_cgroup() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn memory_limit_is_exact_and_usage_matches_the_cgroup() {
-    let c = Container::sleeper("dse-mem-limited", &["--memory", "32m"]);
-    let other = Container::sleeper("dse-mem-limited-64", &["--memory", "64m"]);
-    let exporter =
-        Exporter::local("[containers]\nnames = [\"dse-mem-limited\", \"dse-mem-limited-64\"]\n")
-            .await;
+    let c = Container::sleeper(&unique("dse-mem-limited"), &["--memory", "32m"]);
+    let other = Container::sleeper(&unique("dse-mem-limited-64"), &["--memory", "64m"]);
+    let exporter = Exporter::local(&names_config(&[&c.name, &other.name], "")).await;
     let m = exporter.metrics().await;
     assert_eq!(
         m.get("container_memory_limit_bytes", &c.name),
@@ -130,18 +128,20 @@ async fn memory_limit_is_exact_and_usage_matches_the_cgroup() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn selection_by_exact_name_or_label_selector() {
-    let exact = Container::sleeper("dse-sel-web", &[]);
-    let _prefix_only = Container::sleeper("dse-sel-web-10", &[]);
+    let group = format!("dse.sel={}", unique("grp"));
+    let exact = Container::sleeper(&unique("dse-sel-web"), &[]);
+    let _prefix_only = Container::sleeper(&unique("dse-sel-web-10"), &[]);
     let labelled = Container::sleeper(
-        "dse-sel-labelled",
-        &["--label", "dse.sel=grp", "--label", "tier=db"],
+        &unique("dse-sel-labelled"),
+        &["--label", &group, "--label", "tier=db"],
     );
-    let _half_match = Container::sleeper("dse-sel-half", &["--label", "dse.sel=grp"]);
-    let _unlabelled = Container::sleeper("dse-sel-none", &[]);
+    let half_match = Container::sleeper(&unique("dse-sel-half"), &["--label", &group]);
+    let _unlabelled = Container::sleeper(&unique("dse-sel-none"), &[]);
 
-    let exporter = Exporter::local(
-        "[containers]\nnames = [\"/dse-sel-web\"]\nlabels = [\"dse.sel=grp,tier=db\"]\n",
-    )
+    let exporter = Exporter::local(&format!(
+        "[containers]\nnames = [\"/{}\"]\nlabels = [\"{group},tier=db\"]\n",
+        exact.name
+    ))
     .await;
     let m = exporter.metrics().await;
     assert_eq!(
@@ -151,23 +151,23 @@ async fn selection_by_exact_name_or_label_selector() {
     assert_eq!(m.value("docker_stats_containers_selected", &[]), Some(2.0));
 
     // A lone selector is pushed down to the engine; the result is the same.
-    let exporter = Exporter::local("[containers]\nlabels = [\"dse.sel=grp\"]\n").await;
+    let exporter = Exporter::local(&format!("[containers]\nlabels = [\"{group}\"]\n")).await;
     let m = exporter.metrics().await;
     assert_eq!(
         m.names("container_memory_usage_bytes"),
-        vec!["dse-sel-half".to_string(), labelled.name.clone()]
+        vec![half_match.name.clone(), labelled.name.clone()]
     );
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn container_removed_mid_scrape_is_left_out_and_the_others_exported() {
-    let survivor = Container::sleeper("dse-gone-survivor", &[]);
+    let survivor = Container::sleeper(&unique("dse-gone-survivor"), &[]);
     let dir = TempDir::new("gone");
     // The removal starts once the doomed container's stats call reached the
     // engine. A machine slow to remove it may let the engine answer first
     // (then exporting it is right): try again.
     for attempt in 1..=3 {
-        let doomed = Container::sleeper("dse-gone-doomed", &[]);
+        let doomed = Container::sleeper(&unique("dse-gone-doomed"), &[]);
         let proxy = Proxy::start(&dir.0.join(format!("{attempt}.sock")), engine_socket());
         let exporter = Exporter::start(
             &names_config(&[&doomed.name, &survivor.name], ""),
@@ -228,11 +228,11 @@ async fn container_removed_mid_scrape_is_left_out_and_the_others_exported() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn unreachable_engine_answers_200_with_docker_up_0_then_recovers() {
-    let c = Container::sleeper("dse-unreachable-comeback", &[]);
+    let c = Container::sleeper(&unique("dse-unreachable-comeback"), &[]);
     let dir = TempDir::new("unreachable");
     let socket = dir.0.join("docker.sock");
     let exporter = Exporter::start(
-        "[containers]\nnames = [\"dse-unreachable-comeback\"]\n",
+        &names_config(&[&c.name], ""),
         &format!("unix://{}", socket.display()),
     )
     .await;
@@ -262,14 +262,10 @@ async fn unreachable_engine_answers_200_with_docker_up_0_then_recovers() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn engine_sees_only_get_requests_for_list_stats_inspect_version_and_ping() {
-    let c = Container::sleeper("dse-readonly-target", &[]);
+    let c = Container::sleeper(&unique("dse-readonly-target"), &[]);
     let dir = TempDir::new("readonly");
     let proxy = Proxy::start(&dir.0.join("engine.sock"), engine_socket());
-    let exporter = Exporter::start(
-        "[containers]\nnames = [\"dse-readonly-target\"]\n",
-        &proxy.url(),
-    )
-    .await;
+    let exporter = Exporter::start(&names_config(&[&c.name], ""), &proxy.url()).await;
     for _ in 0..2 {
         let m = exporter.metrics().await;
         assert_eq!(
@@ -310,7 +306,7 @@ async fn engine_sees_only_get_requests_for_list_stats_inspect_version_and_ping()
 
 #[tokio::test(flavor = "multi_thread")]
 async fn stats_calls_run_concurrently_up_to_max_concurrency() {
-    let names: Vec<String> = (0..8).map(|i| format!("dse-fanout-{i}")).collect();
+    let names: Vec<String> = (0..8).map(|i| unique(&format!("dse-fanout-{i}"))).collect();
     let _containers: Vec<Container> = names.iter().map(|n| Container::sleeper(n, &[])).collect();
     let dir = TempDir::new("fanout");
 

@@ -8,7 +8,7 @@ mod common;
 
 use std::sync::Arc;
 
-use common::{Container, Exporter, TempDir};
+use common::{names_config, unique, Container, Exporter, TempDir};
 use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
 };
@@ -77,11 +77,11 @@ async fn tls_engine(dir: &std::path::Path) -> std::net::SocketAddr {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn engine_over_tcp_with_tls_and_a_client_certificate() {
-    let c = Container::sleeper("dse-tls-engine-target", &[]);
+    let c = Container::sleeper(&unique("dse-tls-engine-target"), &[]);
     let dir = TempDir::new("engine-tls");
     let addr = tls_engine(&dir.0).await;
     let host = format!("tcp://{addr}");
-    let text = "[containers]\nnames = [\"dse-tls-engine-target\"]\n";
+    let text = &names_config(&[&c.name], "");
 
     let config = Exporter::config(text, &host).with_engine_tls(
         Some("1".into()),

@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use common::proxy::{Fault, Proxy};
 use common::{
-    cgroup_file, docker, engine_socket, names_config, wait_until, wait_until_async, ChildServer,
-    Container, Exporter, Metrics, TempDir, BIN, MACHINE_ENGINE,
+    cgroup_file, docker, engine_socket, names_config, unique, wait_until, wait_until_async,
+    ChildServer, Container, Exporter, Metrics, TempDir, BIN, MACHINE_ENGINE,
 };
 
 #[tokio::test(flavor = "multi_thread")]
@@ -54,15 +54,11 @@ fn unsupported_docker_host_scheme_in_the_environment_is_named() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn engine_failing_or_answering_garbage_for_one_container_spares_the_others() {
-    let bad = Container::sleeper("dse-fault-bad", &[]);
-    let good = Container::sleeper("dse-fault-good", &[]);
+    let bad = Container::sleeper(&unique("dse-fault-bad"), &[]);
+    let good = Container::sleeper(&unique("dse-fault-good"), &[]);
     let dir = TempDir::new("fault");
     let proxy = Proxy::start(&dir.0.join("e.sock"), engine_socket());
-    let exporter = Exporter::start(
-        &names_config(&["dse-fault-bad", "dse-fault-good"], ""),
-        &proxy.url(),
-    )
-    .await;
+    let exporter = Exporter::start(&names_config(&[&bad.name, &good.name], ""), &proxy.url()).await;
 
     proxy.set_fault(&format!("/containers/{}/stats", bad.id), Fault::ServerError);
     let m = exporter.metrics().await;
@@ -88,11 +84,7 @@ async fn engine_failing_or_answering_garbage_for_one_container_spares_the_others
 
     // A broken inspect answer costs only the lifecycle series.
     proxy.set_fault(&format!("/containers/{}/json", bad.id), Fault::Garbage);
-    let fresh = Exporter::start(
-        &names_config(&["dse-fault-bad", "dse-fault-good"], ""),
-        &proxy.url(),
-    )
-    .await;
+    let fresh = Exporter::start(&names_config(&[&bad.name, &good.name], ""), &proxy.url()).await;
     let m = fresh.metrics().await;
     assert_eq!(
         m.names("container_memory_usage_bytes"),
@@ -109,13 +101,13 @@ async fn engine_failing_or_answering_garbage_for_one_container_spares_the_others
 #[tokio::test(flavor = "multi_thread")]
 async fn paused_container_keeps_its_stats_with_frozen_cpu() {
     let c = Container::run(
-        "dse-fault-paused",
+        &unique("dse-fault-paused"),
         &["--cpus", "0.2"],
         &["sh", "-c", "yes >/dev/null"],
     );
     docker(&["pause", &c.name]);
     let frozen = cgroup_file(&c.id, "cpuacct", "cpuacct.usage") as f64 / 1e9;
-    let exporter = Exporter::local(&names_config(&["dse-fault-paused"], "")).await;
+    let exporter = Exporter::local(&names_config(&[&c.name], "")).await;
     let metric = "container_cpu_usage_seconds_total";
     let first = exporter.metrics().await;
     // A percent needs a window: an engine that reads stats at its tick gives
@@ -155,8 +147,8 @@ async fn paused_container_keeps_its_stats_with_frozen_cpu() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn container_stopped_during_a_scrape_is_left_out() {
-    let stopped = Container::sleeper("dse-fault-stopped", &[]);
-    let other = Container::sleeper("dse-fault-stays", &[]);
+    let stopped = Container::sleeper(&unique("dse-fault-stopped"), &[]);
+    let other = Container::sleeper(&unique("dse-fault-stays"), &[]);
     let dir = TempDir::new("stopped");
     let proxy = Proxy::start(&dir.0.join("e.sock"), engine_socket());
     // Hold its stats call so the stop lands between list and stats; the
@@ -164,10 +156,7 @@ async fn container_stopped_during_a_scrape_is_left_out() {
     let stats_path = format!("/containers/{}/stats", stopped.id);
     let gate = proxy.hold(&stats_path);
     let exporter = Exporter::start(
-        &names_config(
-            &["dse-fault-stopped", "dse-fault-stays"],
-            "timeout = \"60s\"",
-        ),
+        &names_config(&[&stopped.name, &other.name], "timeout = \"60s\""),
         &proxy.url(),
     )
     .await;
@@ -225,12 +214,13 @@ async fn container_stopped_during_a_scrape_is_left_out() {
 async fn label_values_with_quotes_backslashes_newlines_and_non_ascii_are_escaped() {
     let value = "say \"hi\" \\ back\nslash ünïcødé ✓";
     let c = Container::sleeper(
-        "dse-fault-escaping",
+        &unique("dse-fault-escaping"),
         &["--label", &format!("odd.value={value}")],
     );
-    let exporter = Exporter::local(
-        "[containers]\nnames = [\"dse-fault-escaping\"]\n[labels]\ninclude = [\"odd.value\"]\non = \"all\"\n",
-    )
+    let exporter = Exporter::local(&names_config(
+        &[&c.name],
+        "[labels]\ninclude = [\"odd.value\"]\non = \"all\"",
+    ))
     .await;
     let (_, body) = exporter.scrape().await;
     let escaped = "say \\\"hi\\\" \\\\ back\\nslash ünïcødé ✓";

@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use common::proxy::Proxy;
 use common::{
-    cgroup_file, cgroup_stat, docker, engine_socket, first_round_stats_calls, wait_until,
-    Container, Exporter, Metrics, TempDir,
+    cgroup_file, cgroup_stat, docker, engine_socket, first_round_stats_calls, names_config, unique,
+    wait_until, Container, Exporter, Metrics, TempDir,
 };
 
 /// Bytes from docker's human sizes (`772KiB`, `1.23MiB`, `48MiB`).
@@ -47,7 +47,7 @@ fn wait_inspect(c: &Container, format: &str, want: &str) {
 async fn working_set_and_limit_match_docker_stats() {
     // Page cache from a file written inside, so usage and working set differ.
     let c = Container::run(
-        "dse-lc-workingset",
+        &unique("dse-lc-workingset"),
         &["--memory", "48m"],
         &[
             "sh",
@@ -63,7 +63,7 @@ async fn working_set_and_limit_match_docker_stats() {
             (cache, dirty) => Err(format!("cache {cache}, dirty {dirty}")),
         }
     });
-    let exporter = Exporter::local("[containers]\nnames = [\"dse-lc-workingset\"]\n").await;
+    let exporter = Exporter::local(&names_config(&[&c.name], "")).await;
     let m = exporter.metrics().await;
     let cli = docker(&["stats", "--no-stream", "--format", "{{.MemUsage}}", &c.name]);
     let (usage, limit) = cli.split_once(" / ").unwrap();
@@ -125,11 +125,11 @@ fn between(what: &str, value: f64, before: f64, after: f64) {
 #[tokio::test(flavor = "multi_thread")]
 async fn cpu_seconds_and_throttling_follow_the_cgroup_counters() {
     let c = Container::run(
-        "dse-lc-cpu-seconds",
+        &unique("dse-lc-cpu-seconds"),
         &["--cpus", "0.5"],
         &["sh", "-c", "yes >/dev/null"],
     );
-    let exporter = Exporter::local("[containers]\nnames = [\"dse-lc-cpu-seconds\"]\n").await;
+    let exporter = Exporter::local(&names_config(&[&c.name], "")).await;
     exporter.metrics().await;
     let (a0, a, a1) = scrape_between(&exporter, &c.id).await;
     // Enough CPU time for the growth to dwarf what the scrapes themselves
@@ -167,7 +167,7 @@ async fn cpu_seconds_and_throttling_follow_the_cgroup_counters() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn network_counters_grow_after_traffic_inside_the_container() {
-    let c = Container::sleeper("dse-lc-network", &[]);
+    let c = Container::sleeper(&unique("dse-lc-network"), &[]);
     let gateway = docker(&[
         "inspect",
         "--format",
@@ -175,7 +175,7 @@ async fn network_counters_grow_after_traffic_inside_the_container() {
         &c.name,
     ]);
     assert!(!gateway.is_empty(), "container has no bridge gateway");
-    let exporter = Exporter::local("[containers]\nnames = [\"dse-lc-network\"]\n").await;
+    let exporter = Exporter::local(&names_config(&[&c.name], "")).await;
     let before = exporter.metrics().await;
     docker(&["exec", &c.name, "ping", "-c", "5", "-s", "1000", &gateway]);
     let after = exporter.metrics().await;
@@ -194,12 +194,12 @@ async fn network_counters_grow_after_traffic_inside_the_container() {
 #[tokio::test(flavor = "multi_thread")]
 async fn restarts_and_exit_code_of_a_failing_container_with_on_failure_policy() {
     let c = Container::run(
-        "dse-lc-restarting",
+        &unique("dse-lc-restarting"),
         &["--restart", "on-failure:2"],
         &["sh", "-c", "exit 3"],
     );
     wait_inspect(&c, "{{.RestartCount}} {{.State.Status}}", "2 exited");
-    let exporter = Exporter::local("[containers]\nnames = [\"dse-lc-restarting\"]\n").await;
+    let exporter = Exporter::local(&names_config(&[&c.name], "")).await;
     let m = exporter.metrics().await;
     assert_eq!(m.get("container_restarts_total", &c.name), Some(2.0));
     assert_eq!(m.get("container_exit_code", &c.name), Some(3.0));
@@ -223,7 +223,7 @@ async fn container_killed_by_its_memory_limit_is_oom_killed() {
     let mut attempt = 0;
     let c = loop {
         let c = Container::run(
-            "dse-lc-oom",
+            &unique("dse-lc-oom"),
             &["--memory", "8m", "--memory-swap", "8m"],
             &["sh", "-c", "dd if=/dev/zero of=/dev/null bs=32M count=1"],
         );
@@ -234,7 +234,7 @@ async fn container_killed_by_its_memory_limit_is_oom_killed() {
         attempt += 1;
         assert!(attempt < 5, "the engine never reported the OOM kill");
     };
-    let exporter = Exporter::local("[containers]\nlabels = [\"dse.test\"]\n").await;
+    let exporter = Exporter::local(&names_config(&[&c.name], "")).await;
     let m = exporter.metrics().await;
     assert_eq!(m.get("container_oom_killed", &c.name), Some(1.0));
     assert_eq!(m.get("container_exit_code", &c.name), Some(137.0));
@@ -242,13 +242,22 @@ async fn container_killed_by_its_memory_limit_is_oom_killed() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn adhoc_query_narrows_one_scrape_and_only_those_are_asked() {
-    let web = Container::sleeper("dse-lc-adhoc-web", &["--label", "dse.adhoc=web"]);
-    let db = Container::sleeper("dse-lc-adhoc-db", &["--label", "dse.adhoc=db"]);
+    let key = unique("dse.adhoc");
+    let web = Container::sleeper(
+        &unique("dse-lc-adhoc-web"),
+        &["--label", &format!("{key}=web")],
+    );
+    let db = Container::sleeper(
+        &unique("dse-lc-adhoc-db"),
+        &["--label", &format!("{key}=db")],
+    );
     let dir = TempDir::new("adhoc");
     let proxy = Proxy::start(&dir.0.join("e.sock"), engine_socket());
-    let exporter = Exporter::start("[containers]\nlabels = [\"dse.adhoc\"]\n", &proxy.url()).await;
+    let config = format!("[containers]\nlabels = [\"{key}\"]\n");
+    let exporter = Exporter::start(&config, &proxy.url()).await;
 
-    let (status, body) = common::get(exporter.addr, "/metrics?name=dse-lc-adhoc-web", &[]).await;
+    let query = format!("/metrics?name={}", web.name);
+    let (status, body) = common::get(exporter.addr, &query, &[]).await;
     assert_eq!(status, 200);
     let m = common::Metrics::parse(&body);
     assert_eq!(
@@ -263,7 +272,8 @@ async fn adhoc_query_narrows_one_scrape_and_only_those_are_asked() {
     assert_eq!(stats.len(), first_round_stats_calls(), "{stats:?}");
     assert!(stats.iter().all(|s| s.path.contains(&web.id)), "{stats:?}");
 
-    let (_, body) = common::get(exporter.addr, "/metrics?label=dse.adhoc%3Ddb", &[]).await;
+    let query = format!("/metrics?label={key}%3Ddb");
+    let (_, body) = common::get(exporter.addr, &query, &[]).await;
     let m = common::Metrics::parse(&body);
     assert_eq!(
         m.names("container_memory_usage_bytes"),
@@ -271,8 +281,9 @@ async fn adhoc_query_narrows_one_scrape_and_only_those_are_asked() {
     );
 
     // A query never widens the configured selection.
-    let _outside = Container::sleeper("dse-lc-adhoc-outside", &[]);
-    let (_, body) = common::get(exporter.addr, "/metrics?name=dse-lc-adhoc-outside", &[]).await;
+    let outside = Container::sleeper(&unique("dse-lc-adhoc-outside"), &[]);
+    let query = format!("/metrics?name={}", outside.name);
+    let (_, body) = common::get(exporter.addr, &query, &[]).await;
     let m = common::Metrics::parse(&body);
     assert!(m.names("container_memory_usage_bytes").is_empty());
 
@@ -283,8 +294,8 @@ async fn adhoc_query_narrows_one_scrape_and_only_those_are_asked() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn promtool_accepts_a_real_answer_with_compose_labels() {
-    let _c = Container::sleeper(
-        "dse-lc-promtool",
+    let c = Container::sleeper(
+        &unique("dse-lc-promtool"),
         &[
             "--label",
             "com.docker.compose.project=shop",
@@ -296,13 +307,14 @@ async fn promtool_accepts_a_real_answer_with_compose_labels() {
             "16m",
         ],
     );
-    let exporter = Exporter::local("[containers]\nnames = [\"dse-lc-promtool\"]\n").await;
+    let exporter = Exporter::local(&names_config(&[&c.name], "")).await;
     exporter.metrics().await;
     let (_, body) = exporter.scrape().await;
-    assert!(body.contains("container_info{name=\"dse-lc-promtool\",id=\""));
+    let name = &c.name;
+    assert!(body.contains(&format!("container_info{{name=\"{name}\",id=\"")));
     assert!(body.contains(
         "container_label_com_docker_compose_project=\"shop\",container_label_com_docker_compose_service=\"web\"} 1"
     ));
-    assert!(body.contains("container_cpu_usage_percent{name=\"dse-lc-promtool\"}"));
+    assert!(body.contains(&format!("container_cpu_usage_percent{{name=\"{name}\"}}")));
     common::promtool_check_metrics(&body);
 }

@@ -9,7 +9,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::proxy::Proxy;
-use common::{direct_stats, Container, Exporter, Metrics, TempDir};
+use common::{direct_stats, names_config, unique, Container, Exporter, Metrics, TempDir};
 
 /// RSS growth allowed between warm-up and the end of the run. TODO measure.
 const RSS_BOUND_KIB: u64 = 16 * 1024;
@@ -20,14 +20,11 @@ async fn fifty_clients_for_a_minute_all_answered_with_engine_load_bounded() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(60);
-    let names: Vec<String> = (0..10).map(|i| format!("dse-load-{i}")).collect();
-    let _c: Vec<Container> = names
-        .iter()
-        .map(|n| Container::sleeper(n, &["--label", "dse.load=1"]))
-        .collect();
+    let names: Vec<String> = (0..10).map(|i| unique(&format!("dse-load-{i}"))).collect();
+    let _c: Vec<Container> = names.iter().map(|n| Container::sleeper(n, &[])).collect();
     let dir = TempDir::new("load");
     let proxy = Proxy::start(&dir.0.join("e.sock"), common::engine_socket());
-    let exporter = Exporter::start("[containers]\nlabels = [\"dse.load=1\"]\n", &proxy.url()).await;
+    let exporter = Exporter::start(&names_config(&names, ""), &proxy.url()).await;
     exporter.metrics().await; // warm: later rounds are one-shot
 
     let stats_start = proxy.count("/stats");

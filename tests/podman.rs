@@ -11,7 +11,9 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use common::proxy::Proxy;
-use common::{cgroup_file, host_cpus, wait_until, wait_until_async, Exporter, TempDir};
+use common::{
+    cgroup_file, host_cpus, names_config, unique, wait_until, wait_until_async, Exporter, TempDir,
+};
 
 /// The service's `unix://` URL, set up once per test binary.
 fn podman_url() -> &'static str {
@@ -98,19 +100,23 @@ fn socket_path(url: &str) -> &str {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn podman_cpu_memory_and_selection() {
+    let sel = format!("dse.pm={}", unique("sel"));
     let burner = Pod::run(
-        "dse-pm-burner",
+        &unique("dse-pm-burner"),
         &["--cpus", "0.5", "--memory", "64m"],
         &["sh", "-c", "yes >/dev/null"],
     );
     let idle = Pod::run(
-        "dse-pm-idle",
-        &["--memory", "32m", "--label", "dse.pm=sel"],
+        &unique("dse-pm-idle"),
+        &["--memory", "32m", "--label", &sel],
         &["sleep", "3600"],
     );
-    let _other = Pod::run("dse-pm-other", &[], &["sleep", "3600"]);
+    let _other = Pod::run(&unique("dse-pm-other"), &[], &["sleep", "3600"]);
     let exporter = Exporter::start(
-        "[containers]\nnames = [\"dse-pm-burner\"]\nlabels = [\"dse.pm=sel\"]\n",
+        &format!(
+            "[containers]\nnames = [\"{}\"]\nlabels = [\"{sel}\"]\n",
+            burner.name
+        ),
         podman_url(),
     )
     .await;
@@ -159,8 +165,8 @@ async fn podman_cpu_memory_and_selection() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn podman_container_removed_mid_scrape_is_left_out_and_only_gets_are_sent() {
-    let doomed = Pod::run("dse-pm-doomed", &[], &["sleep", "3600"]);
-    let survivor = Pod::run("dse-pm-survivor", &[], &["sleep", "3600"]);
+    let doomed = Pod::run(&unique("dse-pm-doomed"), &[], &["sleep", "3600"]);
+    let survivor = Pod::run(&unique("dse-pm-survivor"), &[], &["sleep", "3600"]);
     let dir = TempDir::new("podman-gone");
     let proxy = Proxy::start(&dir.0.join("e.sock"), socket_path(podman_url()));
     // Podman answers stats at once; hold the doomed one's so the removal
@@ -168,7 +174,7 @@ async fn podman_container_removed_mid_scrape_is_left_out_and_only_gets_are_sent(
     let stats = format!("/containers/{}/stats", doomed.id);
     let gate = proxy.hold(&stats);
     let exporter = Exporter::start(
-        "[containers]\nnames = [\"dse-pm-doomed\", \"dse-pm-survivor\"]\n",
+        &names_config(&[&doomed.name, &survivor.name], ""),
         &proxy.url(),
     )
     .await;

@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use std::process::Command;
 use std::time::Duration;
 
-use common::{wait_until_async, ChildServer, Container, Exporter, TempDir};
+use common::{names_config, unique, wait_until_async, ChildServer, Container, Exporter, TempDir};
 
 /// Where Prometheus listens, from its `msg="Listening on" address=ADDR` line.
 fn prometheus_addr(line: &str) -> Option<SocketAddr> {
@@ -38,8 +38,10 @@ async fn query(addr: SocketAddr, promql: &str) -> Vec<serde_json::Value> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn prometheus_scrapes_every_2s_and_finds_up_and_the_series() {
-    let c = Container::sleeper("dse-prom-target", &["--memory", "24m"]);
-    let exporter = Exporter::local("[containers]\nnames = [\"dse-prom-target\"]\n").await;
+    let c = Container::sleeper(&unique("dse-prom-target"), &["--memory", "24m"]);
+    let exporter = Exporter::local(&names_config(&[&c.name], "")).await;
+    let limit = format!("container_memory_limit_bytes{{name=\"{}\"}}", c.name);
+    let cpu = format!("container_cpu_usage_percent{{name=\"{}\"}}", c.name);
     let dir = TempDir::new("prometheus");
     let config = dir.0.join("prometheus.yml");
     std::fs::write(
@@ -64,17 +66,9 @@ async fn prometheus_scrapes_every_2s_and_finds_up_and_the_series() {
 
     let what = format!("up == 1 and the series of {} in Prometheus", c.name);
     wait_until_async(&what, Duration::from_secs(60), || async {
-        let series = query(
-            addr,
-            "container_memory_limit_bytes{name=\"dse-prom-target\"}",
-        )
-        .await;
+        let series = query(addr, &limit).await;
         let up = query(addr, "up{job=\"docker-stats\"}").await;
-        let cpu = query(
-            addr,
-            "container_cpu_usage_percent{name=\"dse-prom-target\"}",
-        )
-        .await;
+        let cpu = query(addr, &cpu).await;
         let up_is_1 = up.first().is_some_and(|s| s["value"][1] == "1");
         if up_is_1 && !series.is_empty() && !cpu.is_empty() {
             Ok(())
@@ -84,11 +78,7 @@ async fn prometheus_scrapes_every_2s_and_finds_up_and_the_series() {
     })
     .await;
 
-    let series = query(
-        addr,
-        "container_memory_limit_bytes{name=\"dse-prom-target\"}",
-    )
-    .await;
+    let series = query(addr, &limit).await;
     assert_eq!(series[0]["value"][1], "25165824");
     let docker_up = query(addr, "docker_up").await;
     assert_eq!(docker_up[0]["value"][1], "1");

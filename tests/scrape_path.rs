@@ -9,13 +9,15 @@ use std::time::{Duration, Instant};
 
 use common::proxy::Proxy;
 use common::{
-    engine_socket, first_round_stats_calls, names_config, wait_until_async, Container, Exporter,
-    Metrics, TempDir,
+    engine_socket, first_round_stats_calls, names_config, unique, wait_until_async, Container,
+    Exporter, Metrics, TempDir,
 };
 
 #[tokio::test(flavor = "multi_thread")]
 async fn concurrent_scrapes_share_one_engine_round() {
-    let names: Vec<String> = (0..10).map(|i| format!("dse-coalesce-{i}")).collect();
+    let names: Vec<String> = (0..10)
+        .map(|i| unique(&format!("dse-coalesce-{i}")))
+        .collect();
     let _c: Vec<Container> = names.iter().map(|n| Container::sleeper(n, &[])).collect();
     let dir = TempDir::new("coalesce");
     let proxy = Proxy::start(&dir.0.join("e.sock"), engine_socket());
@@ -48,7 +50,7 @@ async fn concurrent_scrapes_share_one_engine_round() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn slow_engine_answers_within_the_scrape_timeout_header_and_counts_timeouts() {
-    let names: Vec<String> = (0..3).map(|i| format!("dse-slow-{i}")).collect();
+    let names: Vec<String> = (0..3).map(|i| unique(&format!("dse-slow-{i}"))).collect();
     let _c: Vec<Container> = names.iter().map(|n| Container::sleeper(n, &[])).collect();
     let dir = TempDir::new("slow");
     let proxy = Proxy::start(&dir.0.join("e.sock"), engine_socket());
@@ -76,7 +78,7 @@ async fn slow_engine_answers_within_the_scrape_timeout_header_and_counts_timeout
 
 #[tokio::test(flavor = "multi_thread")]
 async fn hung_engine_never_hangs_metrics_and_a_joining_scrape_shortens_the_round() {
-    let c = Container::sleeper("dse-hung-target", &[]);
+    let c = Container::sleeper(&unique("dse-hung-target"), &[]);
     let dir = TempDir::new("hung");
     let proxy = Proxy::start(&dir.0.join("e.sock"), engine_socket());
     proxy.set_delay("/stats", Duration::from_secs(3600));
@@ -139,11 +141,17 @@ async fn churn_leaves_no_stale_series_and_no_state_behind() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(60);
+    let label = format!("dse.churn={}", unique("on"));
     let stay: Vec<Container> = (0..3)
-        .map(|i| Container::sleeper(&format!("dse-churn-stay-{i}"), &["--label", "dse.churn=1"]))
+        .map(|i| {
+            Container::sleeper(
+                &unique(&format!("dse-churn-stay-{i}")),
+                &["--label", &label],
+            )
+        })
         .collect();
     let stay_names: Vec<String> = stay.iter().map(|c| c.name.clone()).collect();
-    let exporter = Exporter::local("[containers]\nlabels = [\"dse.churn=1\"]\n").await;
+    let exporter = Exporter::local(&format!("[containers]\nlabels = [\"{label}\"]\n")).await;
 
     // `secs` long, and on until a quarter as many containers came and
     // went: a slow engine lengthens the run instead of thinning it.
@@ -153,8 +161,8 @@ async fn churn_leaves_no_stale_series_and_no_state_behind() {
         let mut i = 0;
         while Instant::now() < until || i < secs / 4 {
             live.push_back(Container::sleeper(
-                &format!("dse-churn-tmp-{i}"),
-                &["--label", "dse.churn=1"],
+                &unique(&format!("dse-churn-tmp-{i}")),
+                &["--label", &label],
             ));
             if live.len() > 3 {
                 live.pop_front();
@@ -224,7 +232,7 @@ async fn churn_leaves_no_stale_series_and_no_state_behind() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn short_scrape_timeout_asks_new_containers_with_one_shot_and_never_times_out() {
-    let c = Container::sleeper("dse-short-timeout", &[]);
+    let c = Container::sleeper(&unique("dse-short-timeout"), &[]);
     let dir = TempDir::new("short");
     let proxy = Proxy::start(&dir.0.join("e.sock"), engine_socket());
     let exporter = Exporter::start(

@@ -99,7 +99,21 @@ fn make_image(image: &str) {
     assert!(status.success(), "{cmd:?} failed");
 }
 
-/// A container named after its test; removed when dropped.
+/// `name` made unique to this test process (`dse-web` becomes
+/// `dse-PID-web`, `grp` becomes `grp-PID`), for container names and label
+/// values: concurrent runs on a shared engine then never select or remove
+/// each other's containers. Prefixes stay prefixes (`dse-web` of
+/// `dse-web-10`).
+pub fn unique(name: &str) -> String {
+    let pid = std::process::id();
+    match name.strip_prefix("dse-") {
+        Some(rest) => format!("dse-{pid}-{rest}"),
+        None => format!("{name}-{pid}"),
+    }
+}
+
+/// A container named after its test; removed when dropped. Give it a
+/// [`unique`] name unless the engine is the test's alone.
 pub struct Container {
     pub name: String,
     pub id: String,

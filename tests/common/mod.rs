@@ -21,7 +21,8 @@ use docker_stats_exporter::config::{Config, Overrides};
 pub use child::{run_failing, ChildServer, BIN};
 pub use engine::{
     cgroup_dir, cgroup_file, cgroup_stat, direct_stats, docker, docker_cmd, engine_host,
-    engine_socket, first_round_stats_calls, host_cpus, image, Container, DOCKER, MACHINE_ENGINE,
+    engine_socket, first_round_stats_calls, host_cpus, image, unique, Container, DOCKER,
+    MACHINE_ENGINE,
 };
 pub use wait::{wait_until, wait_until_async};
 
