@@ -130,8 +130,12 @@ async fn hung_engine_never_hangs_metrics_and_a_joining_scrape_shortens_the_round
     assert_eq!(m.value("docker_up", &[]), Some(1.0));
 }
 
-/// RSS growth allowed in the churn test between warm-up and the end. TODO
-const CHURN_RSS_BOUND_KIB: u64 = 16 * 1024;
+/// RSS growth allowed in the churn test from a quarter into the run to its
+/// end. Measured over 60 s on a busy 2-core host: -1.3 to -0.3 MiB, with
+/// swings of up to 3 MiB between scrapes (allocator arenas of the engine
+/// calls); 8 MiB stays clear of that noise and still fails state or
+/// answers kept per container or per scrape on the long soak.
+const CHURN_RSS_BOUND_KIB: u64 = 8 * 1024;
 
 /// Scrapes every second while containers come and go. `DSE_CHURN_SECS`
 /// sets the length (default 60); a long soak: `DSE_CHURN_SECS=1800`.
