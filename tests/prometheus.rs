@@ -20,8 +20,9 @@ fn prometheus_addr(line: &str) -> Option<SocketAddr> {
     rest.split_whitespace().next()?.parse().ok()
 }
 
-/// `GET /api/v1/query?query=...`: the result vector.
-async fn query(addr: SocketAddr, promql: &str) -> Vec<serde_json::Value> {
+/// `GET /api/v1/query?query=...`: the result vector; an error while
+/// Prometheus is not ready (it answers 503 until its storage is open).
+async fn try_query(addr: SocketAddr, promql: &str) -> Result<Vec<serde_json::Value>, String> {
     let mut encoded = String::new();
     for b in promql.bytes() {
         if b.is_ascii_alphanumeric() || b"_.-~".contains(&b) {
@@ -31,9 +32,19 @@ async fn query(addr: SocketAddr, promql: &str) -> Vec<serde_json::Value> {
         }
     }
     let (status, body) = common::get(addr, &format!("/api/v1/query?query={encoded}"), &[]).await;
-    assert_eq!(status, 200, "{body}");
-    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
-    v["data"]["result"].as_array().cloned().unwrap_or_default()
+    if status != 200 {
+        return Err(format!("{promql}: HTTP {status}: {body}"));
+    }
+    let v: serde_json::Value =
+        serde_json::from_str(&body).map_err(|e| format!("{promql}: {e}: {body}"))?;
+    Ok(v["data"]["result"].as_array().cloned().unwrap_or_default())
+}
+
+/// [`try_query`] that must succeed.
+async fn query(addr: SocketAddr, promql: &str) -> Vec<serde_json::Value> {
+    try_query(addr, promql)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -66,9 +77,9 @@ async fn prometheus_scrapes_every_2s_and_finds_up_and_the_series() {
 
     let what = format!("up == 1 and the series of {} in Prometheus", c.name);
     wait_until_async(&what, Duration::from_secs(60), || async {
-        let series = query(addr, &limit).await;
-        let up = query(addr, "up{job=\"docker-stats\"}").await;
-        let cpu = query(addr, &cpu).await;
+        let series = try_query(addr, &limit).await?;
+        let up = try_query(addr, "up{job=\"docker-stats\"}").await?;
+        let cpu = try_query(addr, &cpu).await?;
         let up_is_1 = up.first().is_some_and(|s| s["value"][1] == "1");
         if up_is_1 && !series.is_empty() && !cpu.is_empty() {
             Ok(())
