@@ -12,10 +12,10 @@ use common::proxy::Proxy;
 use common::{direct_stats, names_config, unique, Container, Exporter, Metrics, TempDir};
 
 /// RSS growth allowed from a quarter into the run to its end. Measured over
-/// 60 s on a busy 2-core host: +0.5 to +0.9 MiB, mostly the proxy's own log
-/// of requests (about 6 KB/s). 8 MiB leaves room for allocator noise, while
-/// keeping one /metrics answer (about 30 KiB for 10 containers) per 2700
-/// answers, the smallest leak worth catching here, would add some 80 MiB.
+/// 60 s on a busy 2-core host, 11 runs: +0.1 to +1.3 MiB, mostly the proxy's
+/// own log of requests (about 6 KB/s). 8 MiB leaves room for allocator
+/// noise; keeping anything per answer (some 2700 answers of tens of KiB)
+/// would exceed it many times over.
 const RSS_BOUND_KIB: u64 = 8 * 1024;
 
 #[tokio::test(flavor = "multi_thread")]

@@ -131,9 +131,9 @@ async fn hung_engine_never_hangs_metrics_and_a_joining_scrape_shortens_the_round
 }
 
 /// RSS growth allowed in the churn test from a quarter into the run to its
-/// end. Measured over 60 s on a busy 2-core host: -1.3 to -0.3 MiB, with
-/// swings of up to 3 MiB between scrapes (allocator arenas of the engine
-/// calls); 8 MiB stays clear of that noise and still fails state or
+/// end. Measured over 60 s on a busy 2-core host, 10 runs: -1.3 to -0.1 MiB,
+/// with swings of up to 3 MiB between scrapes (allocator arenas of the
+/// engine calls); 8 MiB stays clear of that noise and still fails state or
 /// answers kept per container or per scrape on the long soak.
 const CHURN_RSS_BOUND_KIB: u64 = 8 * 1024;
 
