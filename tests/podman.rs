@@ -8,7 +8,7 @@ mod common;
 
 use std::process::Command;
 use std::sync::OnceLock;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use common::proxy::Proxy;
 use common::{
@@ -121,7 +121,14 @@ async fn podman_cpu_memory_and_selection() {
     )
     .await;
 
+    let usage = || cgroup_file(&burner.id, "cpuacct", "cpuacct.usage");
+    // Host percent of the burner's CPU between two cgroup reads.
+    let rate = |from: (u64, Instant), to: (u64, Instant)| {
+        (to.0 - from.0) as f64 / 1e9 / (to.1 - from.1).as_secs_f64() / host_cpus() * 100.0
+    };
+    let c0 = (usage(), Instant::now());
     let first = exporter.metrics().await;
+    let c1 = (usage(), Instant::now());
     assert_eq!(first.value("docker_up", &[]), Some(1.0));
     assert_eq!(
         first.names("container_memory_usage_bytes"),
@@ -135,28 +142,34 @@ async fn podman_cpu_memory_and_selection() {
         first.get("container_memory_limit_bytes", &idle.name),
         Some(33_554_432.0)
     );
-    // Podman zeroes precpu_stats: no window yet, so no value rather than 0.
-    assert_eq!(first.get("container_cpu_usage_percent", &burner.name), None);
     assert!(first
         .get("container_cpu_usage_seconds_total", &burner.name)
         .is_some());
+    // Podman zeroes precpu_stats; the exporter reads a new container twice,
+    // first_cpu_window apart, so the first scrape has a percent too. The
+    // cgroup's rate around the scrape is the reference.
+    let pct = first
+        .get("container_cpu_usage_percent", &burner.name)
+        .expect("cpu percent on the first scrape");
+    let want = rate(c0, c1);
+    assert!(
+        (pct - want).abs() < 5.0,
+        "first scrape {pct}, cgroup {want}"
+    );
 
     // From the second scrape on, the window since the previous scrape: one
     // long enough for a CPU-second of the burner, measured by its cgroup
     // over the same span (a busy host may hold it below its cap).
-    let c1 = cgroup_file(&burner.id, "cpuacct", "cpuacct.usage");
-    let t1 = std::time::Instant::now();
     wait_until(
         "a CPU-second of the burner",
         Duration::from_secs(60),
-        || match cgroup_file(&burner.id, "cpuacct", "cpuacct.usage") - c1 {
+        || match usage() - c1.0 {
             ns if ns >= 1_000_000_000 => Ok(()),
             ns => Err(format!("{ns} ns")),
         },
     );
     let second = exporter.metrics().await;
-    let c2 = cgroup_file(&burner.id, "cpuacct", "cpuacct.usage");
-    let want = (c2 - c1) as f64 / 1e9 / t1.elapsed().as_secs_f64() / host_cpus() * 100.0;
+    let want = rate(c1, (usage(), Instant::now()));
     let pct = second
         .get("container_cpu_usage_percent", &burner.name)
         .expect("cpu percent on the second scrape");
