@@ -4,18 +4,16 @@
 
 mod common;
 
-use common::{run_failing, ChildServer, BIN};
+use common::{run_failing, ChildServer, TempDir, BIN};
 
-use std::io::Write;
+use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
-fn write_config(tag: &str, text: &str) -> std::path::PathBuf {
-    let path = std::env::temp_dir().join(format!("dse-cli-{tag}-{}.toml", std::process::id()));
-    std::fs::File::create(&path)
-        .unwrap()
-        .write_all(text.as_bytes())
-        .unwrap();
+/// Writes `text` to `NAME.toml` in `dir`.
+fn write_config(dir: &TempDir, name: &str, text: &str) -> PathBuf {
+    let path = dir.0.join(format!("{name}.toml"));
+    std::fs::write(&path, text).unwrap();
     path
 }
 
@@ -25,7 +23,8 @@ fn bad_config_exits_before_listening_and_names_file_key_and_line() {
     // would fail with "cannot listen" instead of naming the bad key.
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let listen = taken.local_addr().unwrap().to_string();
-    let path = write_config("bad", "[containers]\nlabels = [\"ok\", \" =web\"]\n");
+    let dir = TempDir::new("cli-config");
+    let path = write_config(&dir, "bad", "[containers]\nlabels = [\"ok\", \" =web\"]\n");
     let err = run_failing(&["--config", path.to_str().unwrap(), "--listen", &listen]);
     assert!(err.contains(path.to_str().unwrap()), "{err}");
     assert!(err.contains("line 2"), "{err}");
@@ -33,7 +32,11 @@ fn bad_config_exits_before_listening_and_names_file_key_and_line() {
     assert!(err.contains("empty label key"), "{err}");
     assert!(!err.contains("cannot listen"), "{err}");
 
-    let path = write_config("unknown", "listen = \"127.0.0.1:1\"\ndockerhost = \"x\"\n");
+    let path = write_config(
+        &dir,
+        "unknown",
+        "listen = \"127.0.0.1:1\"\ndockerhost = \"x\"\n",
+    );
     let err = run_failing(&["--config", path.to_str().unwrap()]);
     assert!(
         err.contains("line 2") && err.contains("dockerhost"),
