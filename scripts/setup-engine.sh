@@ -54,8 +54,5 @@ if ! engine_up; then
 fi
 echo "setup: engine API $("$DOCKER" version --format '{{.Server.APIVersion}}')"
 
-if ! "$DOCKER" image inspect "$IMAGE" >/dev/null 2>&1; then
-  echo "setup: making $IMAGE from /bin/busybox"
-  bash "$(dirname "$0")/busybox-rootfs.sh" | "$DOCKER" import - "$IMAGE" >/dev/null
-fi
+DOCKER="$DOCKER" DSE_TEST_IMAGE="$IMAGE" bash "$(dirname "$0")/import-test-image.sh"
 echo "setup: test image $IMAGE ready"

@@ -101,10 +101,12 @@ pub async fn serve(config: config::Config, web: web_config::WebConfig) -> anyhow
     for e in &config.engines {
         tracing::info!("engine {} = {}", e.name, e.docker_host);
     }
-    // The bound address, so that port 0 in --listen tells where it landed.
-    let bound = listener.local_addr().unwrap_or(config.listen);
+    // The bound address, not the configured one: port 0 becomes the real port.
+    let listen = listener
+        .local_addr()
+        .with_context(|| format!("cannot read the address bound for {}", config.listen))?;
     tracing::info!(
-        listen = %bound,
+        listen = %listen,
         tls = web.tls.is_some(),
         basic_auth = web.auth.is_some(),
         "serving /metrics"

@@ -4,35 +4,39 @@
 
 mod common;
 
-use common::{free_port, run_failing, BIN};
+use common::{run_failing, ChildServer, TempDir, BIN};
 
-use std::io::Write;
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-fn write_config(tag: &str, text: &str) -> std::path::PathBuf {
-    let path = std::env::temp_dir().join(format!("dse-cli-{tag}-{}.toml", std::process::id()));
-    std::fs::File::create(&path)
-        .unwrap()
-        .write_all(text.as_bytes())
-        .unwrap();
+/// Writes `text` to `NAME.toml` in `dir`.
+fn write_config(dir: &TempDir, name: &str, text: &str) -> PathBuf {
+    let path = dir.0.join(format!("{name}.toml"));
+    std::fs::write(&path, text).unwrap();
     path
 }
 
 #[test]
 fn bad_config_exits_before_listening_and_names_file_key_and_line() {
-    let port = free_port();
-    let listen = format!("127.0.0.1:{port}");
-    let path = write_config("bad", "[containers]\nlabels = [\"ok\", \" =web\"]\n");
+    // A port this test holds: an exporter that got as far as binding it
+    // would fail with "cannot listen" instead of naming the bad key.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let listen = taken.local_addr().unwrap().to_string();
+    let dir = TempDir::new("cli-config");
+    let path = write_config(&dir, "bad", "[containers]\nlabels = [\"ok\", \" =web\"]\n");
     let err = run_failing(&["--config", path.to_str().unwrap(), "--listen", &listen]);
     assert!(err.contains(path.to_str().unwrap()), "{err}");
     assert!(err.contains("line 2"), "{err}");
     assert!(err.contains("containers.labels"), "{err}");
     assert!(err.contains("empty label key"), "{err}");
-    // It never bound the port.
-    assert!(std::net::TcpListener::bind(&listen).is_ok());
+    assert!(!err.contains("cannot listen"), "{err}");
 
-    let path = write_config("unknown", "listen = \"127.0.0.1:1\"\ndockerhost = \"x\"\n");
+    let path = write_config(
+        &dir,
+        "unknown",
+        "listen = \"127.0.0.1:1\"\ndockerhost = \"x\"\n",
+    );
     let err = run_failing(&["--config", path.to_str().unwrap()]);
     assert!(
         err.contains("line 2") && err.contains("dockerhost"),
@@ -58,50 +62,39 @@ fn version_flag_prints_the_version() {
 
 #[test]
 fn healthcheck_passes_against_a_running_exporter_and_sigterm_stops_it_at_once() {
-    let port = free_port();
-    let listen = format!("127.0.0.1:{port}");
+    // Something that accepts and hangs up without answering: not healthy.
+    let mute = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let listen = mute.local_addr().unwrap().to_string();
+    let hang_up = std::thread::spawn(move || drop(mute.accept()));
     let err = run_failing(&["--healthcheck", "--listen", &listen]);
     assert!(err.contains(&listen), "{err}");
+    hang_up.join().unwrap();
 
-    let mut child = Command::new(BIN)
-        .args(["--web.listen-address", &listen, "--log-format", "json"])
-        .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
-        .stderr(Stdio::piped())
-        .spawn()
+    let mut cmd = Command::new(BIN);
+    cmd.args([
+        "--web.listen-address",
+        "127.0.0.1:0",
+        "--log-format",
+        "json",
+    ])
+    .env("DOCKER_HOST", "unix:///nonexistent/docker.sock");
+    let mut exporter = ChildServer::spawn_exporter(cmd);
+    // It logs the address once bound: the check must pass at the first try.
+    let out = Command::new(BIN)
+        .args(["--healthcheck", "--listen", &exporter.addr.to_string()])
+        .output()
         .unwrap();
-    let started = Instant::now();
-    let healthy = loop {
-        let ok = Command::new(BIN)
-            .args(["--healthcheck", "--listen", &listen])
-            .status()
-            .unwrap()
-            .success();
-        if ok || started.elapsed() > Duration::from_secs(10) {
-            break ok;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    };
-    assert!(healthy, "healthcheck never passed");
+    assert!(
+        out.status.success(),
+        "healthcheck against {}: {}",
+        exporter.addr,
+        String::from_utf8_lossy(&out.stderr)
+    );
 
-    let kill = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(kill.success());
-    let stopped = Instant::now();
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        assert!(
-            stopped.elapsed() < Duration::from_secs(5),
-            "still running 5 s after SIGTERM"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    exporter.terminate();
+    let status = exporter.wait_exit(Duration::from_secs(5));
     assert!(status.success(), "{status:?}");
-    let out = child.wait_with_output().unwrap();
-    let logs = String::from_utf8_lossy(&out.stderr);
+    let logs = exporter.logs();
     assert!(
         logs.lines()
             .any(|l| l.starts_with('{') && l.contains("shutting down")),
@@ -110,40 +103,58 @@ fn healthcheck_passes_against_a_running_exporter_and_sigterm_stops_it_at_once() 
 }
 
 /// What the exporter logs on its own between start and SIGTERM with `level`.
+/// Below `info` it does not log the address it bound, so it gets a port
+/// picked here, and another one if that was taken meanwhile.
 fn logs_at(level: &str) -> String {
-    let listen = format!("127.0.0.1:{}", free_port());
-    let child = Command::new(BIN)
-        .args(["--listen", &listen, "--log-level", level])
-        .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let started = Instant::now();
-    while !Command::new(BIN)
-        .args(["--healthcheck", "--listen", &listen])
-        .stderr(Stdio::null())
-        .status()
-        .unwrap()
-        .success()
-    {
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "--log-level {level:?}: never healthy"
+    for _ in 0..5 {
+        let listen = format!("127.0.0.1:{}", common::candidate_port());
+        let mut child = Command::new(BIN)
+            .args(["--listen", &listen, "--log-level", level])
+            .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let exited = common::wait_until(
+            &format!("--log-level {level:?}: healthy on {listen}"),
+            Duration::from_secs(10),
+            || {
+                if let Ok(Some(status)) = child.try_wait() {
+                    return Ok(Some(status));
+                }
+                let ok = Command::new(BIN)
+                    .args(["--healthcheck", "--listen", &listen])
+                    .stderr(Stdio::null())
+                    .status()
+                    .unwrap()
+                    .success();
+                if ok {
+                    Ok(None)
+                } else {
+                    Err("not yet".to_string())
+                }
+            },
         );
-        std::thread::sleep(Duration::from_millis(100));
+        if exited.is_some() {
+            // It exited before it was healthy: the port was taken; again.
+            let out = child.wait_with_output().unwrap();
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert!(err.contains("cannot listen"), "{err}");
+            continue;
+        }
+        let kill = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(kill.success());
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "--log-level {level:?}: {:?}",
+            out.status
+        );
+        return String::from_utf8_lossy(&out.stderr).into_owned();
     }
-    let kill = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(kill.success());
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "--log-level {level:?}: {:?}",
-        out.status
-    );
-    String::from_utf8_lossy(&out.stderr).into_owned()
+    panic!("five ports in a row were taken");
 }
 
 #[test]

@@ -9,7 +9,7 @@ mod common;
 
 use std::sync::Arc;
 
-use common::{Container, Exporter, TempDir};
+use common::{names_config, unique, Container, Exporter, TempDir};
 use docker_stats_exporter::config::{Config, Overrides};
 use docker_stats_exporter::context::DockerEnv;
 use rcgen::{
@@ -79,7 +79,7 @@ async fn tls_engine_counting(
                     return;
                 };
                 counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                let mut engine = tokio::net::UnixStream::connect("/var/run/docker.sock")
+                let mut engine = tokio::net::UnixStream::connect(common::engine_socket())
                     .await
                     .unwrap();
                 let _ = tokio::io::copy_bidirectional(&mut tls, &mut engine).await;
@@ -91,11 +91,11 @@ async fn tls_engine_counting(
 
 #[tokio::test(flavor = "multi_thread")]
 async fn engine_over_tcp_with_tls_and_a_client_certificate() {
-    let c = Container::sleeper("dse-tls-engine-target", &[]);
+    let c = Container::sleeper(&unique("dse-tls-engine-target"), &[]);
     let dir = TempDir::new("engine-tls");
     let addr = tls_engine(&dir.0).await;
     let host = format!("tcp://{addr}");
-    let text = "[containers]\nnames = [\"dse-tls-engine-target\"]\n";
+    let text = &names_config(&[&c.name], "");
 
     let config = Exporter::config(text, &host).with_engine_tls(
         Some("1".into()),
@@ -134,11 +134,13 @@ async fn engine_over_tcp_with_tls_and_a_client_certificate() {
 /// between scrapes instead of opened for every call.
 #[tokio::test(flavor = "multi_thread")]
 async fn connections_to_a_tls_engine_are_reused_across_scrapes() {
-    let names: Vec<String> = (0..5).map(|i| format!("dse-tls-reuse-{i}")).collect();
+    let names: Vec<String> = (0..5)
+        .map(|i| unique(&format!("dse-tls-reuse-{i}")))
+        .collect();
     let _c: Vec<Container> = names.iter().map(|n| Container::sleeper(n, &[])).collect();
     let dir = TempDir::new("engine-tls-reuse");
     let (addr, handshakes) = tls_engine_counting(&dir.0).await;
-    let config = Exporter::config(&common::names_config(&names, ""), &format!("tcp://{addr}"))
+    let config = Exporter::config(&names_config(&names, ""), &format!("tcp://{addr}"))
         .with_engine_tls(Some("1".into()), Some(dir.0.display().to_string()), None);
     let exporter = Exporter::with_config(config).await;
     let count = || handshakes.load(std::sync::atomic::Ordering::SeqCst);
@@ -164,7 +166,7 @@ async fn connections_to_a_tls_engine_are_reused_across_scrapes() {
 /// endpoint with the context's certificates.
 #[tokio::test(flavor = "multi_thread")]
 async fn docker_context_with_tls_material() {
-    let c = Container::sleeper("dse-tls-context-target", &[]);
+    let c = Container::sleeper(&unique("dse-tls-context-target"), &[]);
     let certs = TempDir::new("engine-tls-context-certs");
     let addr = tls_engine(&certs.0).await;
     let store = TempDir::new("engine-tls-context-store");
@@ -199,7 +201,7 @@ async fn docker_context_with_tls_material() {
         docker_config: Some(store.0.clone()),
         home: None,
     };
-    let text = "[containers]\nnames = [\"dse-tls-context-target\"]\n";
+    let text = &names_config(&[&c.name], "");
     let config = Config::parse("test", text, &overrides, None)
         .unwrap()
         .with_docker_context(&env)

@@ -10,14 +10,16 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::engines::PrivateEngine;
-use common::{Container, Metrics};
+use common::{unique, Container, Metrics};
 use docker_stats_exporter::config::{Config, Overrides};
 
-fn config(second: &str) -> Config {
+fn config(second: &str, names: &[&str]) -> Config {
     let text = format!(
-        "[[engines]]\nname = \"shared\"\ndocker_host = \"unix:///var/run/docker.sock\"\n\
+        "[[engines]]\nname = \"shared\"\ndocker_host = \"{}\"\n\
          [[engines]]\nname = \"d26\"\ndocker_host = \"{second}\"\n\
-         [containers]\nnames = [\"dse-two-shared\", \"dse-two-d26\"]\n"
+         [containers]\nnames = [\"{}\"]\n",
+        common::engine_host(),
+        names.join("\", \"")
     );
     let overrides = Overrides {
         listen: Some("127.0.0.1:0".into()),
@@ -49,19 +51,20 @@ fn running(m: &Metrics, engine: &str, name: &str) -> bool {
 #[tokio::test(flavor = "multi_thread")]
 async fn two_real_engines_one_stopped_mid_run_and_brought_back() {
     let d26 = PrivateEngine::start("two-engines", "26.1");
+    let (on_shared, on_d26) = (unique("dse-two-shared"), unique("dse-two-d26"));
     d26.run_container(
-        "dse-two-d26",
+        &on_d26,
         &["--restart", "always", "--stop-timeout", "1"],
         &["sleep", "3600"],
     );
-    let _shared = Container::sleeper("dse-two-shared", &[]);
-    let exporter = common::Exporter::with_config(config(&d26.url)).await;
+    let _shared = Container::sleeper(&on_shared, &[]);
+    let exporter = common::Exporter::with_config(config(&d26.url, &[&on_shared, &on_d26])).await;
 
     let (_, m) = scrape(&exporter, "5").await;
     assert_eq!(m.value("docker_up", &[("engine", "shared")]), Some(1.0));
     assert_eq!(m.value("docker_up", &[("engine", "d26")]), Some(1.0));
-    assert!(running(&m, "shared", "dse-two-shared"));
-    assert!(running(&m, "d26", "dse-two-d26"));
+    assert!(running(&m, "shared", &on_shared));
+    assert!(running(&m, "d26", &on_d26));
 
     // Stopped: its health goes to 0, the other engine's answer stays whole
     // and in time.
@@ -70,18 +73,16 @@ async fn two_real_engines_one_stopped_mid_run_and_brought_back() {
     assert!(took < Duration::from_secs(3), "took {took:?}");
     assert_eq!(m.value("docker_up", &[("engine", "d26")]), Some(0.0));
     assert_eq!(m.value("docker_up", &[("engine", "shared")]), Some(1.0));
-    assert!(running(&m, "shared", "dse-two-shared"));
-    assert!(!running(&m, "d26", "dse-two-d26"));
+    assert!(running(&m, "shared", &on_shared));
+    assert!(!running(&m, "d26", &on_d26));
 
     // Back: `--restart always` brings its container back with it.
     tokio::task::block_in_place(|| d26.start_again());
     let until = Instant::now() + Duration::from_secs(60);
     loop {
         let (_, m) = scrape(&exporter, "5").await;
-        if m.value("docker_up", &[("engine", "d26")]) == Some(1.0)
-            && running(&m, "d26", "dse-two-d26")
-        {
-            assert!(running(&m, "shared", "dse-two-shared"));
+        if m.value("docker_up", &[("engine", "d26")]) == Some(1.0) && running(&m, "d26", &on_d26) {
+            assert!(running(&m, "shared", &on_shared));
             break;
         }
         assert!(Instant::now() < until, "d26 never came back: {:?}", m.0);

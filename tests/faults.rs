@@ -6,39 +6,25 @@
 
 mod common;
 
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 use common::proxy::{Fault, Proxy};
-use common::{docker, names_config, Container, Exporter, Metrics, TempDir, BIN};
+use common::{
+    cgroup_file, docker, engine_socket, names_config, unique, wait_until, wait_until_async,
+    ChildServer, Container, Exporter, Metrics, TempDir, BIN, MACHINE_ENGINE,
+};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn socket_permission_denied_gives_docker_up_0_and_a_clear_log_line() {
-    // The engine's socket is root:docker 0660; run the binary as nobody.
-    let port = common::free_port();
-    let listen = format!("127.0.0.1:{port}");
-    let mut child = Command::new("setpriv")
-        .args(["--reuid=nobody", "--regid=nogroup", "--clear-groups", BIN])
-        .args([
-            "--listen",
-            &listen,
-            "--docker-host",
-            "unix:///var/run/docker.sock",
-        ])
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let addr: std::net::SocketAddr = listen.parse().unwrap();
-    let until = Instant::now() + Duration::from_secs(10);
-    while tokio::net::TcpStream::connect(addr).await.is_err() {
-        assert!(Instant::now() < until, "exporter did not listen");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let (status, body) = common::get(addr, "/metrics", &[]).await;
-    let (ready, _) = common::get(addr, "/readyz", &[]).await;
-    let _ = child.kill();
-    let out = child.wait_with_output().unwrap();
-    let logs = String::from_utf8_lossy(&out.stderr);
+    // This machine's engine socket is root:docker 0660; run the binary as
+    // nobody.
+    let mut cmd = Command::new("setpriv");
+    cmd.args(["--reuid=nobody", "--regid=nogroup", "--clear-groups", BIN])
+        .args(["--listen", "127.0.0.1:0", "--docker-host", MACHINE_ENGINE]);
+    let exporter = ChildServer::spawn_exporter(cmd);
+    let (status, body) = common::get(exporter.addr, "/metrics", &[]).await;
+    let (ready, _) = common::get(exporter.addr, "/readyz", &[]).await;
     assert_eq!(status, 200, "{body}");
     let m = Metrics::parse(&body);
     assert_eq!(m.value("docker_up", &[]), Some(0.0));
@@ -47,10 +33,8 @@ async fn socket_permission_denied_gives_docker_up_0_and_a_clear_log_line() {
         Some(1.0)
     );
     assert_eq!(ready, 503);
-    assert!(
-        logs.contains("engine unavailable") && logs.contains("ermission denied"),
-        "{logs}"
-    );
+    let logs = exporter.wait_for_log("engine unavailable", Duration::from_secs(10));
+    assert!(logs.contains("ermission denied"), "{logs}");
     // The fix is named with this socket's group.
     use std::os::unix::fs::MetadataExt;
     let gid = std::fs::metadata("/var/run/docker.sock").unwrap().gid();
@@ -74,15 +58,11 @@ fn unsupported_docker_host_scheme_in_the_environment_is_named() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn engine_failing_or_answering_garbage_for_one_container_spares_the_others() {
-    let bad = Container::sleeper("dse-fault-bad", &[]);
-    let good = Container::sleeper("dse-fault-good", &[]);
+    let bad = Container::sleeper(&unique("dse-fault-bad"), &[]);
+    let good = Container::sleeper(&unique("dse-fault-good"), &[]);
     let dir = TempDir::new("fault");
-    let proxy = Proxy::start(&dir.0.join("e.sock"), "/var/run/docker.sock");
-    let exporter = Exporter::start(
-        &names_config(&["dse-fault-bad", "dse-fault-good"], ""),
-        &proxy.url(),
-    )
-    .await;
+    let proxy = Proxy::start(&dir.0.join("e.sock"), engine_socket());
+    let exporter = Exporter::start(&names_config(&[&bad.name, &good.name], ""), &proxy.url()).await;
 
     proxy.set_fault(&format!("/containers/{}/stats", bad.id), Fault::ServerError);
     let m = exporter.metrics().await;
@@ -108,11 +88,7 @@ async fn engine_failing_or_answering_garbage_for_one_container_spares_the_others
 
     // A broken inspect answer costs only the lifecycle series.
     proxy.set_fault(&format!("/containers/{}/json", bad.id), Fault::Garbage);
-    let fresh = Exporter::start(
-        &names_config(&["dse-fault-bad", "dse-fault-good"], ""),
-        &proxy.url(),
-    )
-    .await;
+    let fresh = Exporter::start(&names_config(&[&bad.name, &good.name], ""), &proxy.url()).await;
     let m = fresh.metrics().await;
     assert_eq!(
         m.names("container_memory_usage_bytes"),
@@ -129,44 +105,62 @@ async fn engine_failing_or_answering_garbage_for_one_container_spares_the_others
 #[tokio::test(flavor = "multi_thread")]
 async fn paused_container_keeps_its_stats_with_frozen_cpu() {
     let c = Container::run(
-        "dse-fault-paused",
+        &unique("dse-fault-paused"),
         &["--cpus", "0.2"],
         &["sh", "-c", "yes >/dev/null"],
     );
     docker(&["pause", &c.name]);
-    let exporter = Exporter::local(&names_config(&["dse-fault-paused"], "")).await;
+    let frozen = cgroup_file(&c.id, "cpuacct", "cpuacct.usage") as f64 / 1e9;
+    let exporter = Exporter::local(&names_config(&[&c.name], "")).await;
+    let metric = "container_cpu_usage_seconds_total";
     let first = exporter.metrics().await;
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    let second = exporter.metrics().await;
+    // A percent needs a window: an engine that reads stats at its tick gives
+    // none while the next tick has not come. Scrape until there is one.
+    let m = wait_until_async(
+        "a CPU percent of the paused container",
+        Duration::from_secs(30),
+        || async {
+            let m = exporter.metrics().await;
+            match m.get("container_cpu_usage_percent", &c.name) {
+                Some(_) => Ok(m),
+                None => Err(format!("{:?}", m.0)),
+            }
+        },
+    )
+    .await;
+    let still = cgroup_file(&c.id, "cpuacct", "cpuacct.usage") as f64 / 1e9;
     docker(&["unpause", &c.name]);
+    assert_eq!(frozen, still, "the cgroup's CPU counter moved while paused");
     assert_eq!(
-        second.value(
+        m.value(
             "container_state",
             &[("name", c.name.as_str()), ("state", "paused")]
         ),
         Some(1.0)
     );
-    assert!(second
-        .get("container_memory_usage_bytes", &c.name)
-        .is_some());
-    let metric = "container_cpu_usage_seconds_total";
-    assert_eq!(first.get(metric, &c.name), second.get(metric, &c.name));
-    assert_eq!(
-        second.get("container_cpu_usage_percent", &c.name),
-        Some(0.0)
-    );
+    assert!(m.get("container_memory_usage_bytes", &c.name).is_some());
+    for seen in [&first, &m] {
+        let cpu = seen.get(metric, &c.name).expect("cpu seconds");
+        assert!(
+            (cpu - frozen).abs() < 1e-6,
+            "cpu seconds {cpu}, cgroup {frozen}"
+        );
+    }
+    assert_eq!(m.get("container_cpu_usage_percent", &c.name), Some(0.0));
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn container_stopped_during_a_scrape_is_left_out() {
-    let stopped = Container::sleeper("dse-fault-stopped", &[]);
-    let other = Container::sleeper("dse-fault-stays", &[]);
+    let stopped = Container::sleeper(&unique("dse-fault-stopped"), &[]);
+    let other = Container::sleeper(&unique("dse-fault-stays"), &[]);
     let dir = TempDir::new("stopped");
-    let proxy = Proxy::start(&dir.0.join("e.sock"), "/var/run/docker.sock");
-    // Hold the stats calls so the stop lands between list and stats.
-    proxy.set_delay("/stats", Duration::from_millis(1500));
+    let proxy = Proxy::start(&dir.0.join("e.sock"), engine_socket());
+    // Hold its stats call so the stop lands between list and stats; the
+    // scrape timeout leaves room for a slow `docker kill`.
+    let stats_path = format!("/containers/{}/stats", stopped.id);
+    let gate = proxy.hold(&stats_path);
     let exporter = Exporter::start(
-        &names_config(&["dse-fault-stopped", "dse-fault-stays"], ""),
+        &names_config(&[&stopped.name, &other.name], "timeout = \"60s\""),
         &proxy.url(),
     )
     .await;
@@ -174,8 +168,27 @@ async fn container_stopped_during_a_scrape_is_left_out() {
         let addr = exporter.addr;
         async move { common::get(addr, "/metrics", &[]).await }
     });
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    wait_until_async(
+        "its stats call at the proxy",
+        Duration::from_secs(30),
+        || async {
+            match proxy.count(&stats_path) {
+                0 => Err(format!("{:?}", proxy.seen())),
+                _ => Ok(()),
+            }
+        },
+    )
+    .await;
     docker(&["kill", &stopped.name]);
+    wait_until(
+        "the container to exit",
+        Duration::from_secs(30),
+        || match stopped.inspect("{{.State.Status}}") {
+            s if s == "exited" => Ok(()),
+            s => Err(s),
+        },
+    );
+    gate.open();
     let (status, body) = scrape.await.unwrap();
     assert_eq!(status, 200);
     let m = Metrics::parse(&body);
@@ -190,7 +203,6 @@ async fn container_stopped_during_a_scrape_is_left_out() {
         "{body}"
     );
     // The next scrape lists it as exited, with its lifecycle.
-    proxy.set_delay("/stats", Duration::ZERO);
     let m = exporter.metrics().await;
     assert_eq!(
         m.value(
@@ -206,12 +218,13 @@ async fn container_stopped_during_a_scrape_is_left_out() {
 async fn label_values_with_quotes_backslashes_newlines_and_non_ascii_are_escaped() {
     let value = "say \"hi\" \\ back\nslash ünïcødé ✓";
     let c = Container::sleeper(
-        "dse-fault-escaping",
+        &unique("dse-fault-escaping"),
         &["--label", &format!("odd.value={value}")],
     );
-    let exporter = Exporter::local(
-        "[containers]\nnames = [\"dse-fault-escaping\"]\n[labels]\ninclude = [\"odd.value\"]\non = \"all\"\n",
-    )
+    let exporter = Exporter::local(&names_config(
+        &[&c.name],
+        "[labels]\ninclude = [\"odd.value\"]\non = \"all\"",
+    ))
     .await;
     let (_, body) = exporter.scrape().await;
     let escaped = "say \\\"hi\\\" \\\\ back\\nslash ünïcødé ✓";

@@ -4,8 +4,9 @@
 //! it with the Docker socket mounted read-only, and under Compose).
 //!
 //! Needs: promtool, python3, docker-compose (or `DSE_COMPOSE="docker compose"`),
-//! a Docker engine (client: `$DOCKER`, else /usr/bin/docker, else `docker`),
-//! and for the base images debootstrap and root (see
+//! this machine's Docker engine at /var/run/docker.sock (the image mounts that
+//! socket; client: `$DOCKER`, else /usr/bin/docker, else `docker`), and for
+//! the base images debootstrap and root (see
 //! scripts/make-base-images.sh). `scripts/setup-engine.sh` prepares a Debian
 //! machine. A missing tool fails the test that needs it, with what to install.
 //!
@@ -17,16 +18,17 @@
 //! container and Compose project is named after its test and removed when the
 //! test ends.
 
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+mod common;
+
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
-
-mod common;
+use std::time::Duration;
 
 use common::cmd::{docker_bin, require_tool, run, stdout_of, tail};
 use common::exporter_image::{checkout_tag, exporter_image};
+use common::http::{Answer, Get};
+use common::wait_until;
 
 /// The ceiling from docs/image-size.md: a dependency or a base that makes
 /// the image grow past it fails here.
@@ -59,8 +61,12 @@ fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// The client, on this machine's engine whatever `DOCKER_HOST` says: the
+/// image is built there and mounts its socket.
 fn docker() -> Command {
-    Command::new(docker_bin())
+    let mut cmd = Command::new(docker_bin());
+    cmd.args(["-H", &format!("unix://{SOCKET}")]);
+    cmd
 }
 
 fn promtool() -> Command {
@@ -87,6 +93,7 @@ fn compose() -> Command {
     let mut cmd = Command::new(program);
     cmd.args(words);
     cmd.current_dir(root());
+    cmd.env("DOCKER_HOST", format!("unix://{SOCKET}"));
     cmd
 }
 
@@ -97,88 +104,40 @@ fn socket_gid() -> u32 {
         .gid()
 }
 
-fn free_port() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
-    l.local_addr().expect("local addr").port()
-}
-
-/// A minimal HTTP/1.1 GET: (status, headers in lower case, body).
-fn http_get(
-    addr: &str,
-    path: &str,
-    accept: Option<&str>,
-) -> std::io::Result<(u16, String, String)> {
-    let mut s = TcpStream::connect_timeout(
-        &addr
-            .parse()
-            .map_err(|e| std::io::Error::other(format!("{addr}: {e}")))?,
-        Duration::from_secs(3),
-    )?;
-    s.set_read_timeout(Some(Duration::from_secs(30)))?;
-    let accept = accept
-        .map(|a| format!("Accept: {a}\r\n"))
-        .unwrap_or_default();
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\n{accept}Connection: close\r\n\r\n"
-    )?;
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw)?;
-    let text = String::from_utf8_lossy(&raw).into_owned();
-    let (head, body) = text
-        .split_once("\r\n\r\n")
-        .ok_or_else(|| std::io::Error::other("no end of headers"))?;
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .ok_or_else(|| std::io::Error::other(format!("bad status line: {head}")))?;
-    let head = head.to_ascii_lowercase();
-    let body = if head.contains("transfer-encoding: chunked") {
-        dechunk(body)
-    } else {
-        body.to_string()
-    };
-    Ok((status, head, body))
-}
-
-fn dechunk(mut s: &str) -> String {
-    let mut out = String::new();
-    while let Some((size, rest)) = s.split_once("\r\n") {
-        let n = usize::from_str_radix(size.split(';').next().unwrap_or("").trim(), 16).unwrap_or(0);
-        if n == 0 || rest.len() < n {
-            break;
-        }
-        out.push_str(&rest[..n]);
-        s = rest[n..].trim_start_matches("\r\n");
+/// `GET path` (with `Accept: accept` if given) from a published address.
+fn http_get(addr: &str, path: &str, accept: Option<&str>) -> Result<Answer, String> {
+    let addr: SocketAddr = addr.parse().map_err(|e| format!("{addr}: {e}"))?;
+    let mut req = Get::new(addr, path).timeout(Duration::from_secs(30));
+    if let Some(accept) = accept {
+        req = req.header("Accept", accept);
     }
-    out
+    req.send_blocking()
 }
 
 /// Polls `path` (/metrics, possibly with a `?name=` selection so that a busy
 /// engine does not slow the test down) until `docker_up 1` appears; returns
 /// that exposition.
 fn wait_for_engine_up(addr: &str, path: &str, what: &str, logs: impl Fn() -> String) -> String {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let mut last = String::from("(no answer yet)");
-    while Instant::now() < deadline {
-        match http_get(addr, path, None) {
-            Ok((200, _, body)) => {
-                if body.lines().any(|l| l == "docker_up 1") {
-                    return body;
-                }
-                last = body;
+    let awaited = format!("{what}: `docker_up 1` on http://{addr}{path}");
+    wait_until(&awaited, Duration::from_secs(60), || {
+        let last = match http_get(addr, path, None) {
+            Ok(a) if a.status == 200 && a.body.lines().any(|l| l == "docker_up 1") => {
+                return Ok(a.body)
             }
-            Ok((code, _, body)) => last = format!("HTTP {code}: {body}"),
-            Err(e) => last = format!("error: {e}"),
-        }
-        std::thread::sleep(Duration::from_millis(500));
-    }
-    panic!(
-        "{what}: no `docker_up 1` on http://{addr}{path} within 60 s.\nLast answer:\n{}\nLogs:\n{}",
-        tail(&last, 40),
-        tail(&logs(), 40)
-    );
+            Ok(a) => format!("HTTP {}: {}", a.status, tail(&a.body, 40)),
+            Err(e) => format!("error: {e}"),
+        };
+        Err(format!("{last}\nLogs:\n{}", tail(&logs(), 40)))
+    })
+}
+
+/// The loopback address docker published for `port` of `container`.
+fn published(container: &str, port: &str) -> String {
+    let out = stdout_of(docker().args(["port", container, port]));
+    out.lines()
+        .find(|l| l.starts_with("127.0.0.1:"))
+        .unwrap_or_else(|| panic!("{port} not published on 127.0.0.1: {out}"))
+        .to_string()
 }
 
 /// Removes a container (and its anonymous volumes) when dropped.
@@ -210,11 +169,7 @@ impl ContainerGuard {
 
     /// The host address of the container's published 8091.
     fn published(&self) -> String {
-        let out = stdout_of(docker().args(["port", &self.name, "8091/tcp"]));
-        out.lines()
-            .find(|l| l.starts_with("127.0.0.1:"))
-            .unwrap_or_else(|| panic!("8091/tcp not published on 127.0.0.1: {out}"))
-            .to_string()
+        published(&self.name, "8091/tcp")
     }
 }
 
@@ -682,23 +637,24 @@ fn image_serves_metrics_with_read_only_socket() {
         assert!(body.contains(series), "/metrics lacks {series}");
     }
 
-    let (code, _, _) = http_get(&addr, "/healthz", None).expect("GET /healthz");
-    assert_eq!(code, 200, "/healthz");
-    let (code, _, body) = http_get(&addr, "/readyz", None).expect("GET /readyz");
-    assert_eq!(code, 200, "/readyz: {body}");
-    let (code, head, body) = http_get(
+    let health = http_get(&addr, "/healthz", None).expect("GET /healthz");
+    assert_eq!(health.status, 200, "/healthz");
+    let ready = http_get(&addr, "/readyz", None).expect("GET /readyz");
+    assert_eq!(ready.status, 200, "/readyz: {}", ready.body);
+    let open = http_get(
         &addr,
         &own,
         Some("application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5"),
     )
     .expect("GET /metrics (OpenMetrics)");
-    assert_eq!(code, 200);
+    assert_eq!(open.status, 200);
+    let content_type = open.header("content-type").unwrap_or_default();
     assert!(
-        head.contains("application/openmetrics-text"),
-        "content type: {head}"
+        content_type.starts_with("application/openmetrics-text"),
+        "content type: {content_type}"
     );
     assert!(
-        body.trim_end().ends_with("# EOF"),
+        open.body.trim_end().ends_with("# EOF"),
         "OpenMetrics body must end with # EOF"
     );
 
@@ -715,19 +671,18 @@ fn image_serves_metrics_with_read_only_socket() {
     );
 
     // The image's HEALTHCHECK (interval shortened above) reports healthy.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
+    wait_until("a healthy container", Duration::from_secs(60), || {
         let status = inspect(&guard.name, "{{.State.Health.Status}}");
-        if status == "healthy" {
-            break;
+        let checks = || inspect(&guard.name, "{{json .State.Health.Log}}");
+        match status.as_str() {
+            "healthy" => Ok(()),
+            "unhealthy" => panic!("health status unhealthy; last checks: {}", checks()),
+            _ => Err(format!(
+                "health status {status:?}; last checks: {}",
+                checks()
+            )),
         }
-        assert!(
-            status != "unhealthy" && Instant::now() < deadline,
-            "health status {status:?}; last checks: {}",
-            inspect(&guard.name, "{{json .State.Health.Log}}")
-        );
-        std::thread::sleep(Duration::from_millis(500));
-    }
+    });
 }
 
 /// Without the socket's group the non-root exporter cannot read the socket:
@@ -754,24 +709,20 @@ fn image_reports_engine_down_without_socket_group() {
         image,
     ]));
     let addr = guard.published();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        match http_get(&addr, "/metrics", None) {
-            Ok((200, _, body)) if body.lines().any(|l| l == "docker_up 0") => break,
-            Ok((200, _, body)) if body.lines().any(|l| l == "docker_up 1") => {
+    wait_until(
+        "`docker_up 0` on /metrics",
+        Duration::from_secs(30),
+        || match http_get(&addr, "/metrics", None) {
+            Ok(a) if a.status == 200 && a.body.lines().any(|l| l == "docker_up 0") => Ok(()),
+            Ok(a) if a.status == 200 && a.body.lines().any(|l| l == "docker_up 1") => {
                 panic!("docker_up 1 without the socket's group: is the image running as root?")
             }
-            other => assert!(
-                Instant::now() < deadline,
-                "no docker_up 0 within 30 s: {other:?}\nlogs:\n{}",
-                guard.logs()
-            ),
-        }
-        std::thread::sleep(Duration::from_millis(500));
-    }
-    let (code, _, _) = http_get(&addr, "/readyz", None).expect("GET /readyz");
+            other => Err(format!("{other:?}\nlogs:\n{}", guard.logs())),
+        },
+    );
+    let ready = http_get(&addr, "/readyz", None).expect("GET /readyz");
     assert_ne!(
-        code, 200,
+        ready.status, 200,
         "/readyz must fail while the engine is unreachable"
     );
 }
@@ -850,18 +801,13 @@ fn image_reads_mounted_config() {
         .stdin(Stdio::null())
         .output()
         .expect("run docker");
-    let port = stdout_of(docker().args(["port", &guard.name, "9191/tcp"]));
     let _ = std::fs::remove_dir_all(&dir);
     assert!(
         started.status.success(),
         "docker run: {}",
         String::from_utf8_lossy(&started.stderr)
     );
-    let addr = port
-        .lines()
-        .find(|l| l.starts_with("127.0.0.1:"))
-        .unwrap_or_else(|| panic!("9191 not published: {port}"))
-        .to_string();
+    let addr = published(&guard.name, "9191/tcp");
     let body = wait_for_engine_up(&addr, "/metrics", &guard.name, || guard.logs());
     assert!(
         body.lines()
@@ -902,12 +848,12 @@ fn image_reads_mounted_config() {
 #[test]
 fn compose_starts_only_the_exporter_by_default() {
     let image = image();
-    let port = free_port();
     let project = ComposeGuard::new(
         "compose_starts_only_the_exporter_by_default",
         vec![
             ("DSE_IMAGE".into(), image.into()),
-            ("DSE_PORT".into(), port.to_string()),
+            // `127.0.0.1::8091`: docker picks a free loopback port.
+            ("DSE_PORT".into(), "127.0.0.1:".into()),
             ("DOCKER_GID".into(), socket_gid().to_string()),
             ("DOCKER_SOCKET".into(), SOCKET.into()),
         ],
@@ -926,7 +872,7 @@ fn compose_starts_only_the_exporter_by_default() {
     let id = ids.trim();
     assert_eq!(inspect(id, "{{.HostConfig.ReadonlyRootfs}}"), "true");
     assert_eq!(inspect(id, "{{json .HostConfig.CapDrop}}"), r#"["ALL"]"#);
-    let addr = format!("127.0.0.1:{port}");
+    let addr = published(id, "8091/tcp");
     let logs = || {
         project
             .cmd(&["logs", "--tail", "50"])
@@ -1027,11 +973,11 @@ fn compose_defaults_work_with_docker_desktops_socket() {
     std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).expect("chmod");
     let relay = SocketRelay::start(&dir.join("docker.sock"));
     relay.set(0, 0, 0o660);
-    let port = free_port();
     let env = |user: &str| {
         vec![
             ("DSE_IMAGE".into(), image.into()),
-            ("DSE_PORT".into(), port.to_string()),
+            // `127.0.0.1::8091`: docker picks a free loopback port.
+            ("DSE_PORT".into(), "127.0.0.1:".into()),
             ("DOCKER_SOCKET".into(), relay.path.display().to_string()),
             // Empty is unset: the compose file's defaults apply.
             ("DOCKER_GID".into(), String::new()),
@@ -1040,7 +986,6 @@ fn compose_defaults_work_with_docker_desktops_socket() {
     };
     let project = ComposeGuard::new("compose_defaults_work_with_docker_desktops_socket", env(""));
     run(&mut project.cmd(&["up", "-d", "--no-build", "stats-exporter"]));
-    let addr = format!("127.0.0.1:{port}");
     let logs = |p: &ComposeGuard| {
         p.cmd(&["logs", "--tail", "50"])
             .output()
@@ -1048,6 +993,7 @@ fn compose_defaults_work_with_docker_desktops_socket() {
             .unwrap_or_default()
     };
     let id = stdout_of(&mut project.cmd(&["ps", "-q", "stats-exporter"]));
+    let addr = published(id.trim(), "8091/tcp");
     let name = inspect(id.trim(), "{{.Name}}");
     let own = format!("/metrics?name={}", name.trim_start_matches('/'));
     wait_for_engine_up(&addr, &own, "root:root 0660 socket, defaults", || {
@@ -1057,8 +1003,9 @@ fn compose_defaults_work_with_docker_desktops_socket() {
 
     // The 4.19/4.20 socket: group 0 is not enough, and the answer says so.
     relay.set(0, 0, 0o755);
-    let (code, _, body) = http_get(&addr, "/readyz", None).expect("GET /readyz");
-    assert_eq!(code, 503, "/readyz with a 0755 socket: {body}");
+    let answer = http_get(&addr, "/readyz", None).expect("GET /readyz");
+    let body = answer.body;
+    assert_eq!(answer.status, 503, "/readyz with a 0755 socket: {body}");
     assert!(
         body.contains("run as root (user: \"0\")") && body.contains("DSE_USER=0"),
         "/readyz should name the fix: {body}"
@@ -1075,6 +1022,7 @@ fn compose_defaults_work_with_docker_desktops_socket() {
     run(&mut root.cmd(&["up", "-d", "--no-build", "stats-exporter"]));
     let id = stdout_of(&mut root.cmd(&["ps", "-q", "stats-exporter"]));
     assert_eq!(inspect(id.trim(), "{{.Config.User}}"), "0");
+    let addr = published(id.trim(), "8091/tcp");
     wait_for_engine_up(&addr, &own, "root:root 0755 socket, DSE_USER=0", || {
         logs(&root)
     });

@@ -8,14 +8,19 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::proxy::Proxy;
-use common::{names_config, Container, Exporter, Metrics, TempDir};
+use common::{
+    engine_socket, first_round_stats_calls, names_config, unique, wait_until_async, Container,
+    Exporter, Metrics, TempDir,
+};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn concurrent_scrapes_share_one_engine_round() {
-    let names: Vec<String> = (0..10).map(|i| format!("dse-coalesce-{i}")).collect();
+    let names: Vec<String> = (0..10)
+        .map(|i| unique(&format!("dse-coalesce-{i}")))
+        .collect();
     let _c: Vec<Container> = names.iter().map(|n| Container::sleeper(n, &[])).collect();
     let dir = TempDir::new("coalesce");
-    let proxy = Proxy::start(&dir.0.join("e.sock"), "/var/run/docker.sock");
+    let proxy = Proxy::start(&dir.0.join("e.sock"), engine_socket());
     let exporter = Exporter::start(&names_config(&names, ""), &proxy.url()).await;
 
     let scrapes: Vec<_> = (0..8)
@@ -35,22 +40,23 @@ async fn concurrent_scrapes_share_one_engine_round() {
     }
     // One round's list (the writable-layer sizes are a list of their own,
     // asked once for many rounds).
+    let first = 10 * first_round_stats_calls();
     let round_lists = || proxy.count("size=false");
     assert_eq!(round_lists(), 1, "{:?}", proxy.seen());
-    assert_eq!(proxy.count("/stats"), 10, "{:?}", proxy.seen());
+    assert_eq!(proxy.count("/stats"), first, "{:?}", proxy.seen());
 
     // The next scrape after the round is a fresh round, not a cached answer.
     exporter.metrics().await;
     assert_eq!(round_lists(), 2);
-    assert_eq!(proxy.count("/stats"), 20);
+    assert_eq!(proxy.count("/stats"), first + 10);
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn slow_engine_answers_within_the_scrape_timeout_header_and_counts_timeouts() {
-    let names: Vec<String> = (0..3).map(|i| format!("dse-slow-{i}")).collect();
+    let names: Vec<String> = (0..3).map(|i| unique(&format!("dse-slow-{i}"))).collect();
     let _c: Vec<Container> = names.iter().map(|n| Container::sleeper(n, &[])).collect();
     let dir = TempDir::new("slow");
-    let proxy = Proxy::start(&dir.0.join("e.sock"), "/var/run/docker.sock");
+    let proxy = Proxy::start(&dir.0.join("e.sock"), engine_socket());
     proxy.set_delay("/stats", Duration::from_secs(30));
     let exporter = Exporter::start(&names_config(&names, ""), &proxy.url()).await;
 
@@ -75,9 +81,9 @@ async fn slow_engine_answers_within_the_scrape_timeout_header_and_counts_timeout
 
 #[tokio::test(flavor = "multi_thread")]
 async fn hung_engine_never_hangs_metrics_and_a_joining_scrape_shortens_the_round() {
-    let c = Container::sleeper("dse-hung-target", &[]);
+    let c = Container::sleeper(&unique("dse-hung-target"), &[]);
     let dir = TempDir::new("hung");
-    let proxy = Proxy::start(&dir.0.join("e.sock"), "/var/run/docker.sock");
+    let proxy = Proxy::start(&dir.0.join("e.sock"), engine_socket());
     proxy.set_delay("/stats", Duration::from_secs(3600));
     // No header: the configured timeout bounds the scrape.
     let exporter = Exporter::start(
@@ -91,7 +97,17 @@ async fn hung_engine_never_hangs_metrics_and_a_joining_scrape_shortens_the_round
         let addr = exporter.addr;
         async move { common::get(addr, "/metrics", &[]).await }
     });
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    wait_until_async(
+        "the round's stats call at the proxy",
+        Duration::from_secs(30),
+        || async {
+            match proxy.count("/stats") {
+                0 => Err(format!("{:?}", proxy.seen())),
+                _ => Ok(()),
+            }
+        },
+    )
+    .await;
     // A scraper with a 1 s timeout joins the round: both answer by its deadline.
     let (status, _) = common::get(
         exporter.addr,
@@ -117,6 +133,13 @@ async fn hung_engine_never_hangs_metrics_and_a_joining_scrape_shortens_the_round
     assert_eq!(m.value("docker_up", &[]), Some(1.0));
 }
 
+/// RSS growth allowed in the churn test from a quarter into the run to its
+/// end. Measured over 60 s on a busy 2-core host, 10 runs: -1.3 to -0.1 MiB,
+/// with swings of up to 3 MiB between scrapes (allocator arenas of the
+/// engine calls); 8 MiB stays clear of that noise and still fails state or
+/// answers kept per container or per scrape on the long soak.
+const CHURN_RSS_BOUND_KIB: u64 = 8 * 1024;
+
 /// Scrapes every second while containers come and go. `DSE_CHURN_SECS`
 /// sets the length (default 60); a long soak: `DSE_CHURN_SECS=1800`.
 #[tokio::test(flavor = "multi_thread")]
@@ -125,20 +148,28 @@ async fn churn_leaves_no_stale_series_and_no_state_behind() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(60);
+    let label = format!("dse.churn={}", unique("on"));
     let stay: Vec<Container> = (0..3)
-        .map(|i| Container::sleeper(&format!("dse-churn-stay-{i}"), &["--label", "dse.churn=1"]))
+        .map(|i| {
+            Container::sleeper(
+                &unique(&format!("dse-churn-stay-{i}")),
+                &["--label", &label],
+            )
+        })
         .collect();
     let stay_names: Vec<String> = stay.iter().map(|c| c.name.clone()).collect();
-    let exporter = Exporter::local("[containers]\nlabels = [\"dse.churn=1\"]\n").await;
+    let exporter = Exporter::local(&format!("[containers]\nlabels = [\"{label}\"]\n")).await;
 
+    // `secs` long, and on until a quarter as many containers came and
+    // went: a slow engine lengthens the run instead of thinning it.
     let churn = tokio::task::spawn_blocking(move || {
         let mut live: std::collections::VecDeque<Container> = Default::default();
         let until = Instant::now() + Duration::from_secs(secs);
         let mut i = 0;
-        while Instant::now() < until {
+        while Instant::now() < until || i < secs / 4 {
             live.push_back(Container::sleeper(
-                &format!("dse-churn-tmp-{i}"),
-                &["--label", "dse.churn=1"],
+                &unique(&format!("dse-churn-tmp-{i}")),
+                &["--label", &label],
             ));
             if live.len() > 3 {
                 live.pop_front();
@@ -150,6 +181,7 @@ async fn churn_leaves_no_stale_series_and_no_state_behind() {
     });
 
     let mut scrapes = 0;
+    let started = Instant::now();
     let mut rss = Vec::new();
     while !churn.is_finished() {
         let m = exporter.metrics().await;
@@ -167,12 +199,15 @@ async fn churn_leaves_no_stale_series_and_no_state_behind() {
             "CPU history grows under churn: {tracked} tracked; {:?}",
             m.names("container_state")
         );
-        rss.push(common::rss_kib());
+        rss.push((started.elapsed(), common::rss_kib()));
+        // The pace of a scraper, not a wait for anything.
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
     let created = churn.await.unwrap();
-    assert!(created >= secs / 2, "only {created} containers churned");
-    assert!(scrapes >= secs / 3, "only {scrapes} scrapes");
+    // A scrape is the 1 s pause and a round, which waits two engine ticks
+    // (2.5 s) for the new containers it meets: at least one per 4 s, with
+    // room for a busy engine (measured here: 20 in 60 s).
+    assert!(scrapes >= secs / 6, "only {scrapes} scrapes");
 
     // The temporary ones are gone: no series, no state left for them.
     let m = exporter.metrics().await;
@@ -182,18 +217,33 @@ async fn churn_leaves_no_stale_series_and_no_state_behind() {
         m.value("docker_stats_scrape_errors_total", &[("kind", "engine")]),
         Some(0.0)
     );
+    // Warmed up: a quarter into the run, the scraper and the engine client
+    // have seen every kind of answer and the allocator holds what they need.
+    let warm = Duration::from_secs(secs) / 4;
+    let rss_warm = rss
+        .iter()
+        .find(|(at, _)| *at >= warm)
+        .map(|(_, kib)| *kib)
+        .expect("an RSS sample after the warm-up");
+    let rss_end = common::rss_kib();
     eprintln!(
-        "churn: {created} containers, {scrapes} scrapes, test-process RSS KiB first/last: {:?}/{:?}",
-        rss.first(),
-        rss.last()
+        "churn: {created} containers, {scrapes} scrapes, test-process RSS KiB at warm-up \
+         {rss_warm}, end {rss_end}, samples {:?}",
+        rss.iter().map(|(_, kib)| kib).collect::<Vec<_>>()
+    );
+    // No growth with containers coming and going: CHURN_RSS_BOUND_KIB
+    // explains the margin.
+    assert!(
+        rss_end <= rss_warm + CHURN_RSS_BOUND_KIB,
+        "RSS grew from {rss_warm} KiB after warm-up to {rss_end} KiB"
     );
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn short_scrape_timeout_asks_new_containers_with_one_shot_and_never_times_out() {
-    let c = Container::sleeper("dse-short-timeout", &[]);
+    let c = Container::sleeper(&unique("dse-short-timeout"), &[]);
     let dir = TempDir::new("short");
-    let proxy = Proxy::start(&dir.0.join("e.sock"), "/var/run/docker.sock");
+    let proxy = Proxy::start(&dir.0.join("e.sock"), engine_socket());
     let exporter = Exporter::start(
         &names_config(std::slice::from_ref(&c.name), ""),
         &proxy.url(),
@@ -223,7 +273,7 @@ async fn short_scrape_timeout_asks_new_containers_with_one_shot_and_never_times_
         .into_iter()
         .filter(|s| s.path.contains("/stats"))
         .collect();
-    assert_eq!(stats.len(), 3);
+    assert_eq!(stats.len(), 2 + first_round_stats_calls(), "{stats:?}");
     assert!(
         stats.iter().all(|s| s.path.contains("one-shot=true")),
         "{stats:?}"

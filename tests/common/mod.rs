@@ -1,109 +1,37 @@
-//! Shared pieces of the integration tests: the real engine through the docker
-//! CLI, an in-process exporter on port 0, and a small exposition parser.
-#![allow(dead_code, clippy::unwrap_used)]
+//! Shared pieces of the integration tests: the engine under test through the
+//! docker CLI, an in-process exporter on port 0, the exporter binary as a
+//! child process, one HTTP client, waiting on conditions, and a small
+//! exposition parser.
+#![allow(dead_code, unused_imports, clippy::unwrap_used)]
 
+pub mod child;
 pub mod cmd;
+pub mod engine;
 pub mod engines;
 pub mod exporter_image;
+pub mod http;
 pub mod lock;
 pub mod process;
 pub mod proxy;
 pub mod swarm;
 pub mod veth;
+pub mod wait;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
-use std::sync::{Arc, OnceLock};
-use std::time::Duration;
+use std::sync::Arc;
 
 use docker_stats_exporter::config::{Config, Overrides};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-/// The docker client that matches the engine installed here.
-pub const DOCKER: &str = "/usr/bin/docker";
-
-/// The name of the busybox test image (scripts/busybox-rootfs.sh), which
-/// every engine the tests use gets under this name.
-pub fn image_name() -> String {
-    std::env::var("DSE_TEST_IMAGE").unwrap_or_else(|_| "dse-test/busybox:latest".into())
-}
-
-/// The busybox image on the shared engine, made by the setup script if missing.
-pub fn image() -> &'static str {
-    static IMAGE: OnceLock<String> = OnceLock::new();
-    IMAGE.get_or_init(|| {
-        let image = image_name();
-        let present = Command::new(DOCKER)
-            .args(["image", "inspect", &image])
-            .output()
-            .map(|o| o.status.success())
-            .unwrap_or(false);
-        if !present {
-            let status = Command::new("bash")
-                .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/setup-engine.sh"))
-                .status()
-                .expect("run scripts/setup-engine.sh");
-            assert!(status.success(), "scripts/setup-engine.sh failed");
-        }
-        image
-    })
-}
-
-/// Runs the docker CLI and returns stdout; panics with stderr on failure.
-pub fn docker(args: &[&str]) -> String {
-    let out = Command::new(DOCKER)
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {DOCKER}: {e}; run scripts/setup-engine.sh"));
-    assert!(
-        out.status.success(),
-        "docker {} failed: {}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
-
-/// A container named after its test; removed when dropped.
-pub struct Container {
-    pub name: String,
-    pub id: String,
-}
-
-impl Container {
-    /// `docker run -d --name NAME [extra...] IMAGE cmd...`, after removing any
-    /// leftover of the same name.
-    pub fn run(name: &str, extra: &[&str], cmd: &[&str]) -> Self {
-        let _ = Command::new(DOCKER).args(["rm", "-f", name]).output();
-        let mut args = vec!["run", "-d", "--name", name, "--label", "dse.test=1"];
-        args.extend_from_slice(extra);
-        args.push(image());
-        args.extend_from_slice(cmd);
-        let id = docker(&args);
-        Self {
-            name: name.to_string(),
-            id,
-        }
-    }
-
-    /// A container that just sleeps.
-    pub fn sleeper(name: &str, extra: &[&str]) -> Self {
-        Self::run(name, extra, &["sleep", "3600"])
-    }
-
-    /// Removes it now.
-    pub fn remove(&self) {
-        let _ = Command::new(DOCKER).args(["rm", "-f", &self.name]).output();
-    }
-}
-
-impl Drop for Container {
-    fn drop(&mut self) {
-        self.remove();
-    }
-}
+pub use child::{candidate_port, run_failing, ChildServer, BIN};
+pub use engine::{
+    cgroup_dir, cgroup_file, cgroup_stat, direct_stats, docker, docker_cmd, engine_host,
+    engine_socket, first_round_stats_calls, host_cpus, image, image_name, unique, Container,
+    DOCKER, MACHINE_ENGINE,
+};
+pub use wait::{wait_until, wait_until_async};
 
 /// An exporter served in process on 127.0.0.1:0.
 pub struct Exporter {
@@ -141,9 +69,9 @@ impl Exporter {
         Self { addr, state, task }
     }
 
-    /// Starts one against the local engine.
+    /// Starts one against the engine under test ([`engine_host`]).
     pub async fn local(config: &str) -> Self {
-        Self::start(config, "unix:///var/run/docker.sock").await
+        Self::start(config, engine_host()).await
     }
 
     /// `GET /metrics`: the status and body.
@@ -165,28 +93,15 @@ impl Drop for Exporter {
     }
 }
 
-/// A minimal HTTP/1.0 GET: status and body.
+/// `GET path` with `headers`: the status and body; panics when no HTTP
+/// answer comes back (see [`http::Get`] for more).
 pub async fn get(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> (u16, String) {
-    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
-    let mut req = format!("GET {path} HTTP/1.0\r\nHost: localhost\r\n");
+    let mut req = http::Get::new(addr, path);
     for (k, v) in headers {
-        req.push_str(&format!("{k}: {v}\r\n"));
+        req = req.header(k, v);
     }
-    req.push_str("\r\n");
-    stream.write_all(req.as_bytes()).await.expect("write");
-    let mut raw = Vec::new();
-    tokio::time::timeout(Duration::from_secs(60), stream.read_to_end(&mut raw))
-        .await
-        .expect("answer within 60 s")
-        .expect("read");
-    let text = String::from_utf8_lossy(&raw).to_string();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    (status, body.to_string())
+    let answer = req.send().await.unwrap_or_else(|e| panic!("{e}"));
+    (answer.status, answer.body)
 }
 
 /// One sample of the exposition format.
@@ -307,31 +222,6 @@ impl Drop for TempDir {
     }
 }
 
-/// The cgroup v1 file of a container under a controller, e.g.
-/// `cgroup_file(id, "memory", "memory.limit_in_bytes")`.
-pub fn cgroup_file(id: &str, controller: &str, file: &str) -> u64 {
-    let candidates = [
-        format!("/sys/fs/cgroup/{controller}/docker/{id}/{file}"),
-        format!("/sys/fs/cgroup/{controller}/system.slice/docker-{id}.scope/{file}"),
-        format!("/sys/fs/cgroup/cpu,cpuacct/docker/{id}/{file}"),
-        format!("/sys/fs/cgroup/{controller}/libpod_parent/libpod-{id}/{file}"),
-        format!("/sys/fs/cgroup/{controller}/machine.slice/libpod-{id}.scope/{file}"),
-    ];
-    for path in &candidates {
-        if let Ok(text) = std::fs::read_to_string(path) {
-            return text.trim().parse().expect("cgroup number");
-        }
-    }
-    panic!("no cgroup file {file} for {id} under {candidates:?}");
-}
-
-/// Host cores, as the engine counts them.
-pub fn host_cpus() -> f64 {
-    docker(&["info", "--format", "{{.NCPU}}"])
-        .parse()
-        .expect("NCPU")
-}
-
 /// This process's resident set size in KiB.
 pub fn rss_kib() -> u64 {
     std::fs::read_to_string("/proc/self/status")
@@ -370,25 +260,6 @@ pub fn promtool_check_metrics(text: &str) {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-}
-
-/// The exporter binary cargo built for these tests.
-pub const BIN: &str = env!("CARGO_BIN_EXE_docker-stats-exporter");
-
-/// A loopback port that was free a moment ago.
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// Runs the binary with `args`, which must fail; its stderr.
-pub fn run_failing(args: &[&str]) -> String {
-    let out = Command::new(BIN).args(args).output().unwrap();
-    assert!(!out.status.success(), "{args:?} should fail");
-    String::from_utf8_lossy(&out.stderr).to_string()
 }
 
 /// Config text that selects exactly these container names, after `extra`

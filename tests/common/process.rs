@@ -15,29 +15,29 @@ pub struct Running {
 
 impl Running {
     /// Spawns `cmd` (the binary, or a wrapper such as setpriv running it) with
-    /// `--listen 127.0.0.1:<free port>` appended, its stderr going to `log`,
-    /// and waits until it listens. Panics with the log if it exits first.
+    /// `--listen 127.0.0.1:0` appended, its stderr going to `log`, and waits
+    /// until its log names the address it bound. Panics with the log if it
+    /// exits first.
     pub async fn start(mut cmd: Command, log: PathBuf) -> Self {
-        let port = super::free_port();
-        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
         let file = std::fs::File::create(&log).unwrap();
         let mut child = cmd
-            .args(["--listen", &addr.to_string()])
+            .args(["--listen", "127.0.0.1:0"])
             .stdout(Stdio::null())
             .stderr(file)
             .spawn()
             .unwrap();
         let until = Instant::now() + Duration::from_secs(10);
-        while tokio::net::TcpStream::connect(addr).await.is_err() {
-            if let Some(status) = child.try_wait().unwrap() {
-                panic!(
-                    "exporter exited with {status} before listening:\n{}",
-                    std::fs::read_to_string(&log).unwrap_or_default()
-                );
+        let addr = loop {
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            if let Some(addr) = text.lines().find_map(super::child::exporter_addr) {
+                break addr;
             }
-            assert!(Instant::now() < until, "exporter did not listen on {addr}");
+            if let Some(status) = child.try_wait().unwrap() {
+                panic!("exporter exited with {status} before listening:\n{text}");
+            }
+            assert!(Instant::now() < until, "exporter did not listen:\n{text}");
             tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        };
         Self { addr, child, log }
     }
 

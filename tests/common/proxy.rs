@@ -1,15 +1,17 @@
 //! A pass-through proxy between the exporter and the real engine's socket. It
-//! records every request line and can delay answers; the engine behind it is
-//! the real one.
+//! records every request line, can delay or hold requests and inject faults;
+//! the engine behind it is the real one.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
+use tokio::sync::watch;
 
 /// A request as the engine received it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,34 +34,111 @@ pub enum Fault {
 /// A running proxy; it stops when dropped.
 pub struct Proxy {
     pub socket: PathBuf,
-    seen: Arc<Mutex<Vec<Seen>>>,
-    delay: Arc<Mutex<(String, Duration)>>,
-    in_flight: Arc<InFlight>,
-    fault: Arc<Mutex<(String, Fault)>>,
+    shared: Arc<Shared>,
     task: tokio::task::JoinHandle<()>,
+}
+
+/// What the proxy records and what the test sets, shared with every
+/// connection.
+#[derive(Default)]
+struct Shared {
+    /// Every request as it arrived.
+    seen: Mutex<Vec<Seen>>,
+    /// Requests sent on to the engine, after any delay or hold.
+    forwarded: Mutex<Vec<Seen>>,
+    /// Requests whose answer head came back from the engine, and when.
+    answered: Mutex<Vec<(Seen, Instant)>>,
+    delay: Mutex<(String, Duration)>,
+    hold: Mutex<Option<(String, watch::Receiver<bool>)>>,
+    fault: Mutex<Option<(String, Fault)>>,
+    in_flight: InFlight,
 }
 
 /// Requests being answered now, and the most there ever were at once.
 #[derive(Debug, Default)]
 struct InFlight {
-    now: std::sync::atomic::AtomicUsize,
-    max: std::sync::atomic::AtomicUsize,
+    now: AtomicUsize,
+    max: AtomicUsize,
 }
 
-struct InFlightGuard(Arc<InFlight>);
+struct InFlightGuard<'a>(&'a InFlight);
 
-impl InFlightGuard {
-    fn enter(f: &Arc<InFlight>) -> Self {
-        use std::sync::atomic::Ordering::SeqCst;
+impl<'a> InFlightGuard<'a> {
+    fn enter(f: &'a InFlight) -> Self {
         let now = f.now.fetch_add(1, SeqCst) + 1;
         f.max.fetch_max(now, SeqCst);
-        Self(f.clone())
+        Self(f)
     }
 }
 
-impl Drop for InFlightGuard {
+impl Drop for InFlightGuard<'_> {
     fn drop(&mut self) {
-        self.0.now.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+        self.0.now.fetch_sub(1, SeqCst);
+    }
+}
+
+impl Shared {
+    /// Records, delays, holds, then forwards `req` or answers with the
+    /// fault set for it.
+    async fn handle(
+        &self,
+        engine: &str,
+        req: Request<Incoming>,
+    ) -> Result<Response<Body>, std::io::Error> {
+        let this = Seen {
+            method: req.method().to_string(),
+            path: req
+                .uri()
+                .path_and_query()
+                .map(|p| p.to_string())
+                .unwrap_or_default(),
+        };
+        // Held until the engine's answer head is back.
+        let _guard = this
+            .path
+            .contains("/stats")
+            .then(|| InFlightGuard::enter(&self.in_flight));
+        self.seen.lock().unwrap().push(this.clone());
+        let wait = {
+            let (part, wait) = &*self.delay.lock().unwrap();
+            if this.path.contains(part.as_str()) {
+                *wait
+            } else {
+                Duration::ZERO
+            }
+        };
+        if !wait.is_zero() {
+            tokio::time::sleep(wait).await;
+        }
+        let gate = self
+            .hold
+            .lock()
+            .unwrap()
+            .as_ref()
+            .filter(|(part, _)| this.path.contains(part.as_str()))
+            .map(|(_, open)| open.clone());
+        if let Some(mut open) = gate {
+            // A dropped sender opens the gate too.
+            let _ = open.wait_for(|open| *open).await;
+        }
+        let injected = self
+            .fault
+            .lock()
+            .unwrap()
+            .as_ref()
+            .filter(|(part, _)| req.uri().path().contains(part.as_str()))
+            .map(|(_, f)| *f)
+            .unwrap_or(Fault::None);
+        match injected {
+            Fault::None => {
+                self.forwarded.lock().unwrap().push(this.clone());
+                let head = forward(engine, req).await;
+                self.answered.lock().unwrap().push((this, Instant::now()));
+                head.map(|r| r.map(Body::Engine))
+            }
+            Fault::ServerError => Ok(canned(500, "{\"message\":\"injected failure\"}")),
+            Fault::Garbage => Ok(canned(200, "this is not json {{{")),
+        }
     }
 }
 
@@ -68,84 +147,28 @@ impl Proxy {
     pub fn start(socket: &Path, engine: &str) -> Self {
         let _ = std::fs::remove_file(socket);
         let listener = tokio::net::UnixListener::bind(socket).expect("bind proxy socket");
-        let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
-        let delay: Arc<Mutex<(String, Duration)>> = Arc::default();
-        let in_flight: Arc<InFlight> = Arc::default();
-        let fault: Arc<Mutex<(String, Fault)>> = Arc::new(Mutex::new((String::new(), Fault::None)));
-        let engine = engine.to_string();
-        let (seen2, delay2, flight2) = (seen.clone(), delay.clone(), in_flight.clone());
-        let fault2 = fault.clone();
-        let task = tokio::spawn(async move {
-            loop {
-                let Ok((stream, _)) = listener.accept().await else {
-                    return;
-                };
-                let (seen, delay, engine) = (seen2.clone(), delay2.clone(), engine.clone());
-                let flight = flight2.clone();
-                let fault = fault2.clone();
-                tokio::spawn(async move {
+        let shared: Arc<Shared> = Arc::default();
+        let engine: Arc<str> = engine.into();
+        let task = tokio::spawn({
+            let shared = shared.clone();
+            async move {
+                while let Ok((stream, _)) = listener.accept().await {
+                    let (shared, engine) = (shared.clone(), engine.clone());
                     let service = service_fn(move |req: Request<Incoming>| {
-                        let (seen, delay, engine) = (seen.clone(), delay.clone(), engine.clone());
-                        let flight = flight.clone();
-                        let fault = fault.clone();
-                        async move {
-                            let path = req
-                                .uri()
-                                .path_and_query()
-                                .map(|p| p.to_string())
-                                .unwrap_or_default();
-                            let wait = {
-                                let (part, wait) = &*delay.lock().unwrap();
-                                if path.contains(part.as_str()) {
-                                    *wait
-                                } else {
-                                    Duration::ZERO
-                                }
-                            };
-                            // Held until the engine's answer head is back.
-                            let _guard = path
-                                .contains("/stats")
-                                .then(|| InFlightGuard::enter(&flight));
-                            seen.lock().unwrap().push(Seen {
-                                method: req.method().to_string(),
-                                path,
-                            });
-                            if !wait.is_zero() {
-                                tokio::time::sleep(wait).await;
-                            }
-                            let injected = {
-                                let (part, f) = &*fault.lock().unwrap();
-                                let hit =
-                                    !part.is_empty() && req.uri().path().contains(part.as_str());
-                                if hit {
-                                    *f
-                                } else {
-                                    Fault::None
-                                }
-                            };
-                            match injected {
-                                Fault::None => {
-                                    forward(&engine, req).await.map(|r| r.map(Body::Engine))
-                                }
-                                Fault::ServerError => {
-                                    Ok(canned(500, "{\"message\":\"injected failure\"}"))
-                                }
-                                Fault::Garbage => Ok(canned(200, "this is not json {{{")),
-                            }
-                        }
+                        let (shared, engine) = (shared.clone(), engine.clone());
+                        async move { shared.handle(&engine, req).await }
                     });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
+                    tokio::spawn(async move {
+                        let _ = hyper::server::conn::http1::Builder::new()
+                            .serve_connection(TokioIo::new(stream), service)
+                            .await;
+                    });
+                }
             }
         });
         Self {
             socket: socket.to_path_buf(),
-            seen,
-            delay,
-            in_flight,
-            fault,
+            shared,
             task,
         }
     }
@@ -153,12 +176,12 @@ impl Proxy {
     /// Answers requests whose path contains `part` with `fault` instead of
     /// forwarding them.
     pub fn set_fault(&self, part: &str, fault: Fault) {
-        *self.fault.lock().unwrap() = (part.to_string(), fault);
+        *self.shared.fault.lock().unwrap() = Some((part.to_string(), fault));
     }
 
     /// The most stats requests that were waiting on the engine at once.
     pub fn max_stats_in_flight(&self) -> usize {
-        self.in_flight.max.load(std::sync::atomic::Ordering::SeqCst)
+        self.shared.in_flight.max.load(SeqCst)
     }
 
     /// The `DOCKER_HOST` form of the proxy's socket.
@@ -168,7 +191,7 @@ impl Proxy {
 
     /// Every request so far.
     pub fn seen(&self) -> Vec<Seen> {
-        self.seen.lock().unwrap().clone()
+        self.shared.seen.lock().unwrap().clone()
     }
 
     /// Requests whose path contains `part`.
@@ -176,10 +199,36 @@ impl Proxy {
         self.seen().iter().filter(|s| s.path.contains(part)).count()
     }
 
+    /// Requests whose path contains `part` that were sent on to the engine.
+    pub fn forwarded(&self, part: &str) -> usize {
+        let forwarded = self.shared.forwarded.lock().unwrap();
+        forwarded.iter().filter(|s| s.path.contains(part)).count()
+    }
+
+    /// When the engine's answers (their heads) to requests whose path
+    /// contains `part` came back, in order.
+    pub fn answered_at(&self, part: &str) -> Vec<Instant> {
+        let answered = self.shared.answered.lock().unwrap();
+        answered
+            .iter()
+            .filter(|(s, _)| s.path.contains(part))
+            .map(|(_, at)| *at)
+            .collect()
+    }
+
+    /// Holds every later request whose path contains `part` until the
+    /// returned gate is opened or dropped (they are recorded as seen
+    /// meanwhile).
+    pub fn hold(&self, part: &str) -> Gate {
+        let (open, rx) = watch::channel(false);
+        *self.shared.hold.lock().unwrap() = Some((part.to_string(), rx));
+        Gate(open)
+    }
+
     /// Holds every later request whose path contains `part` this long
     /// before forwarding it.
     pub fn set_delay(&self, part: &str, delay: Duration) {
-        *self.delay.lock().unwrap() = (part.to_string(), delay);
+        *self.shared.delay.lock().unwrap() = (part.to_string(), delay);
     }
 }
 
@@ -187,6 +236,20 @@ impl Drop for Proxy {
     fn drop(&mut self) {
         self.task.abort();
         let _ = std::fs::remove_file(&self.socket);
+    }
+}
+
+/// Opens when told or dropped: the requests [`Proxy::hold`] held go on.
+pub struct Gate(watch::Sender<bool>);
+
+impl Gate {
+    /// Lets the held requests, and later ones, through.
+    pub fn open(self) {}
+}
+
+impl Drop for Gate {
+    fn drop(&mut self) {
+        let _ = self.0.send(true);
     }
 }
 

@@ -62,7 +62,7 @@ pub async fn on_free_port(
     make: impl Fn(u16) -> Command,
 ) -> (Proc, SocketAddr) {
     for _ in 0..5 {
-        let port = super::common::free_port();
+        let port = super::common::candidate_port();
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
         let mut proc = Proc::spawn(what, &mut make(port), log);
         let until = Instant::now() + START_TIMEOUT;

@@ -1,0 +1,258 @@
+//! The engine the live tests run against, through the docker CLI: one place
+//! that says which engine (`DSE_ENGINE_HOST`), containers named after their
+//! test, the test image, and the cgroup files of a container.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+use docker_stats_exporter::engine::{EngineVersion, Flavor};
+
+/// The docker client that matches the engine installed here.
+pub const DOCKER: &str = "/usr/bin/docker";
+
+/// This machine's own engine. Tests that need it by nature (its socket's
+/// file permissions, mounting it into a container) name it; all others use
+/// [`engine_host`].
+pub const MACHINE_ENGINE: &str = "unix:///var/run/docker.sock";
+
+/// The engine under test: `DSE_ENGINE_HOST` (a `unix://` URL), else
+/// [`MACHINE_ENGINE`].
+pub fn engine_host() -> &'static str {
+    static HOST: OnceLock<String> = OnceLock::new();
+    HOST.get_or_init(|| {
+        std::env::var("DSE_ENGINE_HOST")
+            .ok()
+            .filter(|h| !h.trim().is_empty())
+            .unwrap_or_else(|| MACHINE_ENGINE.to_string())
+    })
+}
+
+/// The socket path of [`engine_host`], for tests that put something between
+/// the exporter and the engine.
+pub fn engine_socket() -> &'static str {
+    engine_host().strip_prefix("unix://").unwrap_or_else(|| {
+        panic!(
+            "DSE_ENGINE_HOST={} is not a unix:// URL; the live tests need a socket",
+            engine_host()
+        )
+    })
+}
+
+/// The docker CLI, talking to [`engine_host`].
+pub fn docker_cmd() -> Command {
+    let mut cmd = Command::new(DOCKER);
+    cmd.args(["-H", engine_host()]);
+    cmd
+}
+
+/// Runs the docker CLI and returns stdout; panics with stderr on failure.
+pub fn docker(args: &[&str]) -> String {
+    let out = docker_cmd()
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {DOCKER}: {e}; run scripts/setup-engine.sh"));
+    assert!(
+        out.status.success(),
+        "docker -H {} {} failed: {}",
+        engine_host(),
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// The busybox test image, made on the engine under test if it lacks it.
+pub fn image() -> &'static str {
+    static IMAGE: OnceLock<String> = OnceLock::new();
+    IMAGE.get_or_init(|| {
+        let image = image_name();
+        let present = docker_cmd()
+            .args(["image", "inspect", &image])
+            .output()
+            .map(|o| o.status.success())
+            .unwrap_or(false);
+        if !present {
+            make_image(&image);
+        }
+        image
+    })
+}
+
+/// The name of the busybox test image (scripts/busybox-rootfs.sh), which
+/// every engine the tests use gets under this name.
+pub fn image_name() -> String {
+    std::env::var("DSE_TEST_IMAGE").unwrap_or_else(|_| "dse-test/busybox:latest".into())
+}
+
+/// On this machine's engine the setup script also starts the engine and
+/// installs what is missing; elsewhere only the image is imported.
+fn make_image(image: &str) {
+    let scripts = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts");
+    let mut cmd = Command::new("bash");
+    if engine_host() == MACHINE_ENGINE {
+        cmd.arg(scripts.join("setup-engine.sh"));
+    } else {
+        cmd.arg(scripts.join("import-test-image.sh"))
+            .arg(engine_host());
+    }
+    let status = cmd
+        .env("DSE_TEST_IMAGE", image)
+        .env("DOCKER", DOCKER)
+        .status()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    assert!(status.success(), "{cmd:?} failed");
+}
+
+/// `name` made unique to this test process (`dse-web` becomes
+/// `dse-PID-web`, `grp` becomes `grp-PID`), for container names and label
+/// values: concurrent runs on a shared engine then never select or remove
+/// each other's containers. Prefixes stay prefixes (`dse-web` of
+/// `dse-web-10`).
+pub fn unique(name: &str) -> String {
+    let pid = std::process::id();
+    match name.strip_prefix("dse-") {
+        Some(rest) => format!("dse-{pid}-{rest}"),
+        None => format!("{name}-{pid}"),
+    }
+}
+
+/// A container named after its test; removed when dropped. Give it a
+/// [`unique`] name unless the engine is the test's alone.
+pub struct Container {
+    pub name: String,
+    pub id: String,
+}
+
+impl Container {
+    /// `docker run -d --name NAME [extra...] IMAGE cmd...`, after removing any
+    /// leftover of the same name.
+    pub fn run(name: &str, extra: &[&str], cmd: &[&str]) -> Self {
+        let _ = docker_cmd().args(["rm", "-f", name]).output();
+        let mut args = vec!["run", "-d", "--name", name, "--label", "dse.test=1"];
+        args.extend_from_slice(extra);
+        args.push(image());
+        args.extend_from_slice(cmd);
+        let id = docker(&args);
+        Self {
+            name: name.to_string(),
+            id,
+        }
+    }
+
+    /// A container that just sleeps.
+    pub fn sleeper(name: &str, extra: &[&str]) -> Self {
+        Self::run(name, extra, &["sleep", "3600"])
+    }
+
+    /// Removes it now.
+    pub fn remove(&self) {
+        let _ = docker_cmd().args(["rm", "-f", &self.name]).output();
+    }
+
+    /// `docker inspect --format FORMAT` of it.
+    pub fn inspect(&self, format: &str) -> String {
+        docker(&["inspect", "--format", format, &self.name])
+    }
+}
+
+impl Drop for Container {
+    fn drop(&mut self) {
+        self.remove();
+    }
+}
+
+/// Whether the engine answers stats calls at once rather than at its 1 s
+/// collection tick (Docker 25 and later): the exporter then reads a new
+/// container twice, and stats calls are not paced by ticks.
+pub fn direct_stats() -> bool {
+    static DIRECT: OnceLock<bool> = OnceLock::new();
+    *DIRECT.get_or_init(|| {
+        let version = EngineVersion {
+            flavor: Flavor::Docker,
+            version: docker(&["version", "--format", "{{.Server.Version}}"]),
+        };
+        version.direct_stats()
+    })
+}
+
+/// Stats calls the exporter makes for a container it has not seen before:
+/// two on engines with [`direct_stats`], one otherwise.
+pub fn first_round_stats_calls() -> usize {
+    if direct_stats() {
+        2
+    } else {
+        1
+    }
+}
+
+/// Host cores, as the engine counts them.
+pub fn host_cpus() -> f64 {
+    docker(&["info", "--format", "{{.NCPU}}"])
+        .parse()
+        .expect("NCPU")
+}
+
+/// The cgroup v1 directory of a container under a controller. Containers of
+/// every engine on this machine live under the same /sys/fs/cgroup: the
+/// usual places first, else where its main process is (for an engine with
+/// another cgroup parent).
+pub fn cgroup_dir(id: &str, controller: &str) -> PathBuf {
+    let candidates = [
+        format!("/sys/fs/cgroup/{controller}/docker/{id}"),
+        format!("/sys/fs/cgroup/{controller}/system.slice/docker-{id}.scope"),
+        format!("/sys/fs/cgroup/cpu,cpuacct/docker/{id}"),
+        format!("/sys/fs/cgroup/{controller}/libpod_parent/libpod-{id}"),
+        format!("/sys/fs/cgroup/{controller}/machine.slice/libpod-{id}.scope"),
+    ];
+    candidates
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| p.is_dir())
+        .or_else(|| cgroup_of_process(id, controller))
+        .unwrap_or_else(|| panic!("no {controller} cgroup for {id} under {candidates:?}"))
+}
+
+/// The cgroup of the container's main process, from /proc/PID/cgroup.
+fn cgroup_of_process(id: &str, controller: &str) -> Option<PathBuf> {
+    let pid = docker_cmd()
+        .args(["inspect", "--format", "{{.State.Pid}}", id])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .filter(|pid| pid != "0")?;
+    let table = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?;
+    // Lines are `N:controller[,controller...]:/path`.
+    table.lines().find_map(|line| {
+        let mut parts = line.splitn(3, ':');
+        let (_, controllers, path) = (parts.next()?, parts.next()?, parts.next()?);
+        controllers
+            .split(',')
+            .any(|c| c == controller)
+            .then(|| PathBuf::from(format!("/sys/fs/cgroup/{controllers}{path}")))
+            .filter(|p| p.is_dir())
+    })
+}
+
+/// A one-number cgroup v1 file of a container, e.g.
+/// `cgroup_file(id, "memory", "memory.limit_in_bytes")`.
+pub fn cgroup_file(id: &str, controller: &str, file: &str) -> u64 {
+    let path = cgroup_dir(id, controller).join(file);
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    text.trim()
+        .parse()
+        .unwrap_or_else(|e| panic!("{}: {text:?}: {e}", path.display()))
+}
+
+/// One key of a `key value` cgroup file, e.g.
+/// `cgroup_stat(id, "memory", "memory.stat", "total_cache")`.
+pub fn cgroup_stat(id: &str, controller: &str, file: &str, key: &str) -> u64 {
+    let path = cgroup_dir(id, controller).join(file);
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    text.lines()
+        .filter_map(|l| l.split_once(' '))
+        .find(|(k, _)| *k == key)
+        .and_then(|(_, v)| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {key} in {}:\n{text}", path.display()))
+}
