@@ -250,18 +250,22 @@ pub fn render(
         }],
         labels,
         format,
+        0,
     )
 }
 
-/// Encodes the snapshots of several engines as one answer.
+/// Encodes the snapshots of several engines as one answer. `size_hint` is
+/// the expected length (the previous answer's): a megabyte-sized answer
+/// written into a buffer that keeps doubling would hold up to twice that.
 pub fn render_parts(
     parts: Vec<Part>,
     labels: &LabelExport,
     format: Format,
+    size_hint: usize,
 ) -> Result<String, std::fmt::Error> {
     let mut registry = Registry::default();
     registry.register_collector(Box::new(SnapshotCollector::new(parts, labels.clone())));
-    let mut out = String::with_capacity(16 * 1024);
+    let mut out = String::with_capacity((size_hint + size_hint / 16).max(16 * 1024));
     match format {
         Format::Prometheus => {
             prometheus_client::encoding::prometheus_text::encode(&mut out, &registry)?

@@ -1,5 +1,6 @@
 //! The HTTP side: `/metrics`, health endpoints and the landing page.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -38,6 +39,8 @@ pub struct AppState {
     pub timeout: Duration,
     /// Container labels exported as metric labels.
     pub labels: LabelExport,
+    /// Length of the last `/metrics` answer, to size the next one's buffer.
+    pub last_answer_len: AtomicUsize,
 }
 
 impl AppState {
@@ -165,8 +168,12 @@ async fn metrics(
             snapshot,
         })
         .collect();
-    match render_parts(parts, &state.labels, format) {
-        Ok(body) => ([(CONTENT_TYPE, format.content_type())], body).into_response(),
+    let hint = state.last_answer_len.load(Ordering::Relaxed);
+    match render_parts(parts, &state.labels, format, hint) {
+        Ok(body) => {
+            state.last_answer_len.store(body.len(), Ordering::Relaxed);
+            ([(CONTENT_TYPE, format.content_type())], body).into_response()
+        }
         Err(_) => (StatusCode::INTERNAL_SERVER_ERROR, "encoding failed\n").into_response(),
     }
 }

@@ -86,6 +86,7 @@ pub fn state_with_engines(
         labels: config.labels.clone(),
         selection: config.selection.clone(),
         timeout: config.timeout,
+        last_answer_len: Default::default(),
     })
 }
 
