@@ -327,3 +327,54 @@ async fn stats_calls_run_concurrently_up_to_max_concurrency() {
     assert_eq!(m.names("container_memory_usage_bytes"), names);
     assert_eq!(proxy.max_stats_in_flight(), 3);
 }
+
+/// The `id` label is the container's cgroup path as cAdvisor writes it: the
+/// directory exists under every cgroup hierarchy and holds the container's
+/// processes, with the default parent and with `--cgroup-parent`.
+#[tokio::test(flavor = "multi_thread")]
+async fn id_label_is_the_containers_real_cgroup_path() {
+    let plain = Container::sleeper(&unique("dse-cgroup-plain"), &[]);
+    let parent = format!("/{}", unique("dse-cgroup-parent"));
+    let _parent_dirs = CgroupDirs(parent.clone());
+    let nested = Container::sleeper(&unique("dse-cgroup-nested"), &["--cgroup-parent", &parent]);
+    let exporter = Exporter::local(&names_config(&[&plain.name, &nested.name], "")).await;
+    let m = exporter.metrics().await;
+    for (c, expected_parent) in [(&plain, "/docker"), (&nested, parent.as_str())] {
+        let id =
+            m.0.iter()
+                .find(|s| s.name == "container_memory_usage_bytes" && s.labels["name"] == c.name)
+                .map(|s| s.labels["id"].clone())
+                .unwrap_or_else(|| panic!("no series for {}", c.name));
+        assert_eq!(id, format!("{expected_parent}/{}", c.id));
+        // Its main process is in that cgroup (cgroup v1 memory hierarchy).
+        let pid = common::docker(&["inspect", "--format", "{{.State.Pid}}", &c.name]);
+        let procs = std::fs::read_to_string(format!("/sys/fs/cgroup/memory{id}/cgroup.procs"))
+            .unwrap_or_else(|e| panic!("{id}: {e}"));
+        assert!(
+            procs.lines().any(|p| p == pid),
+            "{pid} not in {id}: {procs}"
+        );
+    }
+    // Every series of the container carries the same id and its image.
+    for s in
+        m.0.iter()
+            .filter(|s| s.labels.get("name") == Some(&plain.name))
+    {
+        assert_eq!(s.labels["id"], format!("/docker/{}", plain.id), "{s:?}");
+        assert_eq!(s.labels["image"], common::image(), "{s:?}");
+    }
+}
+
+/// Removes the cgroup directories a `--cgroup-parent` made, once the
+/// containers in them are gone (declared before them, so dropped after).
+struct CgroupDirs(String);
+
+impl Drop for CgroupDirs {
+    fn drop(&mut self) {
+        if let Ok(hierarchies) = std::fs::read_dir("/sys/fs/cgroup") {
+            for h in hierarchies.flatten() {
+                let _ = std::fs::remove_dir(h.path().join(self.0.trim_start_matches('/')));
+            }
+        }
+    }
+}

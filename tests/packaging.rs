@@ -246,11 +246,21 @@ fn alert_rule_unit_tests_pass() {
 }
 
 #[test]
-fn prometheus_config_is_valid() {
+fn prometheus_configs_are_valid() {
+    for file in [
+        "deploy/prometheus/prometheus.yml",
+        "deploy/prometheus/engines.yml",
+    ] {
+        run(promtool()
+            .current_dir(root())
+            .args(["check", "config", file]));
+    }
+    // Its rule file comes in as a Swarm config next to it at run time.
     run(promtool().current_dir(root()).args([
         "check",
         "config",
-        "deploy/prometheus/prometheus.yml",
+        "--syntax-only",
+        "deploy/swarm/prometheus.yml",
     ]));
 }
 

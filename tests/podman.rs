@@ -145,6 +145,18 @@ async fn podman_cpu_memory_and_selection() {
     assert!(first
         .get("container_cpu_usage_seconds_total", &burner.name)
         .is_some());
+    // The id label is the container's cgroup in Podman's own layout.
+    let id = first
+        .0
+        .iter()
+        .find(|s| s.name == "container_memory_usage_bytes" && s.labels["name"] == burner.name)
+        .map(|s| s.labels["id"].clone())
+        .unwrap();
+    assert!(
+        std::path::Path::new(&format!("/sys/fs/cgroup/memory{id}")).is_dir(),
+        "no cgroup {id}"
+    );
+    assert!(id.contains(&burner.id), "{id}");
     // Podman zeroes precpu_stats; the exporter reads a new container twice,
     // first_cpu_window apart, so the first scrape has a percent too. The
     // cgroup's rate around the scrape is the reference.

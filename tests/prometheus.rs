@@ -102,3 +102,90 @@ async fn prometheus_scrapes_every_2s_and_finds_up_and_the_series() {
     let timeouts = query(addr, "docker_stats_scrape_errors_total{kind=\"timeout\"}").await;
     assert_eq!(timeouts[0]["value"][1], "0");
 }
+
+/// The README's one-target-per-engine set-up, deploy/prometheus/engines.yml
+/// as shipped (only the exporter's address and the interval replaced),
+/// against an exporter reading two engines: each engine is a target of its
+/// own, named by `instance`, with only its own series.
+#[tokio::test(flavor = "multi_thread")]
+async fn one_target_per_engine_with_the_shipped_relabelling() {
+    use docker_stats_exporter::engine::fake::FakeEngine;
+    use docker_stats_exporter::engine::EngineApi;
+    use std::sync::Arc;
+
+    let (laptop, buildbox) = (FakeEngine::docker("26.1.5"), FakeEngine::docker("26.1.5"));
+    laptop.add("editor", 100_000_000);
+    buildbox.add("ci-runner", 100_000_000);
+    let config = Exporter::config("", "unix:///unused.sock");
+    let engines: Vec<(Option<String>, Arc<dyn EngineApi>)> = vec![
+        (Some("laptop".into()), Arc::new(laptop)),
+        (Some("buildbox".into()), Arc::new(buildbox)),
+    ];
+    let state = docker_stats_exporter::state_with_engines(&config, engines);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let exporter = listener.local_addr().unwrap();
+    let app = docker_stats_exporter::app(state);
+    let server = tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+
+    let shipped = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/deploy/prometheus/engines.yml"
+    ))
+    .unwrap();
+    assert!(shipped.contains("exporter-host:8091"));
+    let dir = TempDir::new("prometheus-engines");
+    let config = dir.0.join("prometheus.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n{}",
+            shipped.replace("exporter-host:8091", &exporter.to_string())
+        ),
+    )
+    .unwrap();
+    let mut cmd = Command::new("prometheus");
+    cmd.arg(format!("--config.file={}", config.display()))
+        .arg(format!(
+            "--storage.tsdb.path={}",
+            dir.0.join("data").display()
+        ))
+        .arg("--web.listen-address=127.0.0.1:0");
+    let prometheus = ChildServer::spawn(cmd, prometheus_addr);
+    let addr = prometheus.addr;
+
+    wait_until_async(
+        "both engine targets up",
+        Duration::from_secs(60),
+        || async {
+            let up = try_query(addr, "up{job=\"docker-engines\"} == 1").await?;
+            let editor = try_query(addr, "container_memory_usage_bytes{name=\"editor\"}").await?;
+            let runner =
+                try_query(addr, "container_memory_usage_bytes{name=\"ci-runner\"}").await?;
+            if up.len() == 2 && !editor.is_empty() && !runner.is_empty() {
+                Ok(())
+            } else {
+                Err(format!("up {up:?}"))
+            }
+        },
+    )
+    .await;
+    // Each target has its own engine's series only, named by instance.
+    for (instance, name) in [("laptop", "editor"), ("buildbox", "ci-runner")] {
+        let series = query(
+            addr,
+            &format!(
+                "count by (engine, name) (container_memory_usage_bytes{{instance=\"{instance}\"}})"
+            ),
+        )
+        .await;
+        assert_eq!(series.len(), 1, "{instance}: {series:?}");
+        assert_eq!(series[0]["metric"]["engine"], instance);
+        assert_eq!(series[0]["metric"]["name"], name);
+        let up = query(addr, &format!("docker_up{{instance=\"{instance}\"}}")).await;
+        assert_eq!(up.len(), 1, "{instance}: {up:?}");
+        assert_eq!(up[0]["value"][1], "1");
+    }
+    server.abort();
+}
