@@ -227,7 +227,10 @@ impl Prom {
     /// one element.
     async fn query(&self, expr: &str) -> Result<Vec<Value>, String> {
         let data = self
-            .get(&format!("/api/v1/query?query={}", promql::encode(expr)))
+            .get(&format!(
+                "/api/v1/query?query={}",
+                common::http::query_escape(expr)
+            ))
             .await?;
         match data["resultType"].as_str() {
             Some("vector") | Some("matrix") => {
@@ -246,7 +249,7 @@ impl Prom {
     ) -> Result<Vec<String>, String> {
         let mut path = format!("/api/v1/label/{label}/values");
         if let Some(s) = selector {
-            path.push_str(&format!("?match[]={}", promql::encode(s)));
+            path.push_str(&format!("?match[]={}", common::http::query_escape(s)));
         }
         let data = self.get(&path).await?;
         Ok(data

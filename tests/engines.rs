@@ -14,37 +14,16 @@ use common::Metrics;
 use docker_stats_exporter::engine::fake::FakeEngine;
 use docker_stats_exporter::engine::EngineApi;
 
-/// An exporter on 127.0.0.1:0 reading `engines` by name.
-struct TwoEngines {
-    addr: std::net::SocketAddr,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl TwoEngines {
-    async fn start(engines: &[(&str, &FakeEngine)]) -> Self {
-        let config = common::Exporter::config("", "unix:///unused.sock");
-        let engines = engines
-            .iter()
-            .map(|(name, e)| {
-                let engine: Arc<dyn EngineApi> = Arc::new((*e).clone());
-                (Some(name.to_string()), engine)
-            })
-            .collect();
-        let state = docker_stats_exporter::state_with_engines(&config, engines);
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let app = docker_stats_exporter::app(state);
-        let task = tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
-        Self { addr, task }
-    }
-}
-
-impl Drop for TwoEngines {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
+/// An exporter reading scripted engines by name.
+async fn exporter(engines: &[(&str, &FakeEngine)]) -> common::Exporter {
+    let engines = engines
+        .iter()
+        .map(|(name, e)| {
+            let engine: Arc<dyn EngineApi> = Arc::new((*e).clone());
+            (*name, engine)
+        })
+        .collect();
+    common::Exporter::with_engines(engines).await
 }
 
 fn engine_with(names: &[&str]) -> FakeEngine {
@@ -59,7 +38,7 @@ fn engine_with(names: &[&str]) -> FakeEngine {
 async fn every_series_names_its_engine_and_health_is_per_engine() {
     let (a, b) = (engine_with(&["web", "db"]), engine_with(&["cache"]));
     b.set_down(true);
-    let exporter = TwoEngines::start(&[("laptop", &a), ("buildbox", &b)]).await;
+    let exporter = exporter(&[("laptop", &a), ("buildbox", &b)]).await;
     let (status, body) = common::get(exporter.addr, "/metrics", &[]).await;
     assert_eq!(status, 200, "{body}");
     let m = Metrics::parse(&body);
@@ -119,7 +98,7 @@ async fn every_series_names_its_engine_and_health_is_per_engine() {
 async fn a_hung_engine_never_holds_up_the_others_past_the_scrape_timeout() {
     let (a, b) = (engine_with(&["web"]), engine_with(&["stuck"]));
     b.set_hung(true);
-    let exporter = TwoEngines::start(&[("fast", &a), ("hung", &b)]).await;
+    let exporter = exporter(&[("fast", &a), ("hung", &b)]).await;
     let started = Instant::now();
     let (status, body) = common::get(
         exporter.addr,
@@ -147,7 +126,7 @@ async fn a_hung_engine_never_holds_up_the_others_past_the_scrape_timeout() {
 #[tokio::test(flavor = "multi_thread")]
 async fn the_engine_parameter_answers_for_one_engine() {
     let (a, b) = (engine_with(&["web"]), engine_with(&["cache"]));
-    let exporter = TwoEngines::start(&[("laptop", &a), ("buildbox", &b)]).await;
+    let exporter = exporter(&[("laptop", &a), ("buildbox", &b)]).await;
     let (status, body) = common::get(exporter.addr, "/metrics?engine=buildbox", &[]).await;
     assert_eq!(status, 200, "{body}");
     let m = Metrics::parse(&body);

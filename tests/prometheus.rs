@@ -23,14 +23,7 @@ fn prometheus_addr(line: &str) -> Option<SocketAddr> {
 /// `GET /api/v1/query?query=...`: the result vector; an error while
 /// Prometheus is not ready (it answers 503 until its storage is open).
 async fn try_query(addr: SocketAddr, promql: &str) -> Result<Vec<serde_json::Value>, String> {
-    let mut encoded = String::new();
-    for b in promql.bytes() {
-        if b.is_ascii_alphanumeric() || b"_.-~".contains(&b) {
-            encoded.push(b as char);
-        } else {
-            encoded.push_str(&format!("%{b:02X}"));
-        }
-    }
+    let encoded = common::http::query_escape(promql);
     let (status, body) = common::get(addr, &format!("/api/v1/query?query={encoded}"), &[]).await;
     if status != 200 {
         return Err(format!("{promql}: HTTP {status}: {body}"));
@@ -38,6 +31,20 @@ async fn try_query(addr: SocketAddr, promql: &str) -> Result<Vec<serde_json::Val
     let v: serde_json::Value =
         serde_json::from_str(&body).map_err(|e| format!("{promql}: {e}: {body}"))?;
     Ok(v["data"]["result"].as_array().cloned().unwrap_or_default())
+}
+
+/// Prometheus on 127.0.0.1:0 with `config`, its data in `dir`.
+fn prometheus(dir: &TempDir, config: &str) -> ChildServer {
+    let file = dir.0.join("prometheus.yml");
+    std::fs::write(&file, config).unwrap();
+    let mut cmd = Command::new("prometheus");
+    cmd.arg(format!("--config.file={}", file.display()))
+        .arg(format!(
+            "--storage.tsdb.path={}",
+            dir.0.join("data").display()
+        ))
+        .arg("--web.listen-address=127.0.0.1:0");
+    ChildServer::spawn(cmd, prometheus_addr)
 }
 
 /// [`try_query`] that must succeed.
@@ -54,25 +61,15 @@ async fn prometheus_scrapes_every_2s_and_finds_up_and_the_series() {
     let limit = format!("container_memory_limit_bytes{{name=\"{}\"}}", c.name);
     let cpu = format!("container_cpu_usage_percent{{name=\"{}\"}}", c.name);
     let dir = TempDir::new("prometheus");
-    let config = dir.0.join("prometheus.yml");
-    std::fs::write(
-        &config,
-        format!(
+    let prometheus = prometheus(
+        &dir,
+        &format!(
             "global:\n  scrape_interval: 2s\n  scrape_timeout: 2s\n\
              scrape_configs:\n  - job_name: docker-stats\n    static_configs:\n      \
              - targets: ['{}']\n",
             exporter.addr
         ),
-    )
-    .unwrap();
-    let mut cmd = Command::new("prometheus");
-    cmd.arg(format!("--config.file={}", config.display()))
-        .arg(format!(
-            "--storage.tsdb.path={}",
-            dir.0.join("data").display()
-        ))
-        .arg("--web.listen-address=127.0.0.1:0");
-    let prometheus = ChildServer::spawn(cmd, prometheus_addr);
+    );
     let addr = prometheus.addr;
 
     let what = format!("up == 1 and the series of {} in Prometheus", c.name);
@@ -116,18 +113,11 @@ async fn one_target_per_engine_with_the_shipped_relabelling() {
     let (laptop, buildbox) = (FakeEngine::docker("26.1.5"), FakeEngine::docker("26.1.5"));
     laptop.add("editor", 100_000_000);
     buildbox.add("ci-runner", 100_000_000);
-    let config = Exporter::config("", "unix:///unused.sock");
-    let engines: Vec<(Option<String>, Arc<dyn EngineApi>)> = vec![
-        (Some("laptop".into()), Arc::new(laptop)),
-        (Some("buildbox".into()), Arc::new(buildbox)),
+    let engines: Vec<(&str, Arc<dyn EngineApi>)> = vec![
+        ("laptop", Arc::new(laptop)),
+        ("buildbox", Arc::new(buildbox)),
     ];
-    let state = docker_stats_exporter::state_with_engines(&config, engines);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let exporter = listener.local_addr().unwrap();
-    let app = docker_stats_exporter::app(state);
-    let server = tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
+    let exporter = Exporter::with_engines(engines).await;
 
     let shipped = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
@@ -136,23 +126,13 @@ async fn one_target_per_engine_with_the_shipped_relabelling() {
     .unwrap();
     assert!(shipped.contains("exporter-host:8091"));
     let dir = TempDir::new("prometheus-engines");
-    let config = dir.0.join("prometheus.yml");
-    std::fs::write(
-        &config,
-        format!(
+    let prometheus = prometheus(
+        &dir,
+        &format!(
             "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n{}",
-            shipped.replace("exporter-host:8091", &exporter.to_string())
+            shipped.replace("exporter-host:8091", &exporter.addr.to_string())
         ),
-    )
-    .unwrap();
-    let mut cmd = Command::new("prometheus");
-    cmd.arg(format!("--config.file={}", config.display()))
-        .arg(format!(
-            "--storage.tsdb.path={}",
-            dir.0.join("data").display()
-        ))
-        .arg("--web.listen-address=127.0.0.1:0");
-    let prometheus = ChildServer::spawn(cmd, prometheus_addr);
+    );
     let addr = prometheus.addr;
 
     wait_until_async(
@@ -187,5 +167,4 @@ async fn one_target_per_engine_with_the_shipped_relabelling() {
         assert_eq!(up.len(), 1, "{instance}: {up:?}");
         assert_eq!(up[0]["value"][1], "1");
     }
-    server.abort();
 }

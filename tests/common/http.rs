@@ -243,3 +243,16 @@ pub fn tls_client(
         }
     })
 }
+
+/// Percent-encodes a query parameter value (a PromQL expression, say).
+pub fn query_escape(value: &str) -> String {
+    let mut out = String::new();
+    for b in value.bytes() {
+        if b.is_ascii_alphanumeric() || b"_.-~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}

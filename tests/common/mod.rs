@@ -57,8 +57,24 @@ impl Exporter {
 
     /// Starts one from a validated config.
     pub async fn with_config(config: Config) -> Self {
-        let state = docker_stats_exporter::state(&config);
-        let listener = tokio::net::TcpListener::bind(config.listen)
+        Self::serve(docker_stats_exporter::state(&config)).await
+    }
+
+    /// Starts one reading the named `engines` (scripted ones, say), with the
+    /// default configuration otherwise.
+    pub async fn with_engines(
+        engines: Vec<(&str, Arc<dyn docker_stats_exporter::engine::EngineApi>)>,
+    ) -> Self {
+        let config = Self::config("", "unix:///unused.sock");
+        let engines = engines
+            .into_iter()
+            .map(|(name, e)| (Some(name.to_string()), e))
+            .collect();
+        Self::serve(docker_stats_exporter::state_with_engines(&config, engines)).await
+    }
+
+    async fn serve(state: Arc<docker_stats_exporter::AppState>) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind 127.0.0.1:0");
         let addr = listener.local_addr().expect("local addr");

@@ -128,19 +128,6 @@ fn skip_block(chars: &[char], i: usize) -> usize {
     (j + 1).min(chars.len())
 }
 
-/// Percent-encodes a query parameter value.
-pub fn encode(value: &str) -> String {
-    let mut out = String::new();
-    for b in value.bytes() {
-        if b.is_ascii_alphanumeric() || b"_.-~".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::selectors;
