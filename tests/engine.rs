@@ -311,20 +311,29 @@ async fn stats_calls_run_concurrently_up_to_max_concurrency() {
     let _containers: Vec<Container> = names.iter().map(|n| Container::sleeper(n, &[])).collect();
     let dir = TempDir::new("fanout");
 
+    // Every stats call takes this long at the proxy, so that calls overlap
+    // on engines that answer at once (Docker 25 and later) as they do on
+    // those that wait for their tick.
+    let slow = Duration::from_millis(300);
+
     // Default bound: all eight stats calls wait on the engine together.
     let proxy = Proxy::start(&dir.0.join("all.sock"), engine_socket());
+    proxy.set_delay("/stats", slow);
     let exporter = Exporter::start(&names_config(&names, ""), &proxy.url()).await;
     let m = exporter.metrics().await;
     assert_eq!(m.names("container_memory_usage_bytes"), names);
     assert_eq!(proxy.count("/stats"), 8 * first_round_stats_calls());
     assert_eq!(proxy.max_stats_in_flight(), 8);
 
-    // max_concurrency = 3: never more than three at once, nothing lost.
+    // max_concurrency = 3: never more than three engine calls of any kind
+    // at once (stats and inspect share the limit), nothing lost.
     let proxy = Proxy::start(&dir.0.join("three.sock"), engine_socket());
+    proxy.set_delay("/stats", slow);
     let exporter =
         Exporter::start(&names_config(&names, "max_concurrency = 3"), &proxy.url()).await;
     let m = exporter.metrics().await;
     assert_eq!(m.names("container_memory_usage_bytes"), names);
+    assert_eq!(proxy.max_in_flight(), 3);
     assert_eq!(proxy.max_stats_in_flight(), 3);
 }
 

@@ -52,6 +52,7 @@ struct Shared {
     hold: Mutex<Option<(String, watch::Receiver<bool>)>>,
     fault: Mutex<Option<(String, Fault)>>,
     in_flight: InFlight,
+    all_in_flight: InFlight,
 }
 
 /// Requests being answered now, and the most there ever were at once.
@@ -98,6 +99,7 @@ impl Shared {
             .path
             .contains("/stats")
             .then(|| InFlightGuard::enter(&self.in_flight));
+        let _all = InFlightGuard::enter(&self.all_in_flight);
         self.seen.lock().unwrap().push(this.clone());
         let wait = {
             let (part, wait) = &*self.delay.lock().unwrap();
@@ -182,6 +184,11 @@ impl Proxy {
     /// The most stats requests that were waiting on the engine at once.
     pub fn max_stats_in_flight(&self) -> usize {
         self.shared.in_flight.max.load(SeqCst)
+    }
+
+    /// The most requests of any kind that were in flight at once.
+    pub fn max_in_flight(&self) -> usize {
+        self.shared.all_in_flight.max.load(SeqCst)
     }
 
     /// The `DOCKER_HOST` form of the proxy's socket.
