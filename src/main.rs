@@ -52,7 +52,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         None => WebConfig::default(),
     };
     init_logging(&cli)?;
-    raise_open_file_limit(config.max_concurrency);
+    // Each engine has its own call limit.
+    raise_open_file_limit(config.max_concurrency * config.engines.len().max(1));
     runtime.block_on(docker_stats_exporter::serve(config, web))
 }
 
