@@ -176,38 +176,46 @@ fn podman_cpu_percent_uses_wall_time_not_its_busy_only_system_counter() {
     assert_eq!(cpu_percent_wall(earlier, later), None, "backwards");
 }
 
-/// Every input the fuzzers ever crashed on (fuzz/artifacts-found/) and every
-/// seed (fuzz/corpus/) goes through the same code without a panic.
-#[test]
-fn fuzz_findings_and_seeds_decode_without_panics() {
-    use bollard::models::ContainerInspectResponse;
-    use docker_stats_exporter::lifecycle::Lifecycle;
-    use docker_stats_exporter::timestamp::parse_rfc3339;
+#[path = "../fuzz/fuzz_targets/checks.rs"]
+mod checks;
 
-    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/fuzz");
+/// The inputs of one fuzz target: its committed seeds and every input a
+/// fuzzer failed on (fuzz/artifacts-found/, named after the target).
+fn fuzz_inputs(target: &str) -> Vec<(std::path::PathBuf, Vec<u8>)> {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz");
     let mut inputs = Vec::new();
     for dir in [
-        "artifacts-found",
-        "corpus/inspect_decode",
-        "corpus/stats_decode",
+        root.join("corpus").join(target),
+        root.join("artifacts-found"),
     ] {
-        for entry in std::fs::read_dir(format!("{root}/{dir}")).unwrap() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
             let path = entry.unwrap().path();
-            if path.extension().is_none_or(|e| e != "md") {
-                inputs.push(std::fs::read(&path).unwrap());
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            let found = dir.ends_with("artifacts-found");
+            if found && !name.starts_with(target) || name.ends_with(".md") {
+                continue;
             }
+            let data = std::fs::read(&path).unwrap();
+            inputs.push((path, data));
         }
     }
-    assert!(inputs.len() >= 15, "{} inputs", inputs.len());
-    for data in &inputs {
-        let text = String::from_utf8_lossy(data);
-        let _ = parse_rfc3339(&text);
-        let _ = parse_rfc3339(&format!("2026-11-24T15:38:47{text}"));
-        if let Ok(inspect) = serde_json::from_slice::<ContainerInspectResponse>(data) {
-            let _ = Lifecycle::from_inspect(&inspect);
-        }
-        if let Ok(stats) = serde_json::from_slice::<ContainerStatsResponse>(data) {
-            let _ = Sample::from_stats(&stats);
+    inputs
+}
+
+/// Every fuzz target's checks over its seeds and past findings: what the
+/// fuzzers assert holds for the inputs that matter most, in every test run.
+#[test]
+fn fuzz_findings_and_seeds_pass_the_fuzz_targets_checks() {
+    for (target, check) in [
+        ("stats_decode", checks::stats as fn(&[u8])),
+        ("inspect_decode", checks::inspect),
+        ("config_parse", checks::config),
+    ] {
+        let inputs = fuzz_inputs(target);
+        assert!(inputs.len() >= 3, "{target}: {} inputs", inputs.len());
+        for (path, data) in inputs {
+            let outcome = std::panic::catch_unwind(|| check(&data));
+            assert!(outcome.is_ok(), "{target} fails on {}", path.display());
         }
     }
 }

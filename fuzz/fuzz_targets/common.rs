@@ -12,7 +12,12 @@ use docker_stats_exporter::sample::Sample;
 use docker_stats_exporter::scrape::{ContainerMetrics, Snapshot};
 
 /// A listed container named and labelled with text taken from the input.
-pub fn container(id: &str, name: &str, state: &str, labels: HashMap<String, String>) -> ContainerRef {
+pub fn container(
+    id: &str,
+    name: &str,
+    state: &str,
+    labels: HashMap<String, String>,
+) -> ContainerRef {
     ContainerRef {
         id: id.to_string(),
         name: name.trim_start_matches('/').to_string(),
@@ -53,8 +58,12 @@ pub fn snapshot(
 /// plain scrape gets it) and with `labels` on every series in OpenMetrics.
 pub fn render_both(snapshot: Snapshot, labels: &LabelExport) {
     let snapshot = Arc::new(snapshot);
-    let prom = render(snapshot.clone(), &LabelExport::default(), Format::Prometheus)
-        .expect("rendering to a String does not fail");
+    let prom = render(
+        snapshot.clone(),
+        &LabelExport::default(),
+        Format::Prometheus,
+    )
+    .expect("rendering to a String does not fail");
     check_exposition(&prom);
     let everywhere = LabelExport {
         include: labels.include.clone(),
