@@ -65,7 +65,7 @@ impl DockerEngine {
         let docker = if let Some(dir) = &self.tls {
             super::tls::connect(&self.host, dir, secs)
         } else if self.host.starts_with("unix://") {
-            Docker::connect_with_unix(&self.host, secs, API_DEFAULT_VERSION).map_err(Into::into)
+            super::unix::connect(&self.host, secs).map_err(Into::into)
         } else if self.host.starts_with("npipe://") {
             Docker::connect_with_host(&self.host).map_err(Into::into)
         } else {

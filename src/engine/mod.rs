@@ -7,6 +7,7 @@ pub mod docker;
 pub mod fake;
 pub mod limited;
 pub mod tls;
+pub mod unix;
 
 use std::collections::HashMap;
 use std::fmt;
