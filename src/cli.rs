@@ -199,9 +199,11 @@ impl Cli {
                     cli.log_format = match text()?.as_str() {
                         "text" => LogFormat::Text,
                         "json" => LogFormat::Json,
-                        other => return Err(CliError(format!(
+                        other => {
+                            return Err(CliError(format!(
                             "invalid value '{other}' for '{flag}'\n  [possible values: text, json]"
-                        ))),
+                        )))
+                        }
                     }
                 }
             }

@@ -6,8 +6,8 @@
 pub mod docker;
 pub mod fake;
 pub mod limited;
+pub mod plain;
 pub mod tls;
-pub mod unix;
 
 use std::collections::HashMap;
 use std::fmt;
