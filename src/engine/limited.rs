@@ -4,11 +4,11 @@
 //!
 //! Two bounds. `max_concurrency` holds every call. Calls the engine answers
 //! at once (list, inspect, and stats on engines that read them directly:
-//! Docker 25 and later, Podman) are further held to [`QUICK_CALLS`]: more
-//! of them in flight would not finish a round sooner on an engine that is
-//! busy answering anyway, but each holds a connection and its buffers (some
-//! 25 KB). Stats calls on Docker up to 24 wait for the engine's 1 s tick,
-//! so only `max_concurrency` holds them: each further wave would cost a tick.
+//! Docker 25 and later, Podman) are further held to [`QUICK_CALLS`]: each
+//! holds a connection and its buffers (some 40 KB) while in flight, and
+//! beyond that number a round ends only a little sooner. Stats calls on
+//! Docker up to 24 wait for the engine's 1 s tick, so only
+//! `max_concurrency` holds them: each further wave would cost a tick.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -23,7 +23,7 @@ use bollard::models::{ContainerInspectResponse, ContainerStatsResponse};
 
 /// Calls in flight at once that the engine answers without waiting for its
 /// stats tick.
-pub const QUICK_CALLS: usize = 32;
+pub const QUICK_CALLS: usize = 64;
 
 /// An engine whose calls wait for permits.
 #[derive(Debug)]
