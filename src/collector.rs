@@ -12,6 +12,7 @@ use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 
+use crate::answer::Chunks;
 use crate::config::{LabelExport, LabelsOn};
 use crate::format::Format;
 use crate::metrics::{MetricDef, MetricUnit, Source, Value, METRICS};
@@ -243,29 +244,23 @@ pub fn render(
     labels: &LabelExport,
     format: Format,
 ) -> Result<String, std::fmt::Error> {
-    render_parts(
-        vec![Part {
-            engine: None,
-            snapshot: snapshot.into(),
-        }],
-        labels,
-        format,
-        0,
-    )
+    let parts = vec![Part {
+        engine: None,
+        snapshot: snapshot.into(),
+    }];
+    Ok(render_parts(parts, labels, format)?.into_string())
 }
 
-/// Encodes the snapshots of several engines as one answer. `size_hint` is
-/// the expected length (the previous answer's): a megabyte-sized answer
-/// written into a buffer that keeps doubling would hold up to twice that.
+/// Encodes the snapshots of several engines as one answer, in pieces (see
+/// [`Chunks`]).
 pub fn render_parts(
     parts: Vec<Part>,
     labels: &LabelExport,
     format: Format,
-    size_hint: usize,
-) -> Result<String, std::fmt::Error> {
+) -> Result<Chunks, std::fmt::Error> {
     let mut registry = Registry::default();
     registry.register_collector(Box::new(SnapshotCollector::new(parts, labels.clone())));
-    let mut out = String::with_capacity((size_hint + size_hint / 16).max(16 * 1024));
+    let mut out = Chunks::new();
     match format {
         Format::Prometheus => {
             prometheus_client::encoding::prometheus_text::encode(&mut out, &registry)?

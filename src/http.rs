@@ -1,11 +1,11 @@
 //! The HTTP side: `/metrics`, health endpoints and the landing page.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::time::Instant;
 
+use axum::body::Body;
 use axum::extract::{Query, State};
 use axum::http::header::{ACCEPT, CONTENT_TYPE};
 use axum::http::{HeaderMap, StatusCode};
@@ -39,8 +39,6 @@ pub struct AppState {
     pub timeout: Duration,
     /// Container labels exported as metric labels.
     pub labels: LabelExport,
-    /// Length of the last `/metrics` answer, to size the next one's buffer.
-    pub last_answer_len: AtomicUsize,
 }
 
 impl AppState {
@@ -168,12 +166,12 @@ async fn metrics(
             snapshot,
         })
         .collect();
-    let hint = state.last_answer_len.load(Ordering::Relaxed);
-    match render_parts(parts, &state.labels, format, hint) {
-        Ok(body) => {
-            state.last_answer_len.store(body.len(), Ordering::Relaxed);
-            ([(CONTENT_TYPE, format.content_type())], body).into_response()
-        }
+    match render_parts(parts, &state.labels, format) {
+        Ok(text) => (
+            [(CONTENT_TYPE, format.content_type())],
+            Body::new(text.into_body()),
+        )
+            .into_response(),
         Err(_) => (StatusCode::INTERNAL_SERVER_ERROR, "encoding failed\n").into_response(),
     }
 }

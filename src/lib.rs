@@ -1,6 +1,7 @@
 //! docker-stats-exporter: a Prometheus exporter for container stats, collected
 //! from the engine at scrape time.
 
+pub mod answer;
 pub mod cgroup;
 pub mod cli;
 pub mod coalesce;
@@ -86,7 +87,6 @@ pub fn state_with_engines(
         labels: config.labels.clone(),
         selection: config.selection.clone(),
         timeout: config.timeout,
-        last_answer_len: Default::default(),
     })
 }
 

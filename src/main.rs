@@ -1,7 +1,6 @@
 use std::process::ExitCode;
 
 use anyhow::Context;
-use clap::Parser;
 use docker_stats_exporter::cli::{Cli, LogFormat};
 use docker_stats_exporter::config::{Config, Overrides};
 use docker_stats_exporter::context::DockerEnv;

@@ -117,6 +117,7 @@ struct Outcome {
 #[derive(Debug)]
 pub struct Scraper {
     engine: Arc<dyn EngineApi>,
+    limits: Arc<Limited>,
     state: StateTable,
     version: Mutex<Option<EngineVersion>>,
     info: Mutex<Option<(Instant, EngineInfo)>>,
@@ -128,8 +129,10 @@ pub struct Scraper {
 impl Scraper {
     /// A scraper of `engine`.
     pub fn new(engine: Arc<dyn EngineApi>, options: &ScrapeOptions) -> Self {
+        let limits = Arc::new(Limited::new(engine, options.max_concurrency));
         Self {
-            engine: Arc::new(Limited::new(engine, options.max_concurrency)),
+            engine: limits.clone(),
+            limits,
             state: StateTable::new(options.inspect_max_age),
             version: Mutex::new(None),
             info: Mutex::new(None),
@@ -162,6 +165,7 @@ impl Scraper {
         match deadline.run(self.engine.version()).await {
             Ok(Ok(v)) => {
                 tracing::info!(engine = %self.engine.host(), version = %v.version, flavor = ?v.flavor, "engine identified");
+                self.limits.set_direct_stats(v.direct_stats());
                 *self.lock_version() = Some(v.clone());
                 v
             }

@@ -171,7 +171,9 @@ fn two_engines() -> String {
             snapshot: Arc::new(snapshot()),
         })
         .collect();
-    render_parts(parts, &LabelExport::default(), Format::Prometheus, 0).unwrap()
+    render_parts(parts, &LabelExport::default(), Format::Prometheus)
+        .unwrap()
+        .into_string()
 }
 
 #[test]

@@ -12,6 +12,7 @@ use std::time::Duration;
 use docker_stats_exporter::coalesce::Coalescer;
 use docker_stats_exporter::deadline::Deadline;
 use docker_stats_exporter::engine::fake::{Behaviour, FakeEngine, TICK};
+use docker_stats_exporter::engine::limited::QUICK_CALLS;
 use docker_stats_exporter::engine::Failure;
 use docker_stats_exporter::scrape::{ScrapeOptions, Scraper, Snapshot};
 use docker_stats_exporter::selector::{LabelSelector, Selection};
@@ -454,4 +455,49 @@ async fn a_restart_between_scrapes_shows_in_the_restart_count_at_the_next_scrape
     let third = round(&s, &all(), Duration::from_secs(5)).await;
     assert_eq!(restarts(&third), Some(1));
     assert_eq!(engine.calls().inspect, 2);
+}
+
+/// 100 running containers whose stats calls take 20 ms on top of the
+/// engine's own waiting.
+fn hundred_containers(version: &str) -> FakeEngine {
+    let engine = FakeEngine::docker(version);
+    for i in 0..100 {
+        engine.add_with(
+            &format!("c{i:03}"),
+            "running",
+            HALF_CPU,
+            HashMap::new(),
+            Behaviour {
+                stats_delay: Duration::from_millis(20),
+                ..Default::default()
+            },
+        );
+    }
+    engine
+}
+
+#[tokio::test(start_paused = true)]
+async fn calls_answered_at_once_are_held_to_the_quick_limit() {
+    let engine = hundred_containers("26.1.5");
+    let s = scraper(&engine, options());
+    for _ in 0..2 {
+        let snap = round(&s, &all(), Duration::from_secs(10)).await;
+        assert_eq!(snap.containers.len(), 100);
+        assert!(snap.containers.iter().all(|c| c.sample.is_some()));
+    }
+    assert_eq!(engine.max_in_flight(), QUICK_CALLS, "held to it, and used");
+}
+
+#[tokio::test(start_paused = true)]
+async fn stats_calls_that_wait_for_the_tick_all_go_at_once() {
+    let engine = hundred_containers("20.10.24");
+    let s = scraper(&engine, options());
+    let started = Instant::now();
+    let snap = round(&s, &all(), Duration::from_secs(10)).await;
+    assert_eq!(snap.containers.len(), 100);
+    // Every stats call in flight together (inspect calls beside them are
+    // held to the quick limit), so the round costs the engine's ticks once.
+    let most = engine.max_in_flight();
+    assert!((100..=100 + QUICK_CALLS).contains(&most), "{most}");
+    assert!(started.elapsed() < 4 * TICK, "{:?}", started.elapsed());
 }

@@ -10,7 +10,7 @@ use std::time::Duration;
 use bollard::errors::Error as BollardError;
 use bollard::models::{ContainerInspectResponse, ContainerStatsResponse};
 use bollard::query_parameters::{ListContainersOptions, StatsOptionsBuilder};
-use bollard::{Docker, API_DEFAULT_VERSION};
+use bollard::Docker;
 use futures::{FutureExt, StreamExt};
 
 use crate::socket_access;
@@ -65,11 +65,11 @@ impl DockerEngine {
         let docker = if let Some(dir) = &self.tls {
             super::tls::connect(&self.host, dir, secs)
         } else if self.host.starts_with("unix://") {
-            Docker::connect_with_unix(&self.host, secs, API_DEFAULT_VERSION).map_err(Into::into)
+            super::plain::connect_unix(&self.host, secs).map_err(Into::into)
         } else if self.host.starts_with("npipe://") {
-            Docker::connect_with_host(&self.host).map_err(Into::into)
+            named_pipe(&self.host)
         } else {
-            Docker::connect_with_http(&self.host, secs, API_DEFAULT_VERSION).map_err(Into::into)
+            super::plain::connect_tcp(&self.host, secs).map_err(Into::into)
         }
         .map_err(|e: anyhow::Error| {
             EngineError::new(
@@ -223,6 +223,17 @@ impl EngineApi for DockerEngine {
         })
         .boxed()
     }
+}
+
+/// A Windows named pipe, through bollard's own client for them.
+#[cfg(windows)]
+fn named_pipe(host: &str) -> anyhow::Result<Docker> {
+    Ok(Docker::connect_with_host(host)?)
+}
+
+#[cfg(not(windows))]
+fn named_pipe(host: &str) -> anyhow::Result<Docker> {
+    anyhow::bail!("{host}: named pipes exist only on Windows")
 }
 
 fn listed(s: bollard::models::ContainerSummary) -> Option<Listed> {

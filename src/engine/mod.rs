@@ -6,6 +6,7 @@
 pub mod docker;
 pub mod fake;
 pub mod limited;
+pub mod plain;
 pub mod tls;
 
 use std::collections::HashMap;

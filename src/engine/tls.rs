@@ -44,7 +44,11 @@ pub fn connect(host: &str, dir: &Path, timeout_secs: u64) -> anyhow::Result<Dock
             client
                 .request(req)
                 .await
-                .map_err(bollard::errors::Error::from)
+                // bollard without its own transports has no variant for
+                // the pooling client's error: carried as an I/O error.
+                .map_err(|e| bollard::errors::Error::IOError {
+                    err: std::io::Error::other(e),
+                })
         }
     };
     Ok(Docker::connect_with_custom_transport(
