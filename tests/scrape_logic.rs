@@ -12,7 +12,7 @@ use std::time::Duration;
 use docker_stats_exporter::coalesce::Coalescer;
 use docker_stats_exporter::deadline::Deadline;
 use docker_stats_exporter::engine::fake::{Behaviour, FakeEngine, TICK};
-use docker_stats_exporter::engine::limited::QUICK_CALLS;
+use docker_stats_exporter::engine::limited::{INSPECT_CALLS, QUICK_CALLS};
 use docker_stats_exporter::engine::Failure;
 use docker_stats_exporter::scrape::{ScrapeOptions, Scraper, Snapshot};
 use docker_stats_exporter::selector::{LabelSelector, Selection};
@@ -458,7 +458,7 @@ async fn a_restart_between_scrapes_shows_in_the_restart_count_at_the_next_scrape
 }
 
 /// 100 running containers whose stats calls take 20 ms on top of the
-/// engine's own waiting.
+/// engine's own waiting, and whose inspect calls take 5 ms.
 fn hundred_containers(version: &str) -> FakeEngine {
     let engine = FakeEngine::docker(version);
     for i in 0..100 {
@@ -469,6 +469,7 @@ fn hundred_containers(version: &str) -> FakeEngine {
             HashMap::new(),
             Behaviour {
                 stats_delay: Duration::from_millis(20),
+                inspect_delay: Duration::from_millis(5),
                 ..Default::default()
             },
         );
@@ -496,8 +497,24 @@ async fn stats_calls_that_wait_for_the_tick_all_go_at_once() {
     let snap = round(&s, &all(), Duration::from_secs(10)).await;
     assert_eq!(snap.containers.len(), 100);
     // Every stats call in flight together (inspect calls beside them are
-    // held to the quick limit), so the round costs the engine's ticks once.
+    // held to their own limit), so the round costs the engine's ticks once.
     let most = engine.max_in_flight();
-    assert!((100..=100 + QUICK_CALLS).contains(&most), "{most}");
+    assert!((100..=100 + INSPECT_CALLS).contains(&most), "{most}");
     assert!(started.elapsed() < 4 * TICK, "{:?}", started.elapsed());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_first_scrape_holds_inspect_calls_to_their_own_limit() {
+    for version in ["20.10.24", "26.1.5"] {
+        let engine = hundred_containers(version);
+        let s = scraper(&engine, options());
+        let snap = round(&s, &all(), Duration::from_secs(10)).await;
+        assert_eq!(snap.containers.len(), 100);
+        assert_eq!(engine.calls().inspect, 100, "{version}: one per container");
+        assert_eq!(
+            engine.max_inspects_in_flight(),
+            INSPECT_CALLS,
+            "{version}: held to it, and used"
+        );
+    }
 }

@@ -31,6 +31,8 @@ const CPUS: u64 = 2;
 pub struct Behaviour {
     /// Time a stats call takes on top of the engine's own waiting.
     pub stats_delay: Duration,
+    /// Time an inspect call takes.
+    pub inspect_delay: Duration,
     /// A stats call fails with this kind instead of answering.
     pub stats_fails: Option<Failure>,
     /// An inspect call fails with this kind instead of answering.
@@ -83,6 +85,8 @@ struct Inner {
     calls: Mutex<Calls>,
     in_flight: AtomicUsize,
     max_in_flight: AtomicUsize,
+    inspects_in_flight: AtomicUsize,
+    max_inspects_in_flight: AtomicUsize,
 }
 
 impl FakeEngine {
@@ -114,6 +118,8 @@ impl FakeEngine {
                 calls: Mutex::new(Calls::default()),
                 in_flight: AtomicUsize::new(0),
                 max_in_flight: AtomicUsize::new(0),
+                inspects_in_flight: AtomicUsize::new(0),
+                max_inspects_in_flight: AtomicUsize::new(0),
             }),
         }
     }
@@ -210,6 +216,11 @@ impl FakeEngine {
     /// The most stats and inspect calls that were in flight at once.
     pub fn max_in_flight(&self) -> usize {
         self.inner.max_in_flight.load(Ordering::SeqCst)
+    }
+
+    /// The most inspect calls that were in flight at once.
+    pub fn max_inspects_in_flight(&self) -> usize {
+        self.inner.max_inspects_in_flight.load(Ordering::SeqCst)
     }
 
     fn lock_containers(&self) -> std::sync::MutexGuard<'_, Vec<FakeContainer>> {
@@ -359,6 +370,25 @@ impl Drop for InFlight<'_> {
     }
 }
 
+/// Counts an inspect call in flight while it lives.
+struct InspectInFlight<'a>(&'a Inner);
+
+impl<'a> InspectInFlight<'a> {
+    fn new(inner: &'a Inner) -> Self {
+        let now = inner.inspects_in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        inner
+            .max_inspects_in_flight
+            .fetch_max(now, Ordering::SeqCst);
+        Self(inner)
+    }
+}
+
+impl Drop for InspectInFlight<'_> {
+    fn drop(&mut self) {
+        self.0.inspects_in_flight.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
 impl EngineApi for FakeEngine {
     fn host(&self) -> &str {
         "fake://engine"
@@ -424,7 +454,9 @@ impl EngineApi for FakeEngine {
         async move {
             self.count(|c| c.inspect += 1).await?;
             let _busy = InFlight::new(&self.inner);
+            let _inspecting = InspectInFlight::new(&self.inner);
             let c = self.find(id)?;
+            tokio::time::sleep(c.behaviour.inspect_delay).await;
             if let Some(kind) = c.behaviour.inspect_fails {
                 return Err(EngineError::new(kind, format!("inspect of {id} failed")));
             }

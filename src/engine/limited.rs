@@ -2,11 +2,12 @@
 //! scrape round, of every selection, takes its calls from the same permits,
 //! so a storm of distinct ad-hoc queries cannot multiply the engine's load.
 //!
-//! Two bounds. `max_concurrency` holds every call. Calls the engine answers
+//! Three bounds. `max_concurrency` holds every call. Calls the engine answers
 //! at once (list, inspect, and stats on engines that read them directly:
 //! Docker 25 and later, Podman) are further held to [`QUICK_CALLS`]: each
 //! holds a connection and its buffers (some 40 KB) while in flight, and
-//! beyond that number a round ends only a little sooner. Stats calls on
+//! beyond that number a round ends only a little sooner. Inspect calls are
+//! held to [`INSPECT_CALLS`] within those. Stats calls on
 //! Docker up to 24 wait for the engine's 1 s tick, so only
 //! `max_concurrency` holds them: each further wave would cost a tick.
 
@@ -25,12 +26,30 @@ use bollard::models::{ContainerInspectResponse, ContainerStatsResponse};
 /// stats tick.
 pub const QUICK_CALLS: usize = 64;
 
+/// Inspect calls in flight at once, within [`QUICK_CALLS`]. Their answers
+/// are the largest and each container needs one only once a minute, but a
+/// first scrape asks them all, beside (on Docker up to 24) a stats call per
+/// container that waits for the engine's tick.
+pub const INSPECT_CALLS: usize = 16;
+
+/// Which bounds a call is held to, besides `max_concurrency`.
+#[derive(Debug, Clone, Copy)]
+enum Kind {
+    /// A stats call that waits for the engine's tick.
+    Tick,
+    /// Answered at once.
+    Quick,
+    /// An inspect call: answered at once, and held to [`INSPECT_CALLS`].
+    Inspect,
+}
+
 /// An engine whose calls wait for permits.
 #[derive(Debug)]
 pub struct Limited {
     inner: Arc<dyn EngineApi>,
     permits: Semaphore,
     quick: Semaphore,
+    inspects: Semaphore,
     direct_stats: AtomicBool,
 }
 
@@ -43,6 +62,7 @@ impl Limited {
             inner,
             permits: Semaphore::new(limit),
             quick: Semaphore::new(limit.min(QUICK_CALLS)),
+            inspects: Semaphore::new(limit.min(INSPECT_CALLS)),
             direct_stats: AtomicBool::new(false),
         }
     }
@@ -57,13 +77,17 @@ impl Limited {
     /// future (and its buffers) exists only while it is in flight.
     async fn run<'a, T>(
         &'a self,
-        quick: bool,
+        kind: Kind,
         make: impl FnOnce() -> EngineFuture<'a, T>,
     ) -> Result<T, EngineError> {
         let closed = |_| EngineError::new(Failure::Engine, "engine client closed");
-        let _quick = match quick {
-            true => Some(self.quick.acquire().await.map_err(closed)?),
-            false => None,
+        let _inspect = match kind {
+            Kind::Inspect => Some(self.inspects.acquire().await.map_err(closed)?),
+            Kind::Quick | Kind::Tick => None,
+        };
+        let _quick = match kind {
+            Kind::Quick | Kind::Inspect => Some(self.quick.acquire().await.map_err(closed)?),
+            Kind::Tick => None,
         };
         let _permit = self.permits.acquire().await.map_err(closed)?;
         make().await
@@ -76,23 +100,23 @@ impl EngineApi for Limited {
     }
 
     fn ping(&self) -> EngineFuture<'_, ()> {
-        self.run(true, || self.inner.ping()).boxed()
+        self.run(Kind::Quick, || self.inner.ping()).boxed()
     }
 
     fn version(&self) -> EngineFuture<'_, EngineVersion> {
-        self.run(true, || self.inner.version()).boxed()
+        self.run(Kind::Quick, || self.inner.version()).boxed()
     }
 
     fn info(&self) -> EngineFuture<'_, EngineInfo> {
-        self.run(true, || self.inner.info()).boxed()
+        self.run(Kind::Quick, || self.inner.info()).boxed()
     }
 
     fn list<'a>(&'a self, query: &'a ListQuery) -> EngineFuture<'a, Vec<Listed>> {
-        self.run(true, || self.inner.list(query)).boxed()
+        self.run(Kind::Quick, || self.inner.list(query)).boxed()
     }
 
     fn inspect<'a>(&'a self, id: &'a str) -> EngineFuture<'a, ContainerInspectResponse> {
-        self.run(true, || self.inner.inspect(id)).boxed()
+        self.run(Kind::Inspect, || self.inner.inspect(id)).boxed()
     }
 
     fn stats<'a>(
@@ -100,8 +124,11 @@ impl EngineApi for Limited {
         id: &'a str,
         one_shot: bool,
     ) -> EngineFuture<'a, Option<ContainerStatsResponse>> {
-        let quick = one_shot && self.direct_stats.load(Ordering::Relaxed);
-        self.run(quick, move || self.inner.stats(id, one_shot))
+        let kind = match one_shot && self.direct_stats.load(Ordering::Relaxed) {
+            true => Kind::Quick,
+            false => Kind::Tick,
+        };
+        self.run(kind, move || self.inner.stats(id, one_shot))
             .boxed()
     }
 }
