@@ -900,12 +900,17 @@ fn build_exporter(manifest: &Path) -> anyhow::Result<()> {
 
 fn print_report(rows: &[Row], args: &Args, env: &Env, machine: &str, load: &str) {
     let mut out = String::new();
+    let sock = engine_sock();
     let path = if args.no_proxy {
-        "exporter connected straight to /var/run/docker.sock (--no-proxy); engine requests \
-         per scrape come from a separate short proxied pass"
+        format!(
+            "exporter connected straight to {sock} (--no-proxy); engine requests \
+             per scrape come from a separate short proxied pass"
+        )
     } else {
-        "exporter connected through the bench's counting proxy (one extra unix-socket hop on the \
-         exporter's path only; RAW rounds go straight to /var/run/docker.sock)"
+        format!(
+            "exporter connected through the bench's counting proxy (one extra unix-socket hop \
+             on the exporter's path only; RAW rounds go straight to {sock})"
+        )
     };
     let _ = writeln!(out, "\n{machine}");
     let _ = writeln!(
@@ -1107,7 +1112,7 @@ fn main() -> anyhow::Result<()> {
     if let Some(path) = &args.engine {
         let _ = ENGINE_SOCK.set(path.clone());
     }
-    // Release builds abort on panic, so no destructor runs: clean up here.
+    // A panic may end the bench before destructors run: clean up here.
     let default_hook = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
         default_hook(info);
