@@ -11,7 +11,7 @@ use std::time::Duration;
 use common::proxy::Proxy;
 use common::{
     cgroup_file, cgroup_stat, docker, engine_socket, first_round_stats_calls, names_config, unique,
-    wait_until, Container, Exporter, Metrics, TempDir,
+    wait_until, wait_until_async, Container, Exporter, Metrics, TempDir,
 };
 
 /// Bytes from docker's human sizes (`772KiB`, `1.23MiB`, `48MiB`).
@@ -64,19 +64,34 @@ async fn working_set_and_limit_match_docker_stats() {
         }
     });
     let exporter = Exporter::local(&names_config(&[&c.name], "")).await;
-    let m = exporter.metrics().await;
-    let cli = docker(&["stats", "--no-stream", "--format", "{{.MemUsage}}", &c.name]);
-    let (usage, limit) = cli.split_once(" / ").unwrap();
+    // The scrape and `docker stats` read at different moments: compared
+    // until one pair agrees, in case the container's memory still moves.
+    let (exporter_ref, name) = (&exporter, &c.name);
+    let (m, limit) = wait_until_async(
+        "working set as docker stats shows it",
+        Duration::from_secs(20),
+        move || async move {
+            let m = exporter_ref.metrics().await;
+            let cli = docker(&["stats", "--no-stream", "--format", "{{.MemUsage}}", name]);
+            let (usage, limit) = cli
+                .split_once(" / ")
+                .ok_or_else(|| format!("docker stats said {cli:?}"))?;
+            let ws = m
+                .get("container_memory_working_set_bytes", name)
+                .ok_or_else(|| "no working set".to_string())?;
+            match (ws - bytes(usage)).abs() <= bytes(usage) * 0.01 + 8192.0 {
+                true => Ok((m, limit.to_string())),
+                false => Err(format!("working set {ws} vs docker stats {usage}")),
+            }
+        },
+    )
+    .await;
     let ws = m
         .get("container_memory_working_set_bytes", &c.name)
         .unwrap();
-    assert!(
-        (ws - bytes(usage)).abs() <= bytes(usage) * 0.01 + 8192.0,
-        "working set {ws} vs docker stats {usage}"
-    );
     assert_eq!(
         m.get("container_memory_limit_bytes", &c.name),
-        Some(bytes(limit))
+        Some(bytes(&limit))
     );
     let raw = m.get("container_memory_usage_bytes", &c.name).unwrap();
     assert!(
