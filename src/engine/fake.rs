@@ -83,10 +83,10 @@ struct Inner {
     down: Mutex<bool>,
     hung: Mutex<bool>,
     calls: Mutex<Calls>,
-    in_flight: AtomicUsize,
-    max_in_flight: AtomicUsize,
-    inspects_in_flight: AtomicUsize,
-    max_inspects_in_flight: AtomicUsize,
+    /// Stats and inspect calls in flight.
+    calls_in_flight: InFlight,
+    /// Inspect calls in flight.
+    inspects_in_flight: InFlight,
 }
 
 impl FakeEngine {
@@ -116,10 +116,8 @@ impl FakeEngine {
                 down: Mutex::new(false),
                 hung: Mutex::new(false),
                 calls: Mutex::new(Calls::default()),
-                in_flight: AtomicUsize::new(0),
-                max_in_flight: AtomicUsize::new(0),
-                inspects_in_flight: AtomicUsize::new(0),
-                max_inspects_in_flight: AtomicUsize::new(0),
+                calls_in_flight: InFlight::default(),
+                inspects_in_flight: InFlight::default(),
             }),
         }
     }
@@ -215,12 +213,12 @@ impl FakeEngine {
 
     /// The most stats and inspect calls that were in flight at once.
     pub fn max_in_flight(&self) -> usize {
-        self.inner.max_in_flight.load(Ordering::SeqCst)
+        self.inner.calls_in_flight.most.load(Ordering::SeqCst)
     }
 
     /// The most inspect calls that were in flight at once.
     pub fn max_inspects_in_flight(&self) -> usize {
-        self.inner.max_inspects_in_flight.load(Ordering::SeqCst)
+        self.inner.inspects_in_flight.most.load(Ordering::SeqCst)
     }
 
     fn lock_containers(&self) -> std::sync::MutexGuard<'_, Vec<FakeContainer>> {
@@ -353,39 +351,27 @@ fn rfc3339(t: Duration) -> String {
         .unwrap_or_default()
 }
 
-/// Counts a call in flight while it lives.
-struct InFlight<'a>(&'a Inner);
+/// Calls in flight now, and the most there were at once.
+#[derive(Debug, Default)]
+struct InFlight {
+    now: AtomicUsize,
+    most: AtomicUsize,
+}
 
-impl<'a> InFlight<'a> {
-    fn new(inner: &'a Inner) -> Self {
-        let now = inner.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
-        inner.max_in_flight.fetch_max(now, Ordering::SeqCst);
-        Self(inner)
+impl InFlight {
+    /// Counts one call in flight while the guard lives.
+    fn enter(&self) -> InFlightGuard<'_> {
+        let now = self.now.fetch_add(1, Ordering::SeqCst) + 1;
+        self.most.fetch_max(now, Ordering::SeqCst);
+        InFlightGuard(self)
     }
 }
 
-impl Drop for InFlight<'_> {
+struct InFlightGuard<'a>(&'a InFlight);
+
+impl Drop for InFlightGuard<'_> {
     fn drop(&mut self) {
-        self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
-    }
-}
-
-/// Counts an inspect call in flight while it lives.
-struct InspectInFlight<'a>(&'a Inner);
-
-impl<'a> InspectInFlight<'a> {
-    fn new(inner: &'a Inner) -> Self {
-        let now = inner.inspects_in_flight.fetch_add(1, Ordering::SeqCst) + 1;
-        inner
-            .max_inspects_in_flight
-            .fetch_max(now, Ordering::SeqCst);
-        Self(inner)
-    }
-}
-
-impl Drop for InspectInFlight<'_> {
-    fn drop(&mut self) {
-        self.0.inspects_in_flight.fetch_sub(1, Ordering::SeqCst);
+        self.0.now.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -453,8 +439,8 @@ impl EngineApi for FakeEngine {
     fn inspect<'a>(&'a self, id: &'a str) -> EngineFuture<'a, ContainerInspectResponse> {
         async move {
             self.count(|c| c.inspect += 1).await?;
-            let _busy = InFlight::new(&self.inner);
-            let _inspecting = InspectInFlight::new(&self.inner);
+            let _busy = self.inner.calls_in_flight.enter();
+            let _inspecting = self.inner.inspects_in_flight.enter();
             let c = self.find(id)?;
             tokio::time::sleep(c.behaviour.inspect_delay).await;
             if let Some(kind) = c.behaviour.inspect_fails {
@@ -482,7 +468,7 @@ impl EngineApi for FakeEngine {
     ) -> EngineFuture<'a, Option<ContainerStatsResponse>> {
         async move {
             self.count(|c| c.stats += 1).await?;
-            let _busy = InFlight::new(&self.inner);
+            let _busy = self.inner.calls_in_flight.enter();
             self.stats_answer(id, one_shot).await
         }
         .boxed()
