@@ -189,22 +189,9 @@ async fn container_removed_mid_scrape_is_left_out_and_the_others_exported() {
             &proxy.url(),
         )
         .await;
-        let scrape = tokio::spawn({
-            let addr = exporter.addr;
-            async move { common::get(addr, "/metrics", &[]).await }
-        });
+        let scrape = exporter.scrape_in_background();
         let stats = format!("/containers/{}/stats", doomed.id);
-        wait_until_async(
-            "its stats call at the engine",
-            Duration::from_secs(30),
-            || async {
-                match proxy.forwarded(&stats) {
-                    0 => Err(format!("{:?}", proxy.seen())),
-                    _ => Ok(()),
-                }
-            },
-        )
-        .await;
+        proxy.wait_for_forwarded(&stats).await;
         doomed.remove();
         let removed = Instant::now();
         let (status, body) = scrape.await.expect("scrape task");

@@ -19,7 +19,7 @@ use hyper::body::{Bytes, Incoming};
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
 
-use common::{Exporter, Metrics, TempDir};
+use common::{wait_until_async, Exporter, Metrics, TempDir};
 
 /// A recorded answer, compact and on one line as the engine sends it (the
 /// client reads stats as JSON lines).
@@ -107,21 +107,17 @@ async fn a_full_listen_queue_is_waited_out_within_the_deadline() {
     let filler = std::os::unix::net::UnixStream::connect(&path).unwrap();
 
     let exporter = Exporter::start("", &format!("unix://{}", path.display())).await;
-    let scrape = tokio::spawn({
-        let addr = exporter.addr;
-        async move { common::get(addr, "/metrics", &[]).await }
-    });
+    let scrape = exporter.scrape_in_background();
 
     // The exporter has met the full queue and is asking again.
-    let until = std::time::Instant::now() + Duration::from_secs(10);
-    while !logs.text().contains("engine busy") {
-        assert!(
-            std::time::Instant::now() < until,
-            "no retry logged:\n{}",
-            logs.text()
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_until_async("a retry logged", Duration::from_secs(10), || async {
+        let text = logs.text();
+        match text.contains("engine busy") {
+            true => Ok(()),
+            false => Err(text),
+        }
+    })
+    .await;
     // Now the engine catches up: the filler goes, connections are served.
     drop(filler);
     listener.set_nonblocking(true).unwrap();

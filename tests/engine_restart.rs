@@ -34,10 +34,7 @@ async fn dockerd_stopped_mid_scrape_then_restarted_needs_no_exporter_restart() {
     // Stop dockerd once it has the scrape's stats call: the list call has
     // answered by then, and the stats call waits on the engine's ticks.
     let mark = engine.log_len();
-    let scrape = tokio::spawn({
-        let addr = exporter.addr;
-        async move { common::get(addr, "/metrics", &[]).await }
-    });
+    let scrape = exporter.scrape_in_background();
     block_in_place(|| {
         engine.wait_for_request(mark, "GET", "/stats", Duration::from_secs(30));
         engine.stop();

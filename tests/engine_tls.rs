@@ -7,6 +7,7 @@
 
 mod common;
 
+use std::path::Path;
 use std::sync::Arc;
 
 use common::{names_config, unique, Container, Exporter, TempDir};
@@ -32,13 +33,13 @@ fn leaf(
 
 /// Accepts TLS with a client certificate from `ca` on 127.0.0.1 and pipes
 /// each connection to the engine's unix socket.
-async fn tls_engine(dir: &std::path::Path) -> std::net::SocketAddr {
+async fn tls_engine(dir: &Path) -> std::net::SocketAddr {
     tls_engine_counting(dir).await.0
 }
 
 /// [`tls_engine`], also counting the TLS handshakes it completes.
 async fn tls_engine_counting(
-    dir: &std::path::Path,
+    dir: &Path,
 ) -> (std::net::SocketAddr, Arc<std::sync::atomic::AtomicUsize>) {
     let ca_key = KeyPair::generate().unwrap();
     let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
@@ -89,6 +90,17 @@ async fn tls_engine_counting(
     (addr, handshakes)
 }
 
+/// An exporter for `host` with TLS verification on, its certificates from
+/// `certs` (as DOCKER_TLS_VERIFY=1 and DOCKER_CERT_PATH would set it).
+async fn verifying_exporter(text: &str, host: &str, certs: &Path) -> Exporter {
+    let config = Exporter::config(text, host).with_engine_tls(
+        Some("1".into()),
+        Some(certs.display().to_string()),
+        None,
+    );
+    Exporter::with_config(config).await
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn engine_over_tcp_with_tls_and_a_client_certificate() {
     let c = Container::sleeper(&unique("dse-tls-engine-target"), &[]);
@@ -97,12 +109,7 @@ async fn engine_over_tcp_with_tls_and_a_client_certificate() {
     let host = format!("tcp://{addr}");
     let text = &names_config(&[&c.name], "");
 
-    let config = Exporter::config(text, &host).with_engine_tls(
-        Some("1".into()),
-        Some(dir.0.display().to_string()),
-        None,
-    );
-    let exporter = Exporter::with_config(config).await;
+    let exporter = verifying_exporter(text, &host, &dir.0).await;
     let m = exporter.metrics().await;
     assert_eq!(m.value("docker_up", &[]), Some(1.0));
     assert_eq!(
@@ -119,12 +126,7 @@ async fn engine_over_tcp_with_tls_and_a_client_certificate() {
     let other = TempDir::new("engine-tls-other");
     let _unused = tls_engine(&other.0).await;
     std::fs::copy(dir.0.join("ca.pem"), other.0.join("ca.pem")).unwrap();
-    let config = Exporter::config(text, &host).with_engine_tls(
-        Some("1".into()),
-        Some(other.0.display().to_string()),
-        None,
-    );
-    let wrong_client = Exporter::with_config(config).await;
+    let wrong_client = verifying_exporter(text, &host, &other.0).await;
     let m = wrong_client.metrics().await;
     assert_eq!(m.value("docker_up", &[]), Some(0.0));
 }
@@ -140,9 +142,8 @@ async fn connections_to_a_tls_engine_are_reused_across_scrapes() {
     let _c: Vec<Container> = names.iter().map(|n| Container::sleeper(n, &[])).collect();
     let dir = TempDir::new("engine-tls-reuse");
     let (addr, handshakes) = tls_engine_counting(&dir.0).await;
-    let config = Exporter::config(&names_config(&names, ""), &format!("tcp://{addr}"))
-        .with_engine_tls(Some("1".into()), Some(dir.0.display().to_string()), None);
-    let exporter = Exporter::with_config(config).await;
+    let exporter =
+        verifying_exporter(&names_config(&names, ""), &format!("tcp://{addr}"), &dir.0).await;
     let count = || handshakes.load(std::sync::atomic::Ordering::SeqCst);
     let m = exporter.metrics().await;
     assert_eq!(m.names("container_memory_usage_bytes"), names);

@@ -164,21 +164,8 @@ async fn container_stopped_during_a_scrape_is_left_out() {
         &proxy.url(),
     )
     .await;
-    let scrape = tokio::spawn({
-        let addr = exporter.addr;
-        async move { common::get(addr, "/metrics", &[]).await }
-    });
-    wait_until_async(
-        "its stats call at the proxy",
-        Duration::from_secs(30),
-        || async {
-            match proxy.count(&stats_path) {
-                0 => Err(format!("{:?}", proxy.seen())),
-                _ => Ok(()),
-            }
-        },
-    )
-    .await;
+    let scrape = exporter.scrape_in_background();
+    proxy.wait_for_request(&stats_path).await;
     docker(&["kill", &stopped.name]);
     wait_until(
         "the container to exit",

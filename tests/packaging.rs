@@ -171,6 +171,18 @@ impl ContainerGuard {
     fn published(&self) -> String {
         published(&self.name, "8091/tcp")
     }
+
+    /// Starts `image` under this name as deploy/ documents it: read-only
+    /// root and socket, no capabilities, 8091 published on 127.0.0.1; `extra`
+    /// goes before the image.
+    fn run_read_only(&self, image: &str, extra: &[&str]) {
+        let socket = format!("{SOCKET}:{SOCKET}:ro");
+        let mut args = vec!["run", "-d", "--name", &self.name, "-p", "127.0.0.1::8091"];
+        args.extend(["-v", &socket, "--read-only", "--cap-drop", "ALL"]);
+        args.extend(extra);
+        args.push(image);
+        run(docker().args(args));
+    }
 }
 
 impl Drop for ContainerGuard {
@@ -609,28 +621,19 @@ fn image_serves_metrics_with_read_only_socket() {
     let image = image();
     let guard = ContainerGuard::new("image_serves_metrics_with_read_only_socket");
     let gid = socket_gid().to_string();
-    run(docker().args([
-        "run",
-        "-d",
-        "--name",
-        &guard.name,
-        "-p",
-        "127.0.0.1::8091",
-        "-v",
-        &format!("{SOCKET}:{SOCKET}:ro"),
-        "--group-add",
-        &gid,
-        "--read-only",
-        "--cap-drop",
-        "ALL",
-        "--security-opt",
-        "no-new-privileges:true",
-        "--health-interval",
-        "1s",
-        "--health-start-period",
-        "1s",
+    guard.run_read_only(
         image,
-    ]));
+        &[
+            "--group-add",
+            &gid,
+            "--security-opt",
+            "no-new-privileges:true",
+            "--health-interval",
+            "1s",
+            "--health-start-period",
+            "1s",
+        ],
+    );
     let addr = guard.published();
     let own = format!("/metrics?name={}", guard.name);
     let body = wait_for_engine_up(&addr, &own, &guard.name, || guard.logs());
@@ -704,20 +707,7 @@ fn image_reports_engine_down_without_socket_group() {
     if socket_gid() == 0 {
         panic!("{SOCKET} belongs to group 0; this test needs a socket group other than root's");
     }
-    run(docker().args([
-        "run",
-        "-d",
-        "--name",
-        &guard.name,
-        "-p",
-        "127.0.0.1::8091",
-        "-v",
-        &format!("{SOCKET}:{SOCKET}:ro"),
-        "--read-only",
-        "--cap-drop",
-        "ALL",
-        image,
-    ]));
+    guard.run_read_only(image, &[]);
     let addr = guard.published();
     wait_until(
         "`docker_up 0` on /metrics",

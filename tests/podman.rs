@@ -11,9 +11,7 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use common::proxy::Proxy;
-use common::{
-    cgroup_file, host_cpus, names_config, unique, wait_until, wait_until_async, Exporter, TempDir,
-};
+use common::{cgroup_file, host_cpus, names_config, unique, wait_until, Exporter, TempDir};
 
 /// The service's `unix://` URL, set up once per test binary.
 fn podman_url() -> &'static str {
@@ -203,21 +201,8 @@ async fn podman_container_removed_mid_scrape_is_left_out_and_only_gets_are_sent(
         &proxy.url(),
     )
     .await;
-    let scrape = tokio::spawn({
-        let addr = exporter.addr;
-        async move { common::get(addr, "/metrics", &[]).await }
-    });
-    wait_until_async(
-        "its stats call at the proxy",
-        Duration::from_secs(30),
-        || async {
-            match proxy.count(&stats) {
-                0 => Err(format!("{:?}", proxy.seen())),
-                _ => Ok(()),
-            }
-        },
-    )
-    .await;
+    let scrape = exporter.scrape_in_background();
+    proxy.wait_for_request(&stats).await;
     doomed.remove();
     gate.open();
     let (status, body) = scrape.await.unwrap();

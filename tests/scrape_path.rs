@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 
 use common::proxy::Proxy;
 use common::{
-    engine_socket, first_round_stats_calls, names_config, unique, wait_until_async, Container,
-    Exporter, Metrics, TempDir,
+    engine_socket, first_round_stats_calls, names_config, unique, Container, Exporter, Metrics,
+    TempDir,
 };
 
 #[tokio::test(flavor = "multi_thread")]
@@ -93,21 +93,8 @@ async fn hung_engine_never_hangs_metrics_and_a_joining_scrape_shortens_the_round
     .await;
 
     let started = Instant::now();
-    let patient = tokio::spawn({
-        let addr = exporter.addr;
-        async move { common::get(addr, "/metrics", &[]).await }
-    });
-    wait_until_async(
-        "the round's stats call at the proxy",
-        Duration::from_secs(30),
-        || async {
-            match proxy.count("/stats") {
-                0 => Err(format!("{:?}", proxy.seen())),
-                _ => Ok(()),
-            }
-        },
-    )
-    .await;
+    let patient = exporter.scrape_in_background();
+    proxy.wait_for_request("/stats").await;
     // A scraper with a 1 s timeout joins the round: both answer by its deadline.
     let (status, _) = common::get(
         exporter.addr,

@@ -318,27 +318,20 @@ fn deploy_stacks(manager: &PrivateEngine, worker: &PrivateEngine, dir: &TempDir)
             .expect("the manager's socket")
             .gid()
     };
-    run(Command::new(common::DOCKER)
-        .current_dir(root())
-        .args([
-            "-H",
-            &manager.url,
-            "stack",
-            "deploy",
-            "--resolve-image",
-            "never",
-        ])
-        .args(["-c", "deploy/swarm/stack.yml", STACK])
-        .env("DOCKER_GID", gid.to_string())
-        .env("DSE_IMAGE", EXPORTER_TAG)
-        .env("PROMETHEUS_IMAGE", PROMETHEUS_TAG)
-        .env("PROMETHEUS_CONFIG", &config)
-        .env("PROMETHEUS_PORT", PROMETHEUS_PORT.to_string())
-        .env(
-            "DOCKER_SOCKET",
-            "/run/dse-engines/{{.Node.Hostname}}/docker.sock",
-        )
-        .env_remove("DSE_UID"));
+    run(
+        stack_deploy(manager, Path::new("deploy/swarm/stack.yml"), STACK)
+            .current_dir(root())
+            .env("DOCKER_GID", gid.to_string())
+            .env("DSE_IMAGE", EXPORTER_TAG)
+            .env("PROMETHEUS_IMAGE", PROMETHEUS_TAG)
+            .env("PROMETHEUS_CONFIG", &config)
+            .env("PROMETHEUS_PORT", PROMETHEUS_PORT.to_string())
+            .env(
+                "DOCKER_SOCKET",
+                "/run/dse-engines/{{.Node.Hostname}}/docker.sock",
+            )
+            .env_remove("DSE_UID"),
+    );
 
     let app = dir.0.join("app.yml");
     std::fs::write(
@@ -359,18 +352,18 @@ services:
         ),
     )
     .expect("write app.yml");
-    run(Command::new(common::DOCKER)
-        .args([
-            "-H",
-            &manager.url,
-            "stack",
-            "deploy",
-            "--resolve-image",
-            "never",
-            "-c",
-        ])
-        .arg(&app)
-        .arg(APP_STACK));
+    run(&mut stack_deploy(manager, &app, APP_STACK));
+}
+
+/// `docker stack deploy` of `file` as `stack` on the manager, with the
+/// images already on the nodes (there is no registry to resolve them in).
+fn stack_deploy(manager: &PrivateEngine, file: &Path, stack: &str) -> Command {
+    let mut cmd = Command::new(common::DOCKER);
+    cmd.args(["-H", &manager.url, "stack", "deploy"])
+        .args(["--resolve-image", "never", "-c"])
+        .arg(file)
+        .arg(stack);
+    cmd
 }
 
 /// deploy/swarm/prometheus.yml with 2 s instead of its scrape, evaluation and

@@ -101,6 +101,13 @@ impl Exporter {
         assert_eq!(status, 200, "{body}");
         Metrics::parse(&body)
     }
+
+    /// A `GET /metrics` left running, so the test can act while its round
+    /// waits on the engine.
+    pub fn scrape_in_background(&self) -> tokio::task::JoinHandle<(u16, String)> {
+        let addr = self.addr;
+        tokio::spawn(async move { get(addr, "/metrics", &[]).await })
+    }
 }
 
 impl Drop for Exporter {

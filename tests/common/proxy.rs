@@ -212,6 +212,30 @@ impl Proxy {
         forwarded.iter().filter(|s| s.path.contains(part)).count()
     }
 
+    /// Waits until a request whose path contains `part` has reached the
+    /// proxy (held ones included).
+    pub async fn wait_for_request(&self, part: &str) {
+        self.wait_for("at the proxy", part, Self::count).await;
+    }
+
+    /// Waits until a request whose path contains `part` has been sent on to
+    /// the engine.
+    pub async fn wait_for_forwarded(&self, part: &str) {
+        self.wait_for("sent to the engine", part, Self::forwarded)
+            .await;
+    }
+
+    async fn wait_for(&self, place: &str, part: &str, count: fn(&Self, &str) -> usize) {
+        let what = format!("a request for {part} {place}");
+        super::wait::wait_until_async(&what, Duration::from_secs(30), || async {
+            match count(self, part) {
+                0 => Err(format!("{:?}", self.seen())),
+                _ => Ok(()),
+            }
+        })
+        .await;
+    }
+
     /// When the engine's answers (their heads) to requests whose path
     /// contains `part` came back, in order.
     pub fn answered_at(&self, part: &str) -> Vec<Instant> {
