@@ -184,14 +184,13 @@ mod checks;
 fn fuzz_inputs(target: &str) -> Vec<(std::path::PathBuf, Vec<u8>)> {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz");
     let mut inputs = Vec::new();
-    for dir in [
-        root.join("corpus").join(target),
-        root.join("artifacts-found"),
+    for (dir, found) in [
+        (root.join("corpus").join(target), false),
+        (root.join("artifacts-found"), true),
     ] {
         for entry in std::fs::read_dir(&dir).unwrap() {
             let path = entry.unwrap().path();
             let name = path.file_name().unwrap().to_string_lossy().into_owned();
-            let found = dir.ends_with("artifacts-found");
             if found && !name.starts_with(target) || name.ends_with(".md") {
                 continue;
             }

@@ -351,11 +351,9 @@ async fn id_label_is_the_containers_real_cgroup_path() {
     let exporter = Exporter::local(&names_config(&[&plain.name, &nested.name], "")).await;
     let m = exporter.metrics().await;
     for (c, expected_parent) in [(&plain, "/docker"), (&nested, parent.as_str())] {
-        let id =
-            m.0.iter()
-                .find(|s| s.name == "container_memory_usage_bytes" && s.labels["name"] == c.name)
-                .map(|s| s.labels["id"].clone())
-                .unwrap_or_else(|| panic!("no series for {}", c.name));
+        let id = m
+            .label("container_memory_usage_bytes", &c.name, "id")
+            .unwrap_or_else(|| panic!("no series for {}", c.name));
         assert_eq!(id, format!("{expected_parent}/{}", c.id));
         // Its main process is in that cgroup (cgroup v1 memory hierarchy).
         let pid = common::docker(&["inspect", "--format", "{{.State.Pid}}", &c.name]);

@@ -67,7 +67,7 @@ async fn working_set_and_limit_match_docker_stats() {
     // The scrape and `docker stats` read at different moments: compared
     // until one pair agrees, in case the container's memory still moves.
     let (exporter_ref, name) = (&exporter, &c.name);
-    let (m, limit) = wait_until_async(
+    let (m, ws, limit) = wait_until_async(
         "working set as docker stats shows it",
         Duration::from_secs(20),
         move || async move {
@@ -80,15 +80,12 @@ async fn working_set_and_limit_match_docker_stats() {
                 .get("container_memory_working_set_bytes", name)
                 .ok_or_else(|| "no working set".to_string())?;
             match (ws - bytes(usage)).abs() <= bytes(usage) * 0.01 + 8192.0 {
-                true => Ok((m, limit.to_string())),
+                true => Ok((m, ws, limit.to_string())),
                 false => Err(format!("working set {ws} vs docker stats {usage}")),
             }
         },
     )
     .await;
-    let ws = m
-        .get("container_memory_working_set_bytes", &c.name)
-        .unwrap();
     assert_eq!(
         m.get("container_memory_limit_bytes", &c.name),
         Some(bytes(&limit))

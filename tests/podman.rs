@@ -145,11 +145,8 @@ async fn podman_cpu_memory_and_selection() {
         .is_some());
     // The id label is the container's cgroup in Podman's own layout.
     let id = first
-        .0
-        .iter()
-        .find(|s| s.name == "container_memory_usage_bytes" && s.labels["name"] == burner.name)
-        .map(|s| s.labels["id"].clone())
-        .unwrap();
+        .label("container_memory_usage_bytes", &burner.name, "id")
+        .expect("an id label");
     assert!(
         std::path::Path::new(&format!("/sys/fs/cgroup/memory{id}")).is_dir(),
         "no cgroup {id}"

@@ -423,7 +423,10 @@ impl Prometheus {
 
     /// An instant query's result vector.
     fn query(&self, query: &str) -> Vec<Value> {
-        let v = self.get(&format!("/api/v1/query?query={}", encode(query)));
+        let v = self.get(&format!(
+            "/api/v1/query?query={}",
+            common::http::query_escape(query)
+        ));
         v["data"]["result"].as_array().cloned().unwrap_or_default()
     }
 
@@ -476,18 +479,6 @@ fn label(labels: &Value, name: &str) -> String {
         .as_str()
         .unwrap_or_else(|| panic!("no label {name} in {labels}"))
         .to_string()
-}
-
-/// Percent-encodes a query for a URL.
-fn encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 /// What the swarm says about every service and task, for failure messages.

@@ -160,12 +160,21 @@ impl Metrics {
         Self(out)
     }
 
-    /// The value of `metric` for container `name` (no other labels).
-    pub fn get(&self, metric: &str, name: &str) -> Option<f64> {
+    /// The first series of `metric` for container `name`.
+    fn series(&self, metric: &str, name: &str) -> Option<&Series> {
         self.0
             .iter()
             .find(|s| s.name == metric && s.labels.get("name").map(String::as_str) == Some(name))
-            .map(|s| s.value)
+    }
+
+    /// The value of `metric` for container `name` (no other labels).
+    pub fn get(&self, metric: &str, name: &str) -> Option<f64> {
+        self.series(metric, name).map(|s| s.value)
+    }
+
+    /// The value of label `label` on `metric` for container `name`.
+    pub fn label(&self, metric: &str, name: &str, label: &str) -> Option<String> {
+        self.series(metric, name)?.labels.get(label).cloned()
     }
 
     /// The value of the series of `metric` whose labels include `labels`
