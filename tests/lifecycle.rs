@@ -8,6 +8,7 @@ mod common;
 
 use std::time::Duration;
 
+use common::accounted;
 use common::proxy::Proxy;
 use common::{
     cgroup_file, cgroup_stat, docker, engine_socket, first_round_stats_calls, names_config, unique,
@@ -338,4 +339,125 @@ async fn promtool_accepts_a_real_answer_with_compose_labels() {
         "shop"
     );
     common::promtool_check_metrics(&body);
+}
+
+/// The sum of a blkio list's entries whose op starts with `first` (v1
+/// `Read`, v2 `read`), as the engine reports them.
+fn engine_blkio(stats: &serde_json::Value, list: &str, first: char) -> f64 {
+    stats["blkio_stats"][list]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|e| {
+            e["op"]
+                .as_str()
+                .and_then(|op| op.chars().next())
+                .is_some_and(|c| c.eq_ignore_ascii_case(&first))
+        })
+        .filter_map(|e| e["value"].as_f64())
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn accounted_series_exist_exactly_where_the_engine_reports_them() {
+    // Direct I/O on a volume (overlayfs refuses O_DIRECT), limits on memory,
+    // pids and CPU: everything a kernel may or may not account.
+    let c = Container::run(
+        &unique("dse-lc-accounted"),
+        &[
+            "--memory",
+            "32m",
+            "--pids-limit",
+            "20",
+            "--cpus",
+            "0.5",
+            "-v",
+            "/data",
+        ],
+        &[
+            "sh",
+            "-c",
+            "while :; do dd if=/dev/zero of=/data/f bs=64k count=16 oflag=direct 2>/dev/null; \
+             dd if=/data/f of=/dev/null bs=64k iflag=direct 2>/dev/null; sleep 0.2; done",
+        ],
+    );
+    let exporter = Exporter::local(&names_config(&[&c.name], "")).await;
+    // Writes have happened once the engine's own counters moved, or after a
+    // few rounds of the loop where it accounts nothing.
+    wait_until(
+        "the I/O loop ran",
+        Duration::from_secs(30),
+        || match docker(&["exec", &c.name, "ls", "/data/f"]) {
+            out if out.contains("/data/f") => Ok(()),
+            out => Err(out),
+        },
+    );
+    let before = accounted::engine_stats(engine_socket(), &c.id);
+    let m = exporter.metrics().await;
+    let after = accounted::engine_stats(engine_socket(), &c.id);
+    let families: Vec<&str> = [
+        "container_fs_reads_bytes_total",
+        "container_fs_writes_bytes_total",
+        "container_fs_reads_total",
+        "container_fs_writes_total",
+        "container_memory_swap",
+        "container_memory_max_usage_bytes",
+        "container_memory_failcnt",
+        "container_pids_limit",
+        "container_cpu_cfs_periods_total",
+        "container_cpu_cfs_throttled_periods_total",
+    ]
+    .into_iter()
+    .filter(|f| accounted::is_accounted(f))
+    .collect();
+    assert_eq!(families.len(), 10, "every family here is an accounted one");
+    for family in families {
+        let (was, is) = (
+            accounted::reports(&before, family),
+            accounted::reports(&after, family),
+        );
+        let got = m.get(family, &c.name);
+        if !was && !is {
+            assert_eq!(
+                got, None,
+                "the engine reports nothing for {family}; the exporter made up {got:?}"
+            );
+        } else if was && is {
+            assert!(
+                got.is_some(),
+                "the engine reports {family}; the exporter left it out"
+            );
+        }
+    }
+    // Where block I/O is reported, the byte counters lie between the
+    // engine's readings around the scrape.
+    for (family, list, op) in [
+        (
+            "container_fs_reads_bytes_total",
+            "io_service_bytes_recursive",
+            'r',
+        ),
+        (
+            "container_fs_writes_bytes_total",
+            "io_service_bytes_recursive",
+            'w',
+        ),
+        ("container_fs_reads_total", "io_serviced_recursive", 'r'),
+        ("container_fs_writes_total", "io_serviced_recursive", 'w'),
+    ] {
+        if let Some(got) = m.get(family, &c.name) {
+            let (lo, hi) = (
+                engine_blkio(&before, list, op),
+                engine_blkio(&after, list, op),
+            );
+            assert!(
+                lo <= got && got <= hi,
+                "{family} {got} not within the engine's [{lo}, {hi}] around the scrape"
+            );
+        }
+    }
+    // The pids limit, where reported, is the one the container was given.
+    if let Some(limit) = m.get("container_pids_limit", &c.name) {
+        assert_eq!(limit, 20.0);
+    }
 }

@@ -145,9 +145,9 @@ impl Container {
         Self::run(name, extra, &["sleep", "3600"])
     }
 
-    /// Removes it now.
+    /// Removes it now, with its anonymous volumes.
     pub fn remove(&self) {
-        let _ = docker_cmd().args(["rm", "-f", &self.name]).output();
+        let _ = docker_cmd().args(["rm", "-f", "-v", &self.name]).output();
     }
 
     /// `docker inspect --format FORMAT` of it.

@@ -4,6 +4,7 @@
 //! exposition parser.
 #![allow(dead_code, unused_imports, clippy::unwrap_used)]
 
+pub mod accounted;
 pub mod child;
 pub mod cmd;
 pub mod engine;
