@@ -22,9 +22,9 @@ use anyhow::{bail, Context};
 use bollard::models::{ContainerInspectResponse, ContainerStatsResponse};
 use docker_stats_exporter::config::{LabelExport, LabelsOn};
 use docker_stats_exporter::engine::{ContainerRef, Failure};
-use docker_stats_exporter::lifecycle::Lifecycle;
-use docker_stats_exporter::metrics::{render, Format};
-use docker_stats_exporter::sample::Sample;
+use docker_stats_exporter::exposition::metrics::{render, Format};
+use docker_stats_exporter::scrape::lifecycle::Lifecycle;
+use docker_stats_exporter::scrape::sample::Sample;
 use docker_stats_exporter::scrape::{ContainerMetrics, Snapshot};
 
 const FIXTURE: &str = "tests/fixtures/stats-cgroupv1-docker20.10-cap-busy.json";

@@ -19,7 +19,7 @@ need_pkgs=()
 [ -x "$DOCKER" ] || need_pkgs+=(docker.io)
 dpkg -s busybox-static >/dev/null 2>&1 || need_pkgs+=(busybox-static)
 command -v promtool >/dev/null || need_pkgs+=(prometheus)
-# tests/dashboards.rs runs it on a loopback port of its own.
+# tests/dashboards/main.rs runs it on a loopback port of its own.
 command -v prometheus-node-exporter >/dev/null || need_pkgs+=(prometheus-node-exporter)
 command -v docker-compose >/dev/null || need_pkgs+=(docker-compose)
 command -v curl >/dev/null || need_pkgs+=(curl)

@@ -1,30 +1,19 @@
 //! docker-stats-exporter: a Prometheus exporter for container stats, collected
 //! from the engine at scrape time.
 
-pub mod answer;
-pub mod cgroup;
-pub mod cli;
-pub mod coalesce;
-pub mod collector;
+// The stages, in the order one scrape's data flows through them; each may
+// use only the stages above it in this list (tests/architecture.rs).
+
+// Flags, configuration file, docker contexts and container selection.
 pub mod config;
-pub mod context;
-pub mod cpu;
-pub mod deadline;
+// The engine API behind a trait: transports, the call limit, a fake engine.
 pub mod engine;
-pub mod format;
-pub mod fs_usage;
-pub mod http;
-pub mod lifecycle;
-pub mod metrics;
-pub mod sample;
+// One round of engine calls per scrape, frozen into a snapshot.
 pub mod scrape;
-pub mod selector;
-pub mod server;
-pub mod socket_access;
-pub mod state;
-pub mod timestamp;
-pub mod uptime;
-pub mod web_config;
+// The snapshot encoded as Prometheus text or OpenMetrics.
+pub mod exposition;
+// Routes, the server and its web configuration.
+pub mod http;
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
@@ -79,7 +68,9 @@ pub fn state_with_engines(
         .into_iter()
         .map(|(name, engine)| http::EngineSlot {
             name,
-            rounds: coalesce::Coalescer::new(Arc::new(scrape::Scraper::new(engine, &options))),
+            rounds: scrape::coalesce::Coalescer::new(Arc::new(scrape::Scraper::new(
+                engine, &options,
+            ))),
         })
         .collect();
     Arc::new(AppState {
@@ -91,8 +82,8 @@ pub fn state_with_engines(
 }
 
 /// Serves until SIGINT or SIGTERM, then finishes the requests in flight.
-/// `web` adds TLS and basic auth (see [`web_config`]).
-pub async fn serve(config: config::Config, web: web_config::WebConfig) -> anyhow::Result<()> {
+/// `web` adds TLS and basic auth (see [`http::web_config`]).
+pub async fn serve(config: config::Config, web: http::web_config::WebConfig) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
@@ -112,8 +103,8 @@ pub async fn serve(config: config::Config, web: web_config::WebConfig) -> anyhow
         basic_auth = web.auth.is_some(),
         "serving /metrics"
     );
-    let options = server::Options::new(config.timeout, web);
-    server::run(listener, app(state(&config)), options, shutdown_signal())
+    let options = http::server::Options::new(config.timeout, web);
+    http::server::run(listener, app(state(&config)), options, shutdown_signal())
         .await
         .context("server failed")
 }

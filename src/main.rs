@@ -1,10 +1,10 @@
 use std::process::ExitCode;
 
 use anyhow::Context;
-use docker_stats_exporter::cli::{Cli, LogFormat};
+use docker_stats_exporter::config::cli::{Cli, LogFormat};
+use docker_stats_exporter::config::context::DockerEnv;
 use docker_stats_exporter::config::{Config, Overrides};
-use docker_stats_exporter::context::DockerEnv;
-use docker_stats_exporter::web_config::WebConfig;
+use docker_stats_exporter::http::web_config::WebConfig;
 use tracing_subscriber::filter::Targets;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;

@@ -1,5 +1,5 @@
 //! What each fuzz target checks, as plain functions: the targets call them
-//! with libFuzzer's inputs, and `cargo test` (tests/decode.rs) with every
+//! with libFuzzer's inputs, and `cargo test` (tests/scrape/decode.rs) with every
 //! committed seed and every input a fuzzer ever failed on, so the checks
 //! run in every test run without a fuzzer.
 
@@ -7,13 +7,13 @@
 
 use bollard::models::ContainerInspectResponse;
 use bollard::models::ContainerStatsResponse;
+use docker_stats_exporter::config::selector::LabelSelector;
 use docker_stats_exporter::config::LabelExport;
 use docker_stats_exporter::config::{parse_duration, Config, Overrides};
-use docker_stats_exporter::cpu::cpu_percent;
-use docker_stats_exporter::lifecycle::Lifecycle;
-use docker_stats_exporter::sample::Sample;
-use docker_stats_exporter::selector::LabelSelector;
-use docker_stats_exporter::timestamp::parse_rfc3339;
+use docker_stats_exporter::scrape::cpu::cpu_percent;
+use docker_stats_exporter::scrape::lifecycle::Lifecycle;
+use docker_stats_exporter::scrape::sample::Sample;
+use docker_stats_exporter::scrape::timestamp::parse_rfc3339;
 use std::collections::HashMap;
 use std::time::Duration;
 

@@ -6,9 +6,9 @@ use std::sync::Arc;
 
 use docker_stats_exporter::config::{LabelExport, LabelsOn};
 use docker_stats_exporter::engine::{ContainerRef, Failure};
-use docker_stats_exporter::lifecycle::Lifecycle;
-use docker_stats_exporter::metrics::{render, Format};
-use docker_stats_exporter::sample::Sample;
+use docker_stats_exporter::exposition::metrics::{render, Format};
+use docker_stats_exporter::scrape::lifecycle::Lifecycle;
+use docker_stats_exporter::scrape::sample::Sample;
 use docker_stats_exporter::scrape::{ContainerMetrics, Snapshot};
 
 /// A listed container named and labelled with text taken from the input.

@@ -13,7 +13,7 @@ use bollard::query_parameters::{ListContainersOptions, StatsOptionsBuilder};
 use bollard::Docker;
 use futures::{FutureExt, StreamExt};
 
-use crate::socket_access;
+use crate::engine::socket_access;
 
 use super::{
     ContainerRef, EngineApi, EngineError, EngineFuture, EngineInfo, EngineVersion, Failure, Flavor,

@@ -2,11 +2,18 @@
 //! scrape logic runs against the real engine ([`docker::DockerEngine`]) and
 //! against a scripted one in tests ([`fake::FakeEngine`]). Every request is a
 //! read: the exporter never changes anything on the engine.
+//!
+//! Stage 2, the engine: its transports ([`plain`], [`tls`]), the bollard
+//! client ([`docker`]), the call limit ([`limited`]), the scripted engine
+//! ([`fake`]) and why a socket refuses this process ([`socket_access`]).
+//!
+//! May use: [`crate::config`].
 
 pub mod docker;
 pub mod fake;
 pub mod limited;
 pub mod plain;
+pub mod socket_access;
 pub mod tls;
 
 use std::collections::HashMap;

@@ -9,9 +9,12 @@ use std::process::Command;
 
 use serde_json::Value;
 
+/// Whether a stats answer carries a field.
+type Reported = fn(&Value) -> bool;
+
 /// The families that depend on kernel accounting, each with the stats field
 /// that feeds it.
-const ACCOUNTED: &[(&[&str], fn(&Value) -> bool)] = &[
+const ACCOUNTED: &[(&[&str], Reported)] = &[
     (
         &[
             "container_fs_reads_bytes_total",

@@ -1,0 +1,13 @@
+//! Stage 5, HTTP: the routes (`/metrics`, health, the landing page) in
+//! [`routes`], the server around them with its timeouts, TLS, basic auth and
+//! graceful shutdown ([`server`]), and the web configuration file
+//! ([`web_config`]).
+//!
+//! May use: every stage below it ([`crate::config`], [`crate::engine`],
+//! [`crate::scrape`], [`crate::exposition`]).
+
+pub mod routes;
+pub mod server;
+pub mod web_config;
+
+pub use routes::*;

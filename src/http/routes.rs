@@ -1,0 +1,310 @@
+//! The HTTP side: `/metrics`, health endpoints and the landing page.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use axum::body::Body;
+use axum::extract::{Query, State};
+use axum::http::header::{ACCEPT, CONTENT_TYPE};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+
+use crate::config::selector::{LabelSelector, Selection};
+use crate::config::LabelExport;
+use crate::exposition::collector::{render_parts, Part};
+use crate::exposition::format::Format;
+use crate::scrape::coalesce::Coalescer;
+
+/// One engine the exporter reads.
+#[derive(Debug)]
+pub struct EngineSlot {
+    /// Its name (the `engine` label) when several are configured.
+    pub name: Option<String>,
+    /// Runs (and shares) its scrape rounds.
+    pub rounds: Arc<Coalescer>,
+}
+
+/// What every request handler shares.
+#[derive(Debug)]
+pub struct AppState {
+    /// The engines, at least one.
+    pub engines: Vec<EngineSlot>,
+    /// The configured selection.
+    pub selection: Selection,
+    /// The configured upper bound for one scrape.
+    pub timeout: Duration,
+    /// Container labels exported as metric labels.
+    pub labels: LabelExport,
+}
+
+impl AppState {
+    /// The first (usually the only) engine's rounds.
+    pub fn rounds(&self) -> &Arc<Coalescer> {
+        &self.engines[0].rounds
+    }
+
+    /// The engines `?engine=` names, or all of them without the parameter.
+    fn chosen(&self, query: &[(String, String)]) -> Result<Vec<&EngineSlot>, String> {
+        let asked: Vec<&str> = query
+            .iter()
+            .filter(|(k, _)| k == "engine")
+            .map(|(_, v)| v.as_str())
+            .collect();
+        if asked.is_empty() {
+            return Ok(self.engines.iter().collect());
+        }
+        let names: Vec<&str> = self
+            .engines
+            .iter()
+            .filter_map(|e| e.name.as_deref())
+            .collect();
+        if names.is_empty() {
+            return Err(
+                "engine=: this exporter reads one engine; [[engines]] names several".into(),
+            );
+        }
+        asked
+            .iter()
+            .map(|want| {
+                self.engines
+                    .iter()
+                    .find(|e| e.name.as_deref() == Some(want))
+                    .ok_or_else(|| {
+                        format!(
+                            "engine={want:?}: no such engine; configured: {}",
+                            names.join(", ")
+                        )
+                    })
+            })
+            .collect()
+    }
+}
+
+/// The exporter's routes; tests serve this in process on port 0.
+pub fn app(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/", get(landing))
+        .route("/metrics", get(metrics))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .with_state(state)
+}
+
+/// Time a scrape may spend: the configured timeout, lowered to Prometheus'
+/// own scrape timeout minus a margin for encoding and the network.
+pub fn scrape_budget(configured: Duration, header: Option<&str>) -> Duration {
+    let from_header = header
+        .and_then(|h| h.trim().parse::<f64>().ok())
+        .filter(|s| s.is_finite() && *s > 0.0)
+        .map(|s| (s - (s * 0.1).clamp(0.1, 0.5)).max(0.05))
+        // Beyond what a Duration holds (1e20): no bound below the configured one.
+        .and_then(|s| Duration::try_from_secs_f64(s).ok());
+    match from_header {
+        Some(h) => h.min(configured),
+        None => configured,
+    }
+}
+
+/// An ad-hoc narrowing from `?name=a&name=b&label=k=v`; `Ok(None)` without
+/// any. It only ever narrows the configured selection.
+pub fn adhoc_selection(query: &[(String, String)]) -> Result<Option<Selection>, String> {
+    let (mut names, mut selectors) = (Vec::new(), Vec::new());
+    for (key, value) in query {
+        match key.as_str() {
+            "engine" => {}
+            "name" if !value.trim().is_empty() => names.push(value.trim().to_string()),
+            "name" => return Err("empty name= parameter".into()),
+            "label" => {
+                selectors.push(LabelSelector::parse(value).map_err(|e| format!("label=: {e}"))?)
+            }
+            other => {
+                return Err(format!(
+                    "unknown query parameter {other:?}: use name=CONTAINER, label=KEY[=VALUE] or engine=NAME"
+                ))
+            }
+        }
+    }
+    Ok((!names.is_empty() || !selectors.is_empty()).then(|| Selection::new(names, selectors)))
+}
+
+async fn metrics(
+    State(state): State<Arc<AppState>>,
+    Query(query): Query<Vec<(String, String)>>,
+    headers: HeaderMap,
+) -> Response {
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let format = Format::from_accept(header(ACCEPT.as_str()));
+    let budget = scrape_budget(state.timeout, header("x-prometheus-scrape-timeout-seconds"));
+    let bad_request = |e: String| (StatusCode::BAD_REQUEST, format!("{e}\n")).into_response();
+    let (selection, full) = match adhoc_selection(&query) {
+        Ok(None) => (state.selection.clone(), true),
+        Ok(Some(adhoc)) => (state.selection.narrowed_by(adhoc), false),
+        Err(e) => return bad_request(e),
+    };
+    let engines = match state.chosen(&query) {
+        Ok(engines) => engines,
+        Err(e) => return bad_request(e),
+    };
+    // Every engine's round runs at once under the same deadline: a dead or
+    // slow engine never holds up the others' answers.
+    let until = Instant::now() + budget;
+    let snapshots = futures::future::join_all(
+        engines
+            .iter()
+            .map(|e| e.rounds.snapshot(&selection, until, full)),
+    )
+    .await;
+    let parts = engines
+        .iter()
+        .zip(snapshots)
+        .map(|(e, snapshot)| Part {
+            engine: e.name.clone(),
+            snapshot,
+        })
+        .collect();
+    match render_parts(parts, &state.labels, format) {
+        Ok(text) => (
+            [(CONTENT_TYPE, format.content_type())],
+            Body::new(text.into_body()),
+        )
+            .into_response(),
+        Err(_) => (StatusCode::INTERNAL_SERVER_ERROR, "encoding failed\n").into_response(),
+    }
+}
+
+async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+/// 200 when every engine (or those `?engine=` names) answers `_ping`; 503
+/// naming each that does not, with the reason.
+async fn readyz(
+    State(state): State<Arc<AppState>>,
+    Query(query): Query<Vec<(String, String)>>,
+) -> Response {
+    let engines = match state.chosen(&query) {
+        Ok(engines) => engines,
+        Err(e) => return (StatusCode::BAD_REQUEST, format!("{e}\n")).into_response(),
+    };
+    let pings =
+        futures::future::join_all(engines.iter().map(|e| e.rounds.scraper().engine().ping())).await;
+    let failed: Vec<String> = engines
+        .iter()
+        .zip(pings)
+        .filter_map(|(e, ping)| {
+            let err = ping.err()?;
+            Some(match &e.name {
+                Some(name) => format!("engine {name}: {err}"),
+                None => err.to_string(),
+            })
+        })
+        .collect();
+    if failed.is_empty() {
+        (StatusCode::OK, "ok\n".to_string()).into_response()
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("{}\n", failed.join("\n")),
+        )
+            .into_response()
+    }
+}
+
+async fn landing(State(state): State<Arc<AppState>>) -> Html<String> {
+    let esc = |s: &str| {
+        s.replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('>', "&gt;")
+    };
+    let selection = if state.selection.is_all() {
+        "every running container".to_string()
+    } else {
+        let names = state.selection.names().join(", ");
+        let labels: Vec<String> = state
+            .selection
+            .selectors()
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        format!(
+            "names: [{}]; label selectors: [{}]",
+            names,
+            labels.join("; ")
+        )
+    };
+    let engines: Vec<String> = state
+        .engines
+        .iter()
+        .map(|e| {
+            let host = e.rounds.scraper().engine().host();
+            match &e.name {
+                Some(name) => format!("{name} ({host})"),
+                None => host.to_string(),
+            }
+        })
+        .collect();
+    let engines = engines.join(", ");
+    Html(format!(
+        "<!doctype html><html><head><title>docker-stats-exporter</title></head><body>\
+         <h1>docker-stats-exporter {}</h1>\
+         <p>Engine: <code>{}</code></p><p>Selected: {}</p>\
+         <p><a href=\"/metrics\">/metrics</a> · <a href=\"/healthz\">/healthz</a> · \
+         <a href=\"/readyz\">/readyz</a></p></body></html>\n",
+        env!("CARGO_PKG_VERSION"),
+        esc(&engines),
+        esc(&selection),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn q(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn adhoc_query_parameters() {
+        assert_eq!(adhoc_selection(&[]), Ok(None));
+        let sel = adhoc_selection(&q(&[("name", "web"), ("name", "db"), ("label", "a=b")]))
+            .unwrap()
+            .unwrap();
+        assert_eq!(sel.names(), ["db", "web"]);
+        assert_eq!(sel.selectors().len(), 1);
+        assert!(adhoc_selection(&q(&[("label", "=x")]))
+            .unwrap_err()
+            .contains("empty label key"));
+        assert!(adhoc_selection(&q(&[("nmae", "x")]))
+            .unwrap_err()
+            .contains("unknown query parameter \"nmae\""));
+        assert!(adhoc_selection(&q(&[("name", "")])).is_err());
+    }
+
+    #[test]
+    fn budget_follows_the_scrape_timeout_header_minus_a_margin() {
+        let ten = Duration::from_secs(10);
+        assert_eq!(scrape_budget(ten, None), ten);
+        assert_eq!(scrape_budget(ten, Some("garbage")), ten);
+        assert_eq!(scrape_budget(ten, Some("-1")), ten);
+        assert_eq!(scrape_budget(ten, Some("2")), Duration::from_millis(1800));
+        assert_eq!(scrape_budget(ten, Some("5")), Duration::from_millis(4500));
+        assert_eq!(scrape_budget(ten, Some("0.5")), Duration::from_millis(400));
+        assert_eq!(scrape_budget(ten, Some("60")), ten);
+    }
+
+    #[test]
+    fn absurd_scrape_timeout_headers_fall_back_to_the_configured_timeout() {
+        let ten = Duration::from_secs(10);
+        for header in ["1e20", "1e400", "inf", "NaN", "-0", "0"] {
+            assert_eq!(scrape_budget(ten, Some(header)), ten, "{header}");
+        }
+    }
+}

@@ -1,0 +1,328 @@
+//! The HTTP server around the routes: a bounded accept loop with header and
+//! request timeouts, optional TLS and basic auth, a panic catcher and
+//! graceful shutdown.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{Request, State};
+use axum::http::header::{AUTHORIZATION, CONTENT_TYPE, WWW_AUTHENTICATE};
+use axum::http::StatusCode;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::Router;
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
+use hyper_util::service::TowerToHyperService;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio_rustls::TlsAcceptor;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::timeout::TimeoutLayer;
+
+use crate::http::web_config::{BasicAuth, WebConfig};
+
+/// Time a client has to send a request's headers (and, with TLS, to finish
+/// the handshake) before its connection is closed.
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// Connections served at once. Further clients wait in the kernel's accept
+/// queue until one finishes; they are not refused.
+pub const MAX_CONNECTIONS: usize = 512;
+/// What a request may take beyond the configured scrape timeout before it is
+/// answered 503.
+pub const REQUEST_TIMEOUT_MARGIN: Duration = Duration::from_secs(10);
+
+/// How the server treats its connections.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// See [`HEADER_READ_TIMEOUT`].
+    pub header_read_timeout: Duration,
+    /// Longest time for one request, headers read to response head.
+    pub request_timeout: Duration,
+    /// See [`MAX_CONNECTIONS`].
+    pub max_connections: usize,
+    /// Longest wait for requests in flight after a shutdown signal.
+    pub shutdown_grace: Duration,
+    /// TLS and basic auth.
+    pub web: WebConfig,
+}
+
+impl Options {
+    /// The defaults for a scrape `timeout`: requests may take that plus
+    /// [`REQUEST_TIMEOUT_MARGIN`].
+    pub fn new(scrape_timeout: Duration, web: WebConfig) -> Self {
+        let request_timeout = scrape_timeout + REQUEST_TIMEOUT_MARGIN;
+        Self {
+            header_read_timeout: HEADER_READ_TIMEOUT,
+            request_timeout,
+            max_connections: MAX_CONNECTIONS,
+            shutdown_grace: request_timeout,
+            web,
+        }
+    }
+}
+
+/// `router` with basic auth (on every path, as the exporter toolkit does),
+/// the request timeout and a panic catcher that answers 500.
+pub fn harden(router: Router, options: &Options) -> Router {
+    let router = match &options.web.auth {
+        Some(auth) => router.layer(axum::middleware::from_fn_with_state(
+            auth.clone(),
+            require_auth,
+        )),
+        None => router,
+    };
+    router
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::SERVICE_UNAVAILABLE,
+            options.request_timeout,
+        ))
+        .layer(CatchPanicLayer::custom(panic_response))
+}
+
+async fn require_auth(State(auth): State<Arc<BasicAuth>>, req: Request, next: Next) -> Response {
+    let header = req.headers().get(AUTHORIZATION).map(|v| v.as_bytes());
+    if auth.check(header).await {
+        next.run(req).await
+    } else {
+        (
+            StatusCode::UNAUTHORIZED,
+            [(WWW_AUTHENTICATE, "Basic realm=\"docker-stats-exporter\"")],
+            "Unauthorized\n",
+        )
+            .into_response()
+    }
+}
+
+fn panic_response(panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    let detail = panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_default();
+    tracing::error!(panic = %detail, "request handler panicked");
+    (
+        StatusCode::INTERNAL_SERVER_ERROR,
+        [(CONTENT_TYPE, "text/plain; charset=utf-8")],
+        "internal error\n",
+    )
+        .into_response()
+}
+
+/// Serves `router` (hardened by [`harden`]) on `listener` until `shutdown`
+/// completes, then stops accepting and waits up to `shutdown_grace` for the
+/// requests in flight.
+pub async fn run(
+    listener: TcpListener,
+    router: Router,
+    options: Options,
+    shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<()> {
+    let app = harden(router, &options);
+    let tls = options.web.tls.clone().map(TlsAcceptor::from);
+    let slots = Arc::new(Semaphore::new(options.max_connections.max(1)));
+    let graceful = GracefulShutdown::new();
+    let mut http = http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(options.header_read_timeout);
+    let handshake_timeout = options.header_read_timeout;
+
+    tokio::pin!(shutdown);
+    loop {
+        let slot = tokio::select! {
+            () = &mut shutdown => break,
+            slot = slots.clone().acquire_owned() => match slot {
+                Ok(slot) => slot,
+                Err(_) => break,
+            },
+        };
+        let (stream, peer) = tokio::select! {
+            () = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // Out of file descriptors and the like: wait, don't spin.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+        };
+        let _ = stream.set_nodelay(true);
+        let service = TowerToHyperService::new(app.clone());
+        let (http, tls, watcher) = (http.clone(), tls.clone(), graceful.watcher());
+        tokio::spawn(async move {
+            let _slot = slot;
+            match tls {
+                None => serve_io(&http, stream, service, watcher).await,
+                Some(acceptor) => {
+                    match tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await {
+                        Ok(Ok(stream)) => serve_io(&http, stream, service, watcher).await,
+                        Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
+                        Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+                    }
+                }
+            }
+        });
+    }
+    drop(listener);
+    if tokio::time::timeout(options.shutdown_grace, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!("requests still in flight after the shutdown grace period");
+    }
+    Ok(())
+}
+
+async fn serve_io<I>(
+    http: &http1::Builder,
+    io: I,
+    service: TowerToHyperService<Router>,
+    watcher: Watcher,
+) where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let conn = http.serve_connection(TokioIo::new(io), service);
+    if let Err(e) = watcher.watch(conn).await {
+        tracing::debug!(error = %e, "connection ended with an error");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::routing::get;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    async fn start(router: Router, options: Options) -> (std::net::SocketAddr, impl Drop) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(run(listener, router, options, async {
+            let _ = rx.await;
+        }));
+        struct Stop(
+            Option<tokio::sync::oneshot::Sender<()>>,
+            tokio::task::JoinHandle<anyhow::Result<()>>,
+        );
+        impl Drop for Stop {
+            fn drop(&mut self) {
+                let _ = self.0.take().map(|tx| tx.send(()));
+                self.1.abort();
+            }
+        }
+        (addr, Stop(Some(tx), task))
+    }
+
+    async fn raw(addr: std::net::SocketAddr, request: &str) -> String {
+        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+        s.write_all(request.as_bytes()).await.unwrap();
+        let mut out = Vec::new();
+        tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut out))
+            .await
+            .unwrap()
+            .unwrap();
+        String::from_utf8_lossy(&out).to_string()
+    }
+
+    fn options() -> Options {
+        Options::new(Duration::from_secs(1), WebConfig::default())
+    }
+
+    #[tokio::test]
+    async fn a_panicking_handler_answers_500_and_the_server_goes_on() {
+        async fn boom() -> &'static str {
+            panic!("boom")
+        }
+        let router = Router::new()
+            .route("/boom", get(boom))
+            .route("/ok", get(|| async { "ok\n" }));
+        let (addr, _stop) = start(router, options()).await;
+        let answer = raw(addr, "GET /boom HTTP/1.0\r\n\r\n").await;
+        assert!(answer.starts_with("HTTP/1.0 500"), "{answer}");
+        assert!(answer.ends_with("internal error\n"), "{answer}");
+        let answer = raw(addr, "GET /ok HTTP/1.0\r\n\r\n").await;
+        assert!(answer.starts_with("HTTP/1.0 200"), "{answer}");
+    }
+
+    #[tokio::test]
+    async fn a_slow_handler_is_answered_503_at_the_request_timeout() {
+        let router = Router::new().route(
+            "/slow",
+            get(|| async {
+                tokio::time::sleep(Duration::from_secs(30)).await;
+                "late\n"
+            }),
+        );
+        let mut o = options();
+        o.request_timeout = Duration::from_millis(300);
+        let (addr, _stop) = start(router, o).await;
+        let t = std::time::Instant::now();
+        let answer = raw(addr, "GET /slow HTTP/1.0\r\n\r\n").await;
+        assert!(answer.starts_with("HTTP/1.0 503"), "{answer}");
+        assert!(t.elapsed() < Duration::from_secs(3));
+    }
+
+    #[tokio::test]
+    async fn half_a_header_is_cut_off_and_excess_connections_wait() {
+        let router = Router::new().route("/ok", get(|| async { "ok\n" }));
+        let mut o = options();
+        o.header_read_timeout = Duration::from_millis(500);
+        o.max_connections = 1;
+        let (addr, _stop) = start(router, o).await;
+        let mut slow = tokio::net::TcpStream::connect(addr).await.unwrap();
+        slow.write_all(b"GET /ok HTTP/1.1\r\nHost: lo")
+            .await
+            .unwrap();
+        // The only slot is taken: a second client waits for it.
+        let t = std::time::Instant::now();
+        let answer = raw(addr, "GET /ok HTTP/1.0\r\n\r\n").await;
+        assert!(answer.starts_with("HTTP/1.0 200"), "{answer}");
+        assert!(
+            t.elapsed() >= Duration::from_millis(300),
+            "{:?}",
+            t.elapsed()
+        );
+        // By now the half-sent header has been cut off.
+        let mut rest = Vec::new();
+        let _ = tokio::time::timeout(Duration::from_secs(3), slow.read_to_end(&mut rest))
+            .await
+            .expect("connection closed");
+    }
+
+    #[tokio::test]
+    async fn shutdown_stops_accepting_and_returns() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(run(
+            listener,
+            Router::new().route("/ok", get(|| async { "ok\n" })),
+            options(),
+            async {
+                let _ = rx.await;
+            },
+        ));
+        assert!(raw(addr, "GET /ok HTTP/1.0\r\n\r\n")
+            .await
+            .contains("200 OK"));
+        // An idle keep-alive connection does not hold the shutdown up.
+        let mut idle = tokio::net::TcpStream::connect(addr).await.unwrap();
+        idle.write_all(b"GET /ok HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
+        let mut buf = [0u8; 256];
+        let _ = idle.read(&mut buf).await.unwrap();
+        tx.send(()).unwrap();
+        tokio::time::timeout(Duration::from_secs(3), task)
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        assert!(tokio::net::TcpStream::connect(addr).await.is_err());
+    }
+}

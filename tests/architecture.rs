@@ -1,0 +1,177 @@
+//! The layout of `src/` is the architecture: one folder per stage, in the
+//! order a scrape's data flows through them, and no stage uses one above it.
+//! A new upward `crate::` path, a file outside the stages, or a folder that
+//! docs/architecture.md does not name fails here.
+
+use std::path::{Path, PathBuf};
+
+/// The stages, lowest first: each may use only those before it.
+const STAGES: [&str; 5] = ["config", "engine", "scrape", "exposition", "http"];
+
+/// The files of `src/` that sit above every stage and wire them together.
+const TOP: [&str; 2] = ["lib.rs", "main.rs"];
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    let entries = std::fs::read_dir(dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+    for entry in entries {
+        let path = entry.expect("directory entry").path();
+        if path.is_dir() {
+            rust_files(&path, out);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            out.push(path);
+        }
+    }
+}
+
+/// The rank of the stage a source file (relative to `src/`) belongs to;
+/// `None` for the top files.
+fn stage_of(relative: &Path) -> Result<Option<usize>, String> {
+    let first = relative
+        .components()
+        .next()
+        .and_then(|c| c.as_os_str().to_str())
+        .unwrap_or("");
+    if TOP.contains(&first) {
+        return Ok(None);
+    }
+    STAGES
+        .iter()
+        .position(|s| *s == first)
+        .map(Some)
+        .ok_or_else(|| {
+            format!(
+                "src/{} is outside the stages {STAGES:?}: put it in the folder of the stage it belongs to",
+                relative.display()
+            )
+        })
+}
+
+/// Every use of a stage above `rank` in `code`, as `line: text`; comments
+/// count too (a doc link upward is a dependency in the reader's mind).
+fn upward_uses(code: &str, rank: usize) -> Vec<String> {
+    let mut found = Vec::new();
+    for (n, line) in code.lines().enumerate() {
+        for (higher, stage) in STAGES.iter().enumerate().skip(rank + 1) {
+            let path = format!("crate::{stage}");
+            let hit = line.match_indices(&path).any(|(at, _)| {
+                let rest = &line[at + path.len()..];
+                !rest.starts_with(|c: char| c.is_alphanumeric() || c == '_')
+            });
+            if hit {
+                found.push(format!(
+                    "{}: uses {stage} (stage {higher}): {}",
+                    n + 1,
+                    line.trim()
+                ));
+            }
+        }
+        if line.contains("super::super") {
+            found.push(format!(
+                "{}: super::super hides which stage is used: {}",
+                n + 1,
+                line.trim()
+            ));
+        }
+    }
+    found
+}
+
+#[test]
+fn no_stage_uses_a_stage_above_it() {
+    let src = root().join("src");
+    let mut files = Vec::new();
+    rust_files(&src, &mut files);
+    files.sort();
+    assert!(files.len() > 20, "src/ has only {} files", files.len());
+    let mut failures = Vec::new();
+    for file in &files {
+        let relative = file.strip_prefix(&src).expect("under src/");
+        let rank = match stage_of(relative) {
+            Ok(Some(rank)) => rank,
+            Ok(None) => continue,
+            Err(e) => {
+                failures.push(e);
+                continue;
+            }
+        };
+        let code = std::fs::read_to_string(file).expect("read source file");
+        for hit in upward_uses(&code, rank) {
+            failures.push(format!("src/{}:{hit}", relative.display()));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "the stages are {STAGES:?}, lowest first; each may use only those before it:\n{}",
+        failures.join("\n")
+    );
+}
+
+#[test]
+fn an_upward_use_is_caught() {
+    // A scrape-stage file that reaches into the HTTP stage, and one that
+    // only names a lower stage or a longer name starting like a stage.
+    let scrape = 2;
+    assert_eq!(
+        upward_uses("use crate::http::AppState;", scrape).len(),
+        1,
+        "an upward use must be reported"
+    );
+    assert_eq!(
+        upward_uses("let x = crate::exposition::metrics::TABLE;", scrape).len(),
+        1
+    );
+    assert!(upward_uses(
+        "use crate::config::Config;\nuse crate::engine::EngineApi;",
+        scrape
+    )
+    .is_empty());
+    assert!(upward_uses("use crate::httpx::X;", scrape).is_empty());
+    assert_eq!(upward_uses("use super::super::x;", scrape).len(), 1);
+    assert!(stage_of(Path::new("stray.rs")).is_err());
+    assert_eq!(stage_of(Path::new("lib.rs")), Ok(None));
+    assert_eq!(stage_of(Path::new("http/routes.rs")), Ok(Some(4)));
+}
+
+#[test]
+fn lib_lists_the_stages_in_the_order_data_flows() {
+    let lib = std::fs::read_to_string(root().join("src/lib.rs")).expect("read src/lib.rs");
+    let declared: Vec<&str> = lib
+        .lines()
+        .filter_map(|l| l.strip_prefix("pub mod "))
+        .map(|l| l.trim_end_matches(';'))
+        .collect();
+    assert_eq!(
+        declared, STAGES,
+        "src/lib.rs declares the stages in flow order"
+    );
+}
+
+#[test]
+fn the_architecture_document_names_every_folder() {
+    let doc = std::fs::read_to_string(root().join("docs/architecture.md"))
+        .expect("read docs/architecture.md");
+    let mut missing = Vec::new();
+    for base in ["src", "tests"] {
+        let entries = std::fs::read_dir(root().join(base)).expect("read folder");
+        for entry in entries {
+            let path = entry.expect("directory entry").path();
+            if path.is_dir() {
+                let name = format!(
+                    "{base}/{}/",
+                    path.file_name().and_then(|n| n.to_str()).unwrap_or("")
+                );
+                if !doc.contains(&name) {
+                    missing.push(name);
+                }
+            }
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "docs/architecture.md does not name {missing:?}"
+    );
+}

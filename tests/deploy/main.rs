@@ -1,0 +1,16 @@
+//! What ships: the image and compose file, a Swarm global service, a real
+//! Prometheus scraping the exporter, and the scripts that build and
+//! bootstrap.
+//!
+//! `cargo test --test deploy` runs this part alone.
+
+#![allow(clippy::unwrap_used)]
+
+#[path = "../common/mod.rs"]
+mod common;
+
+mod debian_mirror;
+mod packaging;
+mod prometheus;
+mod rust_target;
+mod swarm;

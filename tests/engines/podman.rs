@@ -1,0 +1,225 @@
+//! The core checks against Podman's Docker-compatible API, a second real
+//! engine: `scripts/setup-podman.sh` installs Podman and starts its service
+//! on its own socket, next to Docker.
+
+#![allow(clippy::unwrap_used)]
+
+use crate::common;
+
+use std::process::Command;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use common::proxy::Proxy;
+use common::{cgroup_file, host_cpus, names_config, unique, wait_until, Exporter, TempDir};
+
+/// The service's `unix://` URL, set up once per test binary.
+fn podman_url() -> &'static str {
+    static URL: OnceLock<String> = OnceLock::new();
+    URL.get_or_init(|| {
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/setup-podman.sh");
+        let out = Command::new("bash").arg(script).output().unwrap();
+        assert!(
+            out.status.success(),
+            "scripts/setup-podman.sh failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let url = stdout.lines().last().unwrap_or("").trim().to_string();
+        assert!(url.starts_with("unix://"), "no socket URL in {stdout:?}");
+        url
+    })
+}
+
+fn podman(args: &[&str]) -> String {
+    podman_url();
+    let out = Command::new("podman")
+        .args(args)
+        // The service's own settings (OCI runtime, rlimits that work here).
+        .env("CONTAINERS_CONF", "/run/dse-podman/containers.conf")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "podman {} failed: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// A Podman container named after its test; removed when dropped.
+struct Pod {
+    name: String,
+    id: String,
+}
+
+impl Pod {
+    fn run(name: &str, extra: &[&str], cmd: &[&str]) -> Self {
+        let _ = Command::new("podman")
+            .args(["rm", "-f", "-t", "0", name])
+            .output();
+        let mut args = vec![
+            "run",
+            "-d",
+            "--name",
+            name,
+            "--ulimit",
+            "nofile=1024:1024",
+            "--ulimit",
+            "nproc=1024:1024",
+        ];
+        args.extend_from_slice(extra);
+        args.push("localhost/dse-test/busybox:latest");
+        args.extend_from_slice(cmd);
+        let id = podman(&args);
+        Self {
+            name: name.to_string(),
+            id,
+        }
+    }
+
+    fn remove(&self) {
+        let _ = Command::new("podman")
+            .args(["rm", "-f", "-t", "0", &self.name])
+            .output();
+    }
+}
+
+impl Drop for Pod {
+    fn drop(&mut self) {
+        self.remove();
+    }
+}
+
+fn socket_path(url: &str) -> &str {
+    url.trim_start_matches("unix://")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn podman_cpu_memory_and_selection() {
+    let sel = format!("dse.pm={}", unique("sel"));
+    let burner = Pod::run(
+        &unique("dse-pm-burner"),
+        &["--cpus", "0.5", "--memory", "64m"],
+        &["sh", "-c", "yes >/dev/null"],
+    );
+    let idle = Pod::run(
+        &unique("dse-pm-idle"),
+        &["--memory", "32m", "--label", &sel],
+        &["sleep", "3600"],
+    );
+    let _other = Pod::run(&unique("dse-pm-other"), &[], &["sleep", "3600"]);
+    let exporter = Exporter::start(
+        &format!(
+            "[containers]\nnames = [\"{}\"]\nlabels = [\"{sel}\"]\n",
+            burner.name
+        ),
+        podman_url(),
+    )
+    .await;
+
+    let usage = || cgroup_file(&burner.id, "cpuacct", "cpuacct.usage");
+    // Host percent of the burner's CPU between two cgroup reads.
+    let rate = |from: (u64, Instant), to: (u64, Instant)| {
+        (to.0 - from.0) as f64 / 1e9 / (to.1 - from.1).as_secs_f64() / host_cpus() * 100.0
+    };
+    let c0 = (usage(), Instant::now());
+    let first = exporter.metrics().await;
+    let c1 = (usage(), Instant::now());
+    assert_eq!(first.value("docker_up", &[]), Some(1.0));
+    assert_eq!(
+        first.names("container_memory_usage_bytes"),
+        vec![burner.name.clone(), idle.name.clone()]
+    );
+    assert_eq!(
+        first.get("container_memory_limit_bytes", &burner.name),
+        Some(67_108_864.0)
+    );
+    assert_eq!(
+        first.get("container_memory_limit_bytes", &idle.name),
+        Some(33_554_432.0)
+    );
+    assert!(first
+        .get("container_cpu_usage_seconds_total", &burner.name)
+        .is_some());
+    // The id label is the container's cgroup in Podman's own layout.
+    let id = first
+        .label("container_memory_usage_bytes", &burner.name, "id")
+        .expect("an id label");
+    assert!(
+        std::path::Path::new(&format!("/sys/fs/cgroup/memory{id}")).is_dir(),
+        "no cgroup {id}"
+    );
+    assert!(id.contains(&burner.id), "{id}");
+    // Podman zeroes precpu_stats; the exporter reads a new container twice,
+    // first_cpu_window apart, so the first scrape has a percent too. The
+    // cgroup's rate around the scrape is the reference.
+    let pct = first
+        .get("container_cpu_usage_percent", &burner.name)
+        .expect("cpu percent on the first scrape");
+    let want = rate(c0, c1);
+    assert!(
+        (pct - want).abs() < 5.0,
+        "first scrape {pct}, cgroup {want}"
+    );
+
+    // From the second scrape on, the window since the previous scrape: one
+    // long enough for a CPU-second of the burner, measured by its cgroup
+    // over the same span (a busy host may hold it below its cap).
+    wait_until(
+        "a CPU-second of the burner",
+        Duration::from_secs(60),
+        || match usage() - c1.0 {
+            ns if ns >= 1_000_000_000 => Ok(()),
+            ns => Err(format!("{ns} ns")),
+        },
+    );
+    let second = exporter.metrics().await;
+    let want = rate(c1, (usage(), Instant::now()));
+    let pct = second
+        .get("container_cpu_usage_percent", &burner.name)
+        .expect("cpu percent on the second scrape");
+    assert!((pct - want).abs() < 5.0, "podman {pct}, cgroup {want}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn podman_container_removed_mid_scrape_is_left_out_and_only_gets_are_sent() {
+    let doomed = Pod::run(&unique("dse-pm-doomed"), &[], &["sleep", "3600"]);
+    let survivor = Pod::run(&unique("dse-pm-survivor"), &[], &["sleep", "3600"]);
+    let dir = TempDir::new("podman-gone");
+    let proxy = Proxy::start(&dir.0.join("e.sock"), socket_path(podman_url()));
+    // Podman answers stats at once; hold the doomed one's so the removal
+    // lands between list and stats.
+    let stats = format!("/containers/{}/stats", doomed.id);
+    let gate = proxy.hold(&stats);
+    let exporter = Exporter::start(
+        &names_config(&[&doomed.name, &survivor.name], ""),
+        &proxy.url(),
+    )
+    .await;
+    let scrape = exporter.scrape_in_background();
+    proxy.wait_for_request(&stats).await;
+    doomed.remove();
+    gate.open();
+    let (status, body) = scrape.await.unwrap();
+    assert_eq!(status, 200, "{body}");
+    let m = common::Metrics::parse(&body);
+    assert_eq!(m.value("docker_up", &[]), Some(1.0));
+    assert_eq!(
+        m.names("container_memory_usage_bytes"),
+        vec![survivor.name.clone()]
+    );
+    // Mid-removal Podman may answer 404 (gone) or fail the call (engine).
+    let left_out = ["gone", "engine"]
+        .iter()
+        .map(|k| {
+            m.value("docker_stats_scrape_errors_total", &[("kind", k)])
+                .unwrap()
+        })
+        .sum::<f64>();
+    assert_eq!(left_out, 1.0, "{body}");
+    for s in proxy.seen() {
+        assert_eq!(s.method, "GET", "{s:?}");
+    }
+}

@@ -1,0 +1,11 @@
+//! Stage 5, HTTP: `--web.config.file` and the hardened server through the
+//! real binary.
+//!
+//! `cargo test --test http` runs this part alone.
+
+#![allow(clippy::unwrap_used)]
+
+#[path = "../common/mod.rs"]
+mod common;
+
+mod web_security;

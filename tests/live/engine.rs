@@ -1,0 +1,389 @@
+//! The exporter against the real Docker engine with real containers. Needs a
+//! running engine and the local test image: `scripts/test` sets both up.
+
+use crate::common;
+
+use std::time::{Duration, Instant};
+
+use common::proxy::Proxy;
+use common::{
+    cgroup_file, direct_stats, engine_socket, first_round_stats_calls, host_cpus, names_config,
+    unique, wait_until, wait_until_async, Container, Exporter, TempDir,
+};
+
+/// The burner's CPU rate per the cgroup, in percent of the host, over a span.
+struct CgroupCpu {
+    id: String,
+    at: std::time::Instant,
+    ns: u64,
+}
+
+impl CgroupCpu {
+    fn read(id: &str) -> Self {
+        Self {
+            id: id.to_string(),
+            at: std::time::Instant::now(),
+            ns: cgroup_file(id, "cpuacct", "cpuacct.usage"),
+        }
+    }
+
+    fn percent_since(&self, earlier: &CgroupCpu) -> f64 {
+        assert_eq!(self.id, earlier.id);
+        let cpu = (self.ns - earlier.ns) as f64 / 1e9;
+        cpu / (self.at - earlier.at).as_secs_f64() / host_cpus() * 100.0
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn cpu_of_a_half_cpu_burner_matches_the_cgroup() {
+    let burner = Container::run(
+        &unique("dse-cpu-burner"),
+        &["--cpus", "0.5"],
+        &["sh", "-c", "yes >/dev/null"],
+    );
+    wait_until(
+        "the burner to use CPU",
+        Duration::from_secs(30),
+        || match cgroup_file(&burner.id, "cpuacct", "cpuacct.usage") {
+            ns if ns >= 50_000_000 => Ok(()),
+            ns => Err(format!("{ns} ns")),
+        },
+    );
+    let exporter = Exporter::local(&names_config(&[&burner.name], "")).await;
+
+    // First scrape: a new container, a window the engine or the exporter
+    // takes within the call. The cgroup's rate around the call is the
+    // reference: a busy host may hold the burner below its cap.
+    let c0 = CgroupCpu::read(&burner.id);
+    let first = exporter.metrics().await;
+    let c1 = CgroupCpu::read(&burner.id);
+    let pct = first
+        .get("container_cpu_usage_percent", &burner.name)
+        .expect("cpu percent on the first scrape");
+    let want = c1.percent_since(&c0);
+    assert!(
+        (pct - want).abs() < 5.0,
+        "first scrape {pct}, cgroup {want}"
+    );
+
+    // Second scrape: a one-shot answer, the window since the previous
+    // scrape, measured by the cgroup over the same span. Half a CPU-second
+    // of the burner makes it long enough; a busy host only makes it longer.
+    wait_until(
+        "half a CPU-second more",
+        Duration::from_secs(60),
+        || match cgroup_file(&burner.id, "cpuacct", "cpuacct.usage") - c1.ns {
+            ns if ns >= 500_000_000 => Ok(()),
+            ns => Err(format!("{ns} ns")),
+        },
+    );
+    let second = exporter.metrics().await;
+    let c2 = CgroupCpu::read(&burner.id);
+    let pct = second
+        .get("container_cpu_usage_percent", &burner.name)
+        .expect("cpu percent from the previous scrape");
+    let want = c2.percent_since(&c1);
+    assert!(
+        (pct - want).abs() < 5.0,
+        "second scrape {pct}, cgroup {want}"
+    );
+
+    // The CPU counter sits between two cgroup reads around a scrape.
+    let before = CgroupCpu::read(&burner.id);
+    let third = exporter.metrics().await;
+    let after = CgroupCpu::read(&burner.id);
+    let total = third
+        .get("container_cpu_usage_seconds_total", &burner.name)
+        .expect("cpu seconds");
+    let (lo, hi) = (before.ns as f64 / 1e9, after.ns as f64 / 1e9);
+    assert!(
+        lo - 0.01 <= total && total <= hi + 0.01,
+        "cpu seconds {total} not within cgroup reads [{lo}, {hi}]"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn memory_limit_is_exact_and_usage_matches_the_cgroup() {
+    let c = Container::sleeper(&unique("dse-mem-limited"), &["--memory", "32m"]);
+    let other = Container::sleeper(&unique("dse-mem-limited-64"), &["--memory", "64m"]);
+    let exporter = Exporter::local(&names_config(&[&c.name, &other.name], "")).await;
+    let m = exporter.metrics().await;
+    assert_eq!(
+        m.get("container_memory_limit_bytes", &c.name),
+        Some(33_554_432.0)
+    );
+    assert_eq!(
+        m.get("container_memory_limit_bytes", &other.name),
+        Some(67_108_864.0)
+    );
+    // A container that has just started still frees memory, so the
+    // engine's reading is compared with the cgroup read on both sides of a
+    // scrape, until one scrape's reading falls between them.
+    let (exporter, c) = (&exporter, &c);
+    wait_until_async(
+        "usage within the cgroup's reads",
+        Duration::from_secs(20),
+        move || async move {
+            let before = cgroup_file(&c.id, "memory", "memory.usage_in_bytes") as f64;
+            let ours = exporter
+                .metrics()
+                .await
+                .get("container_memory_usage_bytes", &c.name)
+                .ok_or_else(|| "no memory usage".to_string())?;
+            let after = cgroup_file(&c.id, "memory", "memory.usage_in_bytes") as f64;
+            let slack = 64.0 * 1024.0;
+            match before.min(after) - slack <= ours && ours <= before.max(after) + slack {
+                true => Ok(()),
+                false => Err(format!("usage {ours} vs cgroup {before} then {after}")),
+            }
+        },
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn selection_by_exact_name_or_label_selector() {
+    let group = format!("dse.sel={}", unique("grp"));
+    let exact = Container::sleeper(&unique("dse-sel-web"), &[]);
+    let _prefix_only = Container::sleeper(&unique("dse-sel-web-10"), &[]);
+    let labelled = Container::sleeper(
+        &unique("dse-sel-labelled"),
+        &["--label", &group, "--label", "tier=db"],
+    );
+    let half_match = Container::sleeper(&unique("dse-sel-half"), &["--label", &group]);
+    let _unlabelled = Container::sleeper(&unique("dse-sel-none"), &[]);
+
+    let exporter = Exporter::local(&format!(
+        "[containers]\nnames = [\"/{}\"]\nlabels = [\"{group},tier=db\"]\n",
+        exact.name
+    ))
+    .await;
+    let m = exporter.metrics().await;
+    assert_eq!(
+        m.names("container_memory_usage_bytes"),
+        vec![labelled.name.clone(), exact.name.clone()]
+    );
+    assert_eq!(m.value("docker_stats_containers_selected", &[]), Some(2.0));
+
+    // A lone selector is pushed down to the engine; the result is the same.
+    let exporter = Exporter::local(&format!("[containers]\nlabels = [\"{group}\"]\n")).await;
+    let m = exporter.metrics().await;
+    assert_eq!(
+        m.names("container_memory_usage_bytes"),
+        vec![half_match.name.clone(), labelled.name.clone()]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn container_removed_mid_scrape_is_left_out_and_the_others_exported() {
+    let survivor = Container::sleeper(&unique("dse-gone-survivor"), &[]);
+    let dir = TempDir::new("gone");
+    // The removal starts once the doomed container's stats call reached the
+    // engine. A machine slow to remove it may let the engine answer first
+    // (then exporting it is right): try again.
+    for attempt in 1..=3 {
+        let doomed = Container::sleeper(&unique("dse-gone-doomed"), &[]);
+        let proxy = Proxy::start(&dir.0.join(format!("{attempt}.sock")), engine_socket());
+        let exporter = Exporter::start(
+            &names_config(&[&doomed.name, &survivor.name], ""),
+            &proxy.url(),
+        )
+        .await;
+        let scrape = exporter.scrape_in_background();
+        let stats = format!("/containers/{}/stats", doomed.id);
+        proxy.wait_for_forwarded(&stats).await;
+        doomed.remove();
+        let removed = Instant::now();
+        let (status, body) = scrape.await.expect("scrape task");
+        assert_eq!(status, 200, "{body}");
+        let m = common::Metrics::parse(&body);
+        if m.names("container_memory_usage_bytes")
+            .contains(&doomed.name)
+        {
+            let about_it = format!("/containers/{}/", doomed.id);
+            let last = proxy.answered_at(&about_it).last().copied();
+            assert!(
+                last.is_some_and(|at| at < removed),
+                "exported though the engine answered for it after its removal: {body}"
+            );
+            eprintln!("attempt {attempt}: the engine answered before the removal; again");
+            continue;
+        }
+        assert_eq!(
+            m.names("container_memory_usage_bytes"),
+            vec![survivor.name.clone()]
+        );
+        assert_eq!(m.value("docker_up", &[]), Some(1.0));
+        assert_eq!(
+            m.value("docker_stats_scrape_errors_total", &[("kind", "gone")]),
+            Some(1.0),
+            "{body}"
+        );
+        assert_eq!(
+            m.value("docker_stats_scrape_errors_total", &[("kind", "engine")]),
+            Some(0.0)
+        );
+        return;
+    }
+    panic!("in 3 attempts the removal never landed before the engine answered");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn unreachable_engine_answers_200_with_docker_up_0_then_recovers() {
+    let c = Container::sleeper(&unique("dse-unreachable-comeback"), &[]);
+    let dir = TempDir::new("unreachable");
+    let socket = dir.0.join("docker.sock");
+    let exporter = Exporter::start(
+        &names_config(&[&c.name], ""),
+        &format!("unix://{}", socket.display()),
+    )
+    .await;
+
+    let (status, body) = exporter.scrape().await;
+    assert_eq!(status, 200, "{body}");
+    let m = common::Metrics::parse(&body);
+    assert_eq!(m.value("docker_up", &[]), Some(0.0));
+    assert!(m.names("container_memory_usage_bytes").is_empty());
+    assert!(m
+        .value("docker_stats_scrape_duration_seconds", &[])
+        .is_some());
+    assert_eq!(
+        m.value("docker_stats_scrape_errors_total", &[("kind", "engine")]),
+        Some(1.0)
+    );
+
+    // The engine "comes back" at the configured address.
+    std::os::unix::fs::symlink(engine_socket(), &socket).expect("symlink");
+    let m = exporter.metrics().await;
+    assert_eq!(m.value("docker_up", &[]), Some(1.0));
+    assert_eq!(
+        m.names("container_memory_usage_bytes"),
+        vec![c.name.clone()]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn engine_sees_only_get_requests_for_list_stats_inspect_info_version_and_ping() {
+    let c = Container::sleeper(&unique("dse-readonly-target"), &[]);
+    let dir = TempDir::new("readonly");
+    let proxy = Proxy::start(&dir.0.join("engine.sock"), engine_socket());
+    let exporter = Exporter::start(&names_config(&[&c.name], ""), &proxy.url()).await;
+    for _ in 0..2 {
+        let m = exporter.metrics().await;
+        assert_eq!(
+            m.names("container_memory_usage_bytes"),
+            vec![c.name.clone()]
+        );
+    }
+    let (status, _) = common::get(exporter.addr, "/readyz", &[]).await;
+    assert_eq!(status, 200);
+
+    let seen = proxy.seen();
+    assert!(seen.len() >= 5, "{seen:?}");
+    for s in &seen {
+        assert_eq!(s.method, "GET", "{s:?}");
+        let path = s.path.split('?').next().unwrap_or("");
+        let allowed = path.ends_with("/_ping")
+            || path.ends_with("/version")
+            || path.ends_with("/info")
+            || path.ends_with("/containers/json")
+            || path == format!("/containers/{}/json", c.id)
+            || path == format!("/containers/{}/stats", c.id);
+        assert!(allowed, "unexpected engine request {s:?}");
+    }
+    let stats: Vec<_> = seen.iter().filter(|s| s.path.contains("/stats")).collect();
+    if direct_stats() {
+        // Two one-shot reads for the new container, then one.
+        assert_eq!(stats.len(), 3, "{stats:?}");
+        assert!(
+            stats.iter().all(|s| s.path.contains("one-shot=true")),
+            "{stats:?}"
+        );
+    } else {
+        // The first stats call fills precpu (no one-shot); the second is one-shot.
+        assert_eq!(stats.len(), 2, "{stats:?}");
+        assert!(!stats[0].path.contains("one-shot=true"), "{:?}", stats[0]);
+        assert!(stats[1].path.contains("one-shot=true"), "{:?}", stats[1]);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn stats_calls_run_concurrently_up_to_max_concurrency() {
+    let names: Vec<String> = (0..8).map(|i| unique(&format!("dse-fanout-{i}"))).collect();
+    let _containers: Vec<Container> = names.iter().map(|n| Container::sleeper(n, &[])).collect();
+    let dir = TempDir::new("fanout");
+
+    // Every stats call takes this long at the proxy, so that calls overlap
+    // on engines that answer at once (Docker 25 and later) as they do on
+    // those that wait for their tick.
+    let slow = Duration::from_millis(300);
+
+    // Default bound: all eight stats calls wait on the engine together.
+    let proxy = Proxy::start(&dir.0.join("all.sock"), engine_socket());
+    proxy.set_delay("/stats", slow);
+    let exporter = Exporter::start(&names_config(&names, ""), &proxy.url()).await;
+    let m = exporter.metrics().await;
+    assert_eq!(m.names("container_memory_usage_bytes"), names);
+    assert_eq!(proxy.count("/stats"), 8 * first_round_stats_calls());
+    assert_eq!(proxy.max_stats_in_flight(), 8);
+
+    // max_concurrency = 3: never more than three engine calls of any kind
+    // at once (stats and inspect share the limit), nothing lost.
+    let proxy = Proxy::start(&dir.0.join("three.sock"), engine_socket());
+    proxy.set_delay("/stats", slow);
+    let exporter =
+        Exporter::start(&names_config(&names, "max_concurrency = 3"), &proxy.url()).await;
+    let m = exporter.metrics().await;
+    assert_eq!(m.names("container_memory_usage_bytes"), names);
+    assert_eq!(proxy.max_in_flight(), 3);
+    assert_eq!(proxy.max_stats_in_flight(), 3);
+}
+
+/// The `id` label is the container's cgroup path as cAdvisor writes it: the
+/// directory exists under every cgroup hierarchy and holds the container's
+/// processes, with the default parent and with `--cgroup-parent`.
+#[tokio::test(flavor = "multi_thread")]
+async fn id_label_is_the_containers_real_cgroup_path() {
+    let plain = Container::sleeper(&unique("dse-cgroup-plain"), &[]);
+    let parent = format!("/{}", unique("dse-cgroup-parent"));
+    let _parent_dirs = CgroupDirs(parent.clone());
+    let nested = Container::sleeper(&unique("dse-cgroup-nested"), &["--cgroup-parent", &parent]);
+    let exporter = Exporter::local(&names_config(&[&plain.name, &nested.name], "")).await;
+    let m = exporter.metrics().await;
+    for (c, expected_parent) in [(&plain, "/docker"), (&nested, parent.as_str())] {
+        let id = m
+            .label("container_memory_usage_bytes", &c.name, "id")
+            .unwrap_or_else(|| panic!("no series for {}", c.name));
+        assert_eq!(id, format!("{expected_parent}/{}", c.id));
+        // Its main process is in that cgroup (cgroup v1 memory hierarchy).
+        let pid = common::docker(&["inspect", "--format", "{{.State.Pid}}", &c.name]);
+        let procs = std::fs::read_to_string(format!("/sys/fs/cgroup/memory{id}/cgroup.procs"))
+            .unwrap_or_else(|e| panic!("{id}: {e}"));
+        assert!(
+            procs.lines().any(|p| p == pid),
+            "{pid} not in {id}: {procs}"
+        );
+    }
+    // Every series of the container carries the same id and its image.
+    for s in
+        m.0.iter()
+            .filter(|s| s.labels.get("name") == Some(&plain.name))
+    {
+        assert_eq!(s.labels["id"], format!("/docker/{}", plain.id), "{s:?}");
+        assert_eq!(s.labels["image"], common::image(), "{s:?}");
+    }
+}
+
+/// Removes the cgroup directories a `--cgroup-parent` made, once the
+/// containers in them are gone (declared before them, so dropped after).
+struct CgroupDirs(String);
+
+impl Drop for CgroupDirs {
+    fn drop(&mut self) {
+        if let Ok(hierarchies) = std::fs::read_dir("/sys/fs/cgroup") {
+            for h in hierarchies.flatten() {
+                let _ = std::fs::remove_dir(h.path().join(self.0.trim_start_matches('/')));
+            }
+        }
+    }
+}

@@ -1,0 +1,520 @@
+//! The scrape logic against a scripted engine with paused time: CPU windows
+//! on engines that wait for their tick and on engines that answer at once,
+//! coalescing, the shared call limit, deadlines, eviction and error counts.
+//! What only a live engine shows is in the other test files.
+
+#![allow(clippy::unwrap_used)]
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use docker_stats_exporter::config::selector::{LabelSelector, Selection};
+use docker_stats_exporter::engine::fake::{Behaviour, FakeEngine, TICK};
+use docker_stats_exporter::engine::limited::{INSPECT_CALLS, QUICK_CALLS};
+use docker_stats_exporter::engine::Failure;
+use docker_stats_exporter::scrape::coalesce::Coalescer;
+use docker_stats_exporter::scrape::deadline::Deadline;
+use docker_stats_exporter::scrape::state::FORGET_AFTER;
+use docker_stats_exporter::scrape::{ScrapeOptions, Scraper, Snapshot};
+use tokio::time::Instant;
+
+/// Half a CPU on the fake engine's 2-CPU host: a quarter of the host.
+const HALF_CPU: u64 = 500_000_000;
+
+fn scraper(engine: &FakeEngine, options: ScrapeOptions) -> Arc<Scraper> {
+    Arc::new(Scraper::new(Arc::new(engine.clone()), &options))
+}
+
+fn options() -> ScrapeOptions {
+    ScrapeOptions::default()
+}
+
+async fn round(s: &Scraper, selection: &Selection, budget: Duration) -> Snapshot {
+    let deadline = Deadline::fixed(Instant::now() + budget);
+    s.collect(selection, &deadline, selection.is_all()).await
+}
+
+fn all() -> Selection {
+    Selection::default()
+}
+
+fn names(names: &[&str]) -> Selection {
+    Selection::new(names.iter().map(|n| n.to_string()).collect(), vec![])
+}
+
+fn cpu_of(snap: &Snapshot, name: &str) -> Option<f64> {
+    snap.containers
+        .iter()
+        .find(|c| c.container.name == name)?
+        .cpu_percent
+}
+
+fn exported(snap: &Snapshot) -> Vec<&str> {
+    snap.containers
+        .iter()
+        .map(|c| c.container.name.as_str())
+        .collect()
+}
+
+fn errors(snap: &Snapshot, kind: Failure) -> u64 {
+    snap.errors
+        .iter()
+        .find(|(k, _)| *k == kind)
+        .map_or(0, |(_, n)| *n)
+}
+
+fn assert_quarter(pct: Option<f64>) {
+    let pct = pct.expect("a CPU percent");
+    assert!((pct - 25.0).abs() < 1e-6, "{pct}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn ticking_engine_first_scrape_uses_the_engines_window_later_ones_the_previous_reading() {
+    let engine = FakeEngine::docker("20.10.24");
+    engine.add("burner", HALF_CPU);
+    let s = scraper(&engine, options());
+
+    let t = Instant::now();
+    let first = round(&s, &all(), Duration::from_secs(10)).await;
+    assert_quarter(cpu_of(&first, "burner"));
+    // Without one-shot the engine waits two ticks.
+    assert!(
+        t.elapsed() >= TICK && t.elapsed() <= 2 * TICK,
+        "{:?}",
+        t.elapsed()
+    );
+
+    tokio::time::sleep(Duration::from_secs(15)).await;
+    let t = Instant::now();
+    let later = round(&s, &all(), Duration::from_secs(10)).await;
+    assert_quarter(cpu_of(&later, "burner"));
+    assert!(t.elapsed() <= TICK, "one-shot waits one tick at most");
+    assert_eq!(engine.calls().stats, 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn two_scrapes_in_one_engine_tick_both_get_a_window() {
+    let engine = FakeEngine::docker("20.10.24");
+    engine.add("burner", HALF_CPU);
+    let s = scraper(&engine, options());
+    round(&s, &all(), Duration::from_secs(10)).await;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    // An HA pair: two scrapes of different selections in the same tick.
+    let (everything, one) = (all(), names(&["burner"]));
+    let (a, b) = futures::join!(
+        round(&s, &everything, Duration::from_secs(10)),
+        round(&s, &one, Duration::from_secs(10))
+    );
+    assert_quarter(cpu_of(&a, "burner"));
+    assert_quarter(cpu_of(&b, "burner"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn direct_engine_reads_a_new_container_twice_and_never_waits_two_ticks() {
+    let engine = FakeEngine::docker("26.1.5");
+    engine.add("burner", HALF_CPU);
+    let window = Duration::from_millis(500);
+    let s = scraper(
+        &engine,
+        ScrapeOptions {
+            first_cpu_window: window,
+            ..options()
+        },
+    );
+    let t = Instant::now();
+    let first = round(&s, &all(), Duration::from_secs(10)).await;
+    assert_quarter(cpu_of(&first, "burner"));
+    assert_eq!(t.elapsed(), window, "two readings, the window apart");
+    assert_eq!(engine.calls().stats, 2);
+
+    tokio::time::sleep(Duration::from_secs(15)).await;
+    let t = Instant::now();
+    let later = round(&s, &all(), Duration::from_secs(10)).await;
+    assert_quarter(cpu_of(&later, "burner"));
+    assert_eq!(t.elapsed(), Duration::ZERO, "one direct call");
+    assert_eq!(engine.calls().stats, 3);
+}
+
+#[tokio::test(start_paused = true)]
+async fn direct_engine_with_a_short_deadline_skips_the_second_reading() {
+    let engine = FakeEngine::docker("26.1.5");
+    engine.add("burner", HALF_CPU);
+    let s = scraper(
+        &engine,
+        ScrapeOptions {
+            first_cpu_window: Duration::from_millis(500),
+            ..options()
+        },
+    );
+    let first = round(&s, &all(), Duration::from_millis(800)).await;
+    assert_eq!(exported(&first), ["burner"]);
+    assert_eq!(cpu_of(&first, "burner"), None, "no room for a window");
+    tokio::time::sleep(Duration::from_secs(15)).await;
+    let later = round(&s, &all(), Duration::from_millis(800)).await;
+    assert_quarter(cpu_of(&later, "burner"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn podman_percent_comes_from_wall_time() {
+    let engine = FakeEngine::podman();
+    engine.add("burner", HALF_CPU);
+    let s = scraper(&engine, options());
+    let first = round(&s, &all(), Duration::from_secs(10)).await;
+    assert_quarter(cpu_of(&first, "burner"));
+    tokio::time::sleep(Duration::from_secs(15)).await;
+    assert_quarter(cpu_of(
+        &round(&s, &all(), Duration::from_secs(10)).await,
+        "burner",
+    ));
+}
+
+#[tokio::test(start_paused = true)]
+async fn concurrent_scrapes_of_one_selection_share_one_round() {
+    let engine = FakeEngine::docker("20.10.24");
+    for i in 0..5 {
+        engine.add(&format!("c{i}"), HALF_CPU);
+    }
+    let rounds = Coalescer::new(scraper(&engine, options()));
+    // Equal once normalised: order and repeats do not make a new selection.
+    let a = Selection::new(
+        vec![],
+        vec![
+            LabelSelector::parse("a,a").unwrap(),
+            LabelSelector::parse("b").unwrap(),
+        ],
+    );
+    let b = Selection::new(
+        vec![],
+        vec![
+            LabelSelector::parse("b").unwrap(),
+            LabelSelector::parse("a").unwrap(),
+        ],
+    );
+    let until = Instant::now() + Duration::from_secs(10);
+    let scrapes: Vec<_> = (0..8)
+        .map(|i| {
+            let rounds = rounds.clone();
+            let sel = if i % 2 == 0 { a.clone() } else { b.clone() };
+            tokio::spawn(async move { rounds.snapshot(&sel, until, false).await })
+        })
+        .collect();
+    for s in scrapes {
+        s.await.unwrap();
+    }
+    assert_eq!(engine.calls().list, 1, "{:?}", engine.calls());
+    assert_eq!(rounds.in_flight(), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_storm_of_distinct_selections_keeps_engine_calls_at_the_limit() {
+    let engine = FakeEngine::docker("26.1.5");
+    let mut labels = HashMap::new();
+    labels.insert("team".to_string(), "a".to_string());
+    for i in 0..20 {
+        engine.add_with(
+            &format!("c{i:02}"),
+            "running",
+            HALF_CPU,
+            labels.clone(),
+            Behaviour {
+                stats_delay: Duration::from_millis(20),
+                ..Default::default()
+            },
+        );
+    }
+    let limit = 4;
+    let rounds = Coalescer::new(scraper(
+        &engine,
+        ScrapeOptions {
+            max_concurrency: limit,
+            ..options()
+        },
+    ));
+    let until = Instant::now() + Duration::from_secs(30);
+    let scrapes: Vec<_> = (0..50)
+        .map(|i| {
+            let rounds = rounds.clone();
+            // 50 distinct ad-hoc queries.
+            let sel = Selection::default().narrowed_by(Selection::new(
+                vec![format!("c{:02}", i % 20), format!("x{i}")],
+                vec![],
+            ));
+            tokio::spawn(async move { rounds.snapshot(&sel, until, false).await })
+        })
+        .collect();
+    for s in scrapes {
+        let snap = s.await.unwrap();
+        assert!(snap.engine_up);
+        assert_eq!(snap.containers.len(), 1);
+    }
+    assert!(
+        engine.max_in_flight() <= limit,
+        "{}",
+        engine.max_in_flight()
+    );
+    assert_eq!(
+        engine.max_in_flight(),
+        limit,
+        "the limit is used, not undershot"
+    );
+    assert_eq!(engine.calls().list, 50);
+}
+
+#[tokio::test(start_paused = true)]
+async fn scraping_only_with_adhoc_queries_keeps_state_bounded() {
+    let engine = FakeEngine::docker("26.1.5");
+    let s = scraper(&engine, options());
+    // Containers come and go; every scrape asks for one of them by name.
+    for i in 0..200 {
+        let name = format!("job{i}");
+        engine.add(&name, HALF_CPU);
+        round(&s, &names(&[&name]), Duration::from_secs(5)).await;
+        engine.remove(&name);
+        tokio::time::sleep(Duration::from_secs(15)).await;
+    }
+    // 200 × 15 s is far beyond FORGET_AFTER: only the recent ones remain.
+    let bound = (FORGET_AFTER.as_secs() / 15 + 1) as usize;
+    assert!(
+        s.tracked_containers() <= bound,
+        "{} containers tracked, bound {bound}",
+        s.tracked_containers()
+    );
+    assert!(s.tracked_containers() > 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failed_stats_call_keeps_info_state_and_lifecycle() {
+    let engine = FakeEngine::docker("26.1.5");
+    engine.add("ok", HALF_CPU);
+    engine.add_with(
+        "broken",
+        "running",
+        HALF_CPU,
+        HashMap::new(),
+        Behaviour {
+            stats_fails: Some(Failure::Engine),
+            ..Default::default()
+        },
+    );
+    let s = scraper(&engine, options());
+    let snap = round(&s, &all(), Duration::from_secs(5)).await;
+    assert_eq!(exported(&snap), ["broken", "ok"]);
+    let broken = &snap.containers[0];
+    assert!(broken.sample.is_none());
+    assert!(broken.lifecycle.is_some(), "inspect answer kept");
+    assert_eq!(broken.container.state, "running");
+    assert_eq!(errors(&snap, Failure::Engine), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_hung_stats_call_times_out_and_keeps_info() {
+    let engine = FakeEngine::docker("26.1.5");
+    engine.add("ok", HALF_CPU);
+    engine.add_with(
+        "hung",
+        "running",
+        HALF_CPU,
+        HashMap::new(),
+        Behaviour {
+            stats_hangs: true,
+            ..Default::default()
+        },
+    );
+    let s = scraper(&engine, options());
+    let t = Instant::now();
+    let snap = round(&s, &all(), Duration::from_secs(2)).await;
+    assert_eq!(t.elapsed(), Duration::from_secs(2));
+    assert_eq!(exported(&snap), ["hung", "ok"]);
+    assert!(snap.containers[0].sample.is_none());
+    assert!(snap.containers[1].sample.is_some());
+    assert_eq!(errors(&snap, Failure::Timeout), 1, "counted once");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_container_that_fails_twice_in_one_round_counts_once() {
+    let engine = FakeEngine::podman();
+    engine.add_with(
+        "vanishing",
+        "running",
+        HALF_CPU,
+        HashMap::new(),
+        Behaviour {
+            stats_fails: Some(Failure::Gone),
+            inspect_fails: Some(Failure::Engine),
+            ..Default::default()
+        },
+    );
+    let s = scraper(&engine, options());
+    let snap = round(&s, &all(), Duration::from_secs(5)).await;
+    assert!(snap.containers.is_empty(), "a gone container is left out");
+    let total: u64 = snap.errors.iter().map(|(_, n)| n).sum();
+    assert_eq!((errors(&snap, Failure::Gone), total), (1, 1));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_container_starved_by_the_deadline_is_exported_by_the_next_round() {
+    let engine = FakeEngine::docker("26.1.5");
+    for i in 0..10 {
+        engine.add_with(
+            &format!("c{i}"),
+            "running",
+            HALF_CPU,
+            HashMap::new(),
+            Behaviour {
+                stats_delay: Duration::from_millis(100),
+                ..Default::default()
+            },
+        );
+    }
+    let s = scraper(
+        &engine,
+        ScrapeOptions {
+            max_concurrency: 2,
+            // Only the fixed part of the logic: one reading per scrape.
+            first_cpu_window: Duration::from_secs(60),
+            ..options()
+        },
+    );
+    let with_sample = |snap: &Snapshot| -> Vec<String> {
+        snap.containers
+            .iter()
+            .filter(|c| c.sample.is_some())
+            .map(|c| c.container.name.clone())
+            .collect()
+    };
+    // Room for about half of the containers per round.
+    let first = round(&s, &all(), Duration::from_millis(450)).await;
+    let got_first = with_sample(&first);
+    assert!(
+        got_first.len() < 10 && !got_first.is_empty(),
+        "{got_first:?}"
+    );
+    let starved: Vec<String> = (0..10)
+        .map(|i| format!("c{i}"))
+        .filter(|n| !got_first.contains(n))
+        .collect();
+    assert!(
+        starved.contains(&"c9".to_string()),
+        "the last listed starve"
+    );
+    let second = round(&s, &all(), Duration::from_millis(450)).await;
+    let got_second = with_sample(&second);
+    for name in &starved {
+        assert!(
+            got_second.contains(name),
+            "{name} starved twice: {got_second:?}"
+        );
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_unreachable_engine_gives_docker_up_0_then_recovers() {
+    let engine = FakeEngine::docker("26.1.5");
+    engine.add("c", HALF_CPU);
+    let s = scraper(&engine, options());
+    engine.set_down(true);
+    let down = round(&s, &all(), Duration::from_secs(5)).await;
+    assert!(!down.engine_up);
+    assert_eq!(errors(&down, Failure::Engine), 1);
+    engine.set_down(false);
+    let up = round(&s, &all(), Duration::from_secs(5)).await;
+    assert!(up.engine_up);
+    assert_eq!(exported(&up), ["c"]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_restart_between_scrapes_shows_in_the_restart_count_at_the_next_scrape() {
+    let engine = FakeEngine::docker("26.1.5");
+    engine.add("flaky", HALF_CPU);
+    // Inspect answers would otherwise be reused for ten minutes.
+    let s = scraper(
+        &engine,
+        ScrapeOptions {
+            inspect_max_age: Duration::from_secs(1200),
+            ..options()
+        },
+    );
+    let restarts = |snap: &Snapshot| {
+        snap.containers[0]
+            .lifecycle
+            .as_ref()
+            .and_then(|l| l.restart_count)
+    };
+    let first = round(&s, &all(), Duration::from_secs(5)).await;
+    assert_eq!(restarts(&first), Some(0));
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    round(&s, &all(), Duration::from_secs(5)).await;
+    // Restarted by its policy between scrapes: listed as running both times.
+    engine.restart("flaky");
+    tokio::time::sleep(Duration::from_secs(15)).await;
+    // This scrape sees the CPU counter start again; the cached inspect
+    // answer is dropped, so the next one asks anew.
+    round(&s, &all(), Duration::from_secs(5)).await;
+    tokio::time::sleep(Duration::from_secs(15)).await;
+    let third = round(&s, &all(), Duration::from_secs(5)).await;
+    assert_eq!(restarts(&third), Some(1));
+    assert_eq!(engine.calls().inspect, 2);
+}
+
+/// 100 running containers whose stats calls take 20 ms on top of the
+/// engine's own waiting, and whose inspect calls take 5 ms.
+fn hundred_containers(version: &str) -> FakeEngine {
+    let engine = FakeEngine::docker(version);
+    for i in 0..100 {
+        engine.add_with(
+            &format!("c{i:03}"),
+            "running",
+            HALF_CPU,
+            HashMap::new(),
+            Behaviour {
+                stats_delay: Duration::from_millis(20),
+                inspect_delay: Duration::from_millis(5),
+                ..Default::default()
+            },
+        );
+    }
+    engine
+}
+
+#[tokio::test(start_paused = true)]
+async fn calls_answered_at_once_are_held_to_the_quick_limit() {
+    let engine = hundred_containers("26.1.5");
+    let s = scraper(&engine, options());
+    for _ in 0..2 {
+        let snap = round(&s, &all(), Duration::from_secs(10)).await;
+        assert_eq!(snap.containers.len(), 100);
+        assert!(snap.containers.iter().all(|c| c.sample.is_some()));
+    }
+    assert_eq!(engine.max_in_flight(), QUICK_CALLS, "held to it, and used");
+}
+
+#[tokio::test(start_paused = true)]
+async fn stats_calls_that_wait_for_the_tick_all_go_at_once() {
+    let engine = hundred_containers("20.10.24");
+    let s = scraper(&engine, options());
+    let started = Instant::now();
+    let snap = round(&s, &all(), Duration::from_secs(10)).await;
+    assert_eq!(snap.containers.len(), 100);
+    // Every stats call in flight together (inspect calls beside them are
+    // held to their own limit), so the round costs the engine's ticks once.
+    let most = engine.max_in_flight();
+    assert!((100..=100 + INSPECT_CALLS).contains(&most), "{most}");
+    assert!(started.elapsed() < 4 * TICK, "{:?}", started.elapsed());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_first_scrape_holds_inspect_calls_to_their_own_limit() {
+    for version in ["20.10.24", "26.1.5"] {
+        let engine = hundred_containers(version);
+        let s = scraper(&engine, options());
+        let snap = round(&s, &all(), Duration::from_secs(10)).await;
+        assert_eq!(snap.containers.len(), 100);
+        assert_eq!(engine.calls().inspect, 100, "{version}: one per container");
+        assert_eq!(
+            engine.max_inspects_in_flight(),
+            INSPECT_CALLS,
+            "{version}: held to it, and used"
+        );
+    }
+}
