@@ -13,6 +13,14 @@
 //! warm-up, then every call timed on its own (the snapshot clone that `render`
 //! consumes is made outside the timed part). Prints the median and the 10th/90th
 //! percentiles per call in µs and the output size in KiB.
+//!
+//! `-- --label-policies` instead prints the bytes of one answer for N
+//! containers that carry the labels a real Compose service has (as
+//! docker-compose 1.29 sets them, recorded here, plus dockprom's
+//! `org.label-schema.group` and five OCI image labels an image typically
+//! brings) under each way of exporting labels: the previous allow-list, the
+//! current one, every label (cAdvisor's default) and every label less the
+//! bulky ones.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -20,7 +28,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use bollard::models::{ContainerInspectResponse, ContainerStatsResponse};
-use docker_stats_exporter::config::{LabelExport, LabelsOn};
+use docker_stats_exporter::config::{label_name, LabelExport, LabelsOn, DEFAULT_LABELS};
 use docker_stats_exporter::engine::{ContainerRef, Failure};
 use docker_stats_exporter::exposition::metrics::{render, Format};
 use docker_stats_exporter::scrape::lifecycle::Lifecycle;
@@ -35,6 +43,129 @@ fn fixture<T: serde::de::DeserializeOwned>(relative: &str) -> anyhow::Result<T> 
     let text =
         std::fs::read_to_string(&path).with_context(|| format!("read {}", path.display()))?;
     serde_json::from_str(&text).with_context(|| format!("decode {}", path.display()))
+}
+
+/// The labels of a Compose service's container (docker-compose 1.29 as it
+/// labelled one here, with dockprom's group label) and of its image.
+fn compose_labels(i: usize) -> HashMap<String, String> {
+    let service = format!("svc{i}");
+    [
+        (
+            "com.docker.compose.config-hash",
+            format!("{:064x}", i * 7919),
+        ),
+        ("com.docker.compose.container-number", "1".to_string()),
+        ("com.docker.compose.oneoff", "False".to_string()),
+        ("com.docker.compose.project", "bench".to_string()),
+        (
+            "com.docker.compose.project.config_files",
+            "compose.yaml".to_string(),
+        ),
+        (
+            "com.docker.compose.project.working_dir",
+            "/srv/stacks/bench".to_string(),
+        ),
+        ("com.docker.compose.service", service),
+        ("com.docker.compose.version", "1.29.2".to_string()),
+        ("org.label-schema.group", "monitoring".to_string()),
+        (
+            "org.opencontainers.image.created",
+            "2026-11-20T09:14:03Z".to_string(),
+        ),
+        (
+            "org.opencontainers.image.revision",
+            format!("{:040x}", 0xbe7au32),
+        ),
+        (
+            "org.opencontainers.image.source",
+            "https://example.org/acme/bench-service".to_string(),
+        ),
+        (
+            "org.opencontainers.image.title",
+            "bench-service".to_string(),
+        ),
+        (
+            "org.opencontainers.image.description",
+            "A small service of the benchmark stack, serving requests and reporting its health"
+                .to_string(),
+        ),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect()
+}
+
+/// Labels whose values are long and never filtered on: what a deny-list
+/// leaves out of "every label".
+fn bulky(key: &str) -> bool {
+    key.starts_with("org.opencontainers.image.")
+        || matches!(
+            key,
+            "com.docker.compose.config-hash"
+                | "com.docker.compose.project.config_files"
+                | "com.docker.compose.project.working_dir"
+        )
+}
+
+fn export_of(keys: &[&str]) -> LabelExport {
+    LabelExport {
+        include: keys
+            .iter()
+            .map(|k| (k.to_string(), label_name(k)))
+            .collect(),
+        on: LabelsOn::All,
+    }
+}
+
+/// Bytes of one Prometheus-text answer under each label policy.
+fn label_policies(containers: usize) -> anyhow::Result<()> {
+    let mut snap = snapshot(containers)?;
+    for (i, c) in snap.containers.iter_mut().enumerate() {
+        c.container.labels = compose_labels(i);
+    }
+    let labels = compose_labels(0);
+    let mut every: Vec<&str> = labels.keys().map(String::as_str).collect();
+    every.sort();
+    let lean: Vec<&str> = every.iter().copied().filter(|k| !bulky(k)).collect();
+    let previous: Vec<&str> = DEFAULT_LABELS
+        .iter()
+        .copied()
+        .filter(|k| *k != "org.label-schema.group")
+        .collect();
+    println!(
+        "{containers} containers, {} labels each (docker-compose 1.29's, dockprom's group, 5 OCI image labels)\n",
+        every.len()
+    );
+    println!("| labels exported | on | labels per series | answer KiB |");
+    println!("|---|---|---:|---:|");
+    let info_only = LabelExport {
+        on: LabelsOn::Info,
+        ..LabelExport::default()
+    };
+    for (what, export) in [
+        ("allow-list before (6 keys)", export_of(&previous)),
+        ("allow-list now (default, 7 keys)", LabelExport::default()),
+        ("allow-list now, `on = \"info\"`", info_only),
+        ("every label less the bulky ones", export_of(&lean)),
+        ("every label (cAdvisor's default)", export_of(&every)),
+    ] {
+        let on = if export.on == LabelsOn::Info {
+            "container_info"
+        } else {
+            "every series"
+        };
+        let carried = export
+            .include
+            .iter()
+            .filter(|(k, _)| labels.contains_key(k))
+            .count();
+        let body = render(snap.clone(), &export, Format::Prometheus)?;
+        println!(
+            "| {what} | {on} | {carried} | {:.0} |",
+            body.len() as f64 / 1024.0
+        );
+    }
+    Ok(())
 }
 
 fn snapshot(n: usize) -> anyhow::Result<Snapshot> {
@@ -72,6 +203,7 @@ fn snapshot(n: usize) -> anyhow::Result<Snapshot> {
         .collect();
     Ok(Snapshot {
         engine_up: true,
+        failed: false,
         duration_seconds: 0.042,
         selected: n,
         containers,
@@ -134,16 +266,23 @@ fn time(
 fn main() -> anyhow::Result<()> {
     let mut containers = 300;
     let mut iterations = 2000;
+    let mut policies = false;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
             "--containers" => containers = args.next().context("--containers N")?.parse()?,
             "--iterations" => iterations = args.next().context("--iterations N")?.parse()?,
-            other => bail!("unknown argument {other:?}; use --containers N --iterations N"),
+            "--label-policies" => policies = true,
+            other => bail!(
+                "unknown argument {other:?}; use --containers N --iterations N [--label-policies]"
+            ),
         }
     }
     if containers == 0 || iterations == 0 {
         bail!("--containers and --iterations must be at least 1");
+    }
+    if policies {
+        return label_policies(containers);
     }
     let snap = snapshot(containers)?;
     let clone_started = Instant::now();

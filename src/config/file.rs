@@ -32,13 +32,15 @@ pub const DEFAULT_FIRST_CPU_WINDOW: Duration = Duration::from_millis(500);
 pub const DEFAULT_FS_USAGE_MAX_AGE: Duration = Duration::from_secs(300);
 /// Container labels put on every container series unless configured
 /// otherwise: what common dashboards filter and group by.
-pub const DEFAULT_LABELS: [&str; 6] = [
+pub const DEFAULT_LABELS: [&str; 7] = [
     "com.docker.compose.project",
     "com.docker.compose.service",
     "com.docker.swarm.service.name",
     "com.docker.swarm.task.name",
     "com.docker.swarm.node.id",
     "com.docker.stack.namespace",
+    // dockprom labels its services with it, and its dashboards select them by it.
+    "org.label-schema.group",
 ];
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]

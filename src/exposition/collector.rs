@@ -170,6 +170,7 @@ impl SnapshotCollector {
                 Source::Machine(value) => snap.machine.as_ref().and_then(value),
                 _ => match def.name {
                     "docker_up" => Some(Value::Int(u64::from(snap.engine_up))),
+                    "container_scrape_error" => Some(Value::Int(u64::from(snap.failed))),
                     "docker_stats_scrape_duration_seconds" => {
                         Some(Value::Float(snap.duration_seconds))
                     }

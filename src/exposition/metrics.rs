@@ -548,6 +548,14 @@ pub const METRICS: &[MetricDef] = &[
         source: Source::Exporter,
     },
     MetricDef {
+        name: "container_scrape_error",
+        help: "1 if this scrape left something out because the engine failed or timed out (the list call, or a container's stats or inspect call), else 0; a container removed meanwhile is no error.",
+        kind: Gauge,
+        unit: None,
+        labels: "",
+        source: Source::Exporter,
+    },
+    MetricDef {
         name: "docker_stats_scrape_duration_seconds",
         help: "Time this scrape spent asking the engine.",
         kind: Gauge,

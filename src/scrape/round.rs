@@ -64,6 +64,10 @@ impl ContainerMetrics {
 pub struct Snapshot {
     /// Whether the engine answered the list call.
     pub engine_up: bool,
+    /// Whether this round left something out for a reason other than a
+    /// container going away: the list call, or a container's stats or
+    /// inspect call, failed or timed out (cAdvisor's `container_scrape_error`).
+    pub failed: bool,
     /// Wall time of the round.
     pub duration_seconds: f64,
     /// Containers that matched the selection.
@@ -258,7 +262,7 @@ impl Scraper {
                     fan_out,
                     self.fs_usage.sizes(&self.engine, &running, deadline)
                 );
-                snapshot.containers = self.settle(outcomes, full);
+                (snapshot.containers, snapshot.failed) = self.settle(outcomes, full);
                 describe(
                     &mut snapshot.containers,
                     version.flavor,
@@ -270,10 +274,12 @@ impl Scraper {
             Ok(Err(e)) => {
                 tracing::warn!("engine unavailable: {e}");
                 self.count(e.kind);
+                snapshot.failed = true;
             }
             Err(Elapsed) => {
                 tracing::warn!("listing containers at {} timed out", self.engine.host());
                 self.count(Failure::Timeout);
+                snapshot.failed = true;
             }
         }
         snapshot
@@ -291,7 +297,9 @@ impl Scraper {
 
     /// Counts each container's failure once, leaves out the ones that are
     /// gone, logs the round's timeouts on one line and updates the state.
-    fn settle(&self, outcomes: Vec<Outcome>, full: bool) -> Vec<ContainerMetrics> {
+    /// Also whether any container failed for a reason other than going away.
+    fn settle(&self, outcomes: Vec<Outcome>, full: bool) -> (Vec<ContainerMetrics>, bool) {
+        let mut failed = false;
         let mut listed = Vec::with_capacity(outcomes.len());
         let (mut missed_ids, mut missed_names) = (Vec::new(), Vec::new());
         let mut kept = Vec::with_capacity(outcomes.len());
@@ -300,6 +308,7 @@ impl Scraper {
             listed.push(c.id.clone());
             if let Some(failure) = o.failure {
                 self.count(failure);
+                failed |= failure != Failure::Gone;
                 match failure {
                     Failure::Gone => continue,
                     Failure::Timeout => {
@@ -319,7 +328,7 @@ impl Scraper {
             missed: missed_ids.iter().map(String::as_str).collect(),
             full,
         });
-        kept
+        (kept, failed)
     }
 
     /// Stats and lifecycle of one container, asked concurrently.

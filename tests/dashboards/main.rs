@@ -39,6 +39,14 @@ const PROMETHEUS_CONFIG: &str = "deploy/prometheus/prometheus.yml";
 const ALERTS: &str = "deploy/prometheus/alerts.yml";
 const FLEET: &str = "tests/dashboards/compose.yaml";
 const STACK_FILE: &str = "tests/dashboards/stack.yaml";
+/// dockprom's "Monitor Services" dashboard: its panels over the monitoring
+/// stack's own containers, which dockprom labels
+/// `org.label-schema.group: "monitoring"` (the fleet's web service is).
+const DOCKPROM_QUERIES: [&str; 3] = [
+    r#"sum(container_memory_usage_bytes{container_label_org_label_schema_group="monitoring"})"#,
+    r#"sum(rate(container_cpu_user_seconds_total{container_label_org_label_schema_group="monitoring"}[1m]) * 100  / scalar(count(node_cpu_seconds_total{mode="user"}))) by (name)"#,
+    r#"sum(container_memory_usage_bytes{container_label_org_label_schema_group="monitoring"}) by (name)"#,
+];
 /// The private engine that runs the Swarm stack.
 const SWARM_ENGINE: &str = "dashboards";
 const STACK: &str = "dsedash";
@@ -439,6 +447,38 @@ async fn check_dashboards(
     (total, failures)
 }
 
+/// dockprom's queries return the labelled web service; cAdvisor's
+/// `container_scrape_error` is 0 where the engine answers and 1 where it does
+/// not. The failures.
+async fn check_dockprom_and_scrape_error(
+    prom: &Prom,
+    web: &str,
+    answering: &str,
+    blind: &str,
+) -> Vec<String> {
+    let mut failures = Vec::new();
+    for expr in DOCKPROM_QUERIES {
+        let result = prom.query(expr).await;
+        let by_name = expr.contains("by (name)");
+        let ok = match &result {
+            Ok(r) if by_name => r.iter().any(|s| label(s, "name") == web),
+            Ok(r) => r.first().map(value).is_some_and(|v| v > 0.0),
+            Err(_) => false,
+        };
+        if !ok {
+            failures.push(format!("dockprom: {expr} does not show {web}: {result:?}"));
+        }
+    }
+    for (instance, want) in [(answering, 0.0), (blind, 1.0)] {
+        let expr = format!("container_scrape_error{{instance=\"{instance}\"}}");
+        let result = prom.query(&expr).await;
+        if !matches!(&result, Ok(r) if r.len() == 1 && value(&r[0]) == want) {
+            failures.push(format!("{expr} should be {want}: {result:?}"));
+        }
+    }
+    failures
+}
+
 /// The alert rules of the shipped file: (name, expr).
 fn alert_rules() -> Vec<(String, String)> {
     let text = std::fs::read_to_string(root().join(ALERTS)).expect("read alerts.yml");
@@ -698,6 +738,10 @@ async fn cadvisor_dashboards_and_alert_rules_answer() {
             ("instance", monitoring.hung.clone()),
         ),
         ("DockerEngineDown", ("instance", monitoring.blind.clone())),
+        (
+            "ContainerScrapeError",
+            ("instance", monitoring.blind.clone()),
+        ),
         ("ContainerMemoryNearLimit", ("name", hog.clone())),
         ("ContainerCpuThrottlingHigh", ("name", hog.clone())),
         ("ContainerRestarting", ("name", crash.clone())),
@@ -724,6 +768,15 @@ async fn cadvisor_dashboards_and_alert_rules_answer() {
     let (queries, dashboard_failures) =
         check_dashboards(&monitoring.prom, &choices, &sockets).await;
     failures.extend(dashboard_failures);
+    failures.extend(
+        check_dockprom_and_scrape_error(
+            &monitoring.prom,
+            &fleet.name("web"),
+            &monitoring.exporters[0],
+            &monitoring.blind,
+        )
+        .await,
+    );
     eprintln!(
         "dashboards: {queries} dashboard queries and {} alert rules checked after {:.1?}",
         alert_rules().len(),

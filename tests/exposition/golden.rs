@@ -73,6 +73,13 @@ fn snapshot() -> Snapshot {
     busy.container.labels = HashMap::from([
         ("com.docker.compose.project".into(), "shop".into()),
         ("com.docker.compose.service".into(), "web".into()),
+        // dockprom's group label: on the default allow-list.
+        ("org.label-schema.group".into(), "monitoring".into()),
+        // Compose's bulky ones: not on it.
+        (
+            "com.docker.compose.config-hash".into(),
+            "16606716ac467b4172b03d242418591fd18c2a336abb69b94dded83f8004a163".into(),
+        ),
         (
             "odd.label".into(),
             "quote \" back \\ slash\nnew line ü".into(),
@@ -98,6 +105,7 @@ fn snapshot() -> Snapshot {
     };
     Snapshot {
         engine_up: true,
+        failed: false,
         duration_seconds: 1.25,
         selected: 7,
         seen_at: SEEN_AT,

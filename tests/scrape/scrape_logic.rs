@@ -305,6 +305,10 @@ async fn a_failed_stats_call_keeps_info_state_and_lifecycle() {
     assert!(broken.lifecycle.is_some(), "inspect answer kept");
     assert_eq!(broken.container.state, "running");
     assert_eq!(errors(&snap, Failure::Engine), 1);
+    assert!(
+        snap.failed,
+        "container_scrape_error: a failed stats call is an error"
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -329,6 +333,7 @@ async fn a_hung_stats_call_times_out_and_keeps_info() {
     assert!(snap.containers[0].sample.is_none());
     assert!(snap.containers[1].sample.is_some());
     assert_eq!(errors(&snap, Failure::Timeout), 1, "counted once");
+    assert!(snap.failed, "container_scrape_error: a timeout is an error");
 }
 
 #[tokio::test(start_paused = true)]
@@ -350,6 +355,10 @@ async fn a_container_that_fails_twice_in_one_round_counts_once() {
     assert!(snap.containers.is_empty(), "a gone container is left out");
     let total: u64 = snap.errors.iter().map(|(_, n)| n).sum();
     assert_eq!((errors(&snap, Failure::Gone), total), (1, 1));
+    assert!(
+        !snap.failed,
+        "container_scrape_error: a container removed meanwhile is no error"
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -416,10 +425,18 @@ async fn an_unreachable_engine_gives_docker_up_0_then_recovers() {
     engine.set_down(true);
     let down = round(&s, &all(), Duration::from_secs(5)).await;
     assert!(!down.engine_up);
+    assert!(
+        down.failed,
+        "container_scrape_error: 1 while the engine is down"
+    );
     assert_eq!(errors(&down, Failure::Engine), 1);
     engine.set_down(false);
     let up = round(&s, &all(), Duration::from_secs(5)).await;
     assert!(up.engine_up);
+    assert!(
+        !up.failed,
+        "container_scrape_error: 0 again once it answers"
+    );
     assert_eq!(exported(&up), ["c"]);
 }
 
