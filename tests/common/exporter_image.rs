@@ -27,6 +27,10 @@ fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// The tag prefix of the image the tests build on this machine's engine;
+/// every test of one process shares the one image.
+pub const TEST_TAG: &str = "docker-stats-exporter:test";
+
 /// `prefix-<hash of this checkout's path>`: checkouts that test at the same
 /// time on one engine do not test each other's image.
 pub fn checkout_tag(prefix: &str) -> String {

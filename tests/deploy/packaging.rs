@@ -26,7 +26,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::cmd::{docker_bin, require_tool, run, stdout_of, tail};
-use common::exporter_image::{checkout_tag, exporter_image};
+use common::exporter_image::{checkout_tag, exporter_image, TEST_TAG};
 use common::http::{Answer, Get};
 use common::wait_until;
 
@@ -231,7 +231,7 @@ impl Drop for ComposeGuard {
 
 /// The image built from the real Dockerfile (once per process); its tag.
 fn image() -> &'static str {
-    &exporter_image(&checkout_tag("docker-stats-exporter:packaging-test")).tag
+    &exporter_image(&checkout_tag(TEST_TAG)).tag
 }
 
 fn inspect(object: &str, format: &str) -> String {
@@ -358,13 +358,19 @@ fn compose_file_is_valid() {
 /// one of node_exporter's that the dashboards are known to use.
 #[test]
 fn deploy_files_use_only_exported_metric_names() {
-    let mut source = String::new();
-    for entry in std::fs::read_dir(root().join("src")).expect("read src/") {
-        let path = entry.expect("dir entry").path();
-        if path.extension().is_some_and(|e| e == "rs") {
-            source.push_str(&std::fs::read_to_string(&path).expect("read source"));
+    // Every source file, in the stages' folders too.
+    fn read_sources(dir: &Path, source: &mut String) {
+        for entry in std::fs::read_dir(dir).expect("read a folder of src/") {
+            let path = entry.expect("dir entry").path();
+            if path.is_dir() {
+                read_sources(&path, source);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                source.push_str(&std::fs::read_to_string(&path).expect("read source"));
+            }
         }
     }
+    let mut source = String::new();
+    read_sources(&root().join("src"), &mut source);
     let labels: Vec<String> = docker_stats_exporter::config::DEFAULT_LABELS
         .iter()
         .map(|k| docker_stats_exporter::config::label_name(k))

@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 
 use common::cmd::{require_tool, run, stdout_of};
 use common::engines::PrivateEngine;
-use common::exporter_image::{checkout_tag, exporter_image};
+use common::exporter_image::{checkout_tag, exporter_image, TEST_TAG};
 use common::lock::DirLock;
 use common::swarm::Swarm;
 use common::veth::{End, Veth};
@@ -81,7 +81,7 @@ fn global_exporter_is_discovered_on_every_node() {
     let _lock = DirLock::acquire(Path::new("/run/dse-swarm-test.lock"), CONVERGE * 4);
     // Built under this checkout's own tag on the shared engine; the
     // private engines get it by id, under EXPORTER_TAG.
-    let image = exporter_image(&checkout_tag("docker-stats-exporter:swarm-test"));
+    let image = exporter_image(&checkout_tag(TEST_TAG));
     let built = started.elapsed();
 
     let manager = PrivateEngine::start_fresh(MANAGER, "26.1", MANAGER);
