@@ -9,4 +9,6 @@
 mod common;
 
 mod live_api;
+mod live_browser;
+mod passthrough;
 mod web_security;

@@ -10,6 +10,11 @@
   const api = '/api/containers' + window.location.search;
 
   const status = document.getElementById('status');
+  const narrowed = document.getElementById('narrowed');
+  if (window.location.search) {
+    const terms = Array.from(new URLSearchParams(window.location.search)).map(([k, v]) => k + '=' + v);
+    narrowed.textContent = ' · narrowed by ' + terms.join(', ');
+  }
   const tbody = document.querySelector('#containers tbody');
   const filterInput = document.getElementById('filter');
   const count = document.getElementById('count');
@@ -176,10 +181,11 @@
           : '–';
       const mem = cell(tr, memText, 'num mem');
       if (typeof r.mem === 'number') mem.dataset.bytes = String(r.mem);
-      cell(tr, r.netReported ? perSecond(r.rx) : '', 'num rx' + (r.netReported ? '' : ' absent'));
-      cell(tr, r.netReported ? perSecond(r.tx) : '', 'num tx' + (r.netReported ? '' : ' absent'));
-      cell(tr, r.ioReported ? perSecond(r.read) : '', 'num read' + (r.ioReported ? '' : ' absent'), r.ioReported ? '' : 'the engine reports no block I/O');
-      cell(tr, r.ioReported ? perSecond(r.write) : '', 'num write' + (r.ioReported ? '' : ' absent'), r.ioReported ? '' : 'the engine reports no block I/O');
+      cell(tr, r.netReported ? perSecond(r.rx) : 'n/a', 'num rx' + (r.netReported ? '' : ' absent'));
+      cell(tr, r.netReported ? perSecond(r.tx) : 'n/a', 'num tx' + (r.netReported ? '' : ' absent'));
+      const noIo = 'the engine reports no block I/O for it';
+      cell(tr, r.ioReported ? perSecond(r.read) : 'n/a', 'num read' + (r.ioReported ? '' : ' absent'), r.ioReported ? '' : noIo);
+      cell(tr, r.ioReported ? perSecond(r.write) : 'n/a', 'num write' + (r.ioReported ? '' : ' absent'), r.ioReported ? '' : noIo);
       cell(tr, typeof r.restarts === 'number' ? String(r.restarts) : '–', 'num restarts');
       cell(tr, r.oom === undefined ? '–' : r.oom ? 'yes' : 'no', 'num oom' + (r.oom ? ' bad' : ''));
       const trend = cell(tr, '', 'trend');
