@@ -264,7 +264,7 @@ async fn the_live_view_follows_the_engine_in_a_browser() {
                         json!({})
                     }
                     "add" => {
-                        let c = sleeper(&unique("dse-live-late"), &[label.clone()]);
+                        let c = sleeper(&unique("dse-live-late"), std::slice::from_ref(&label));
                         let reply = json!({ "added": c.name });
                         added = Some(c);
                         reply
