@@ -29,7 +29,7 @@ fn chromium() -> String {
 
 /// Whether node, chromium and playwright-core are there. Under `CI=true` a
 /// missing one fails the test instead.
-fn browser_available() -> bool {
+pub(crate) fn browser_available() -> bool {
     let node = std::process::Command::new("node")
         .arg("--version")
         .output()
@@ -69,7 +69,7 @@ fn screenshot_path(name: &str) -> PathBuf {
 }
 
 /// One run of live.mjs: its steps, answered by the test.
-struct Driver {
+pub(crate) struct Driver {
     child: Child,
     stdin: ChildStdin,
     lines: Lines<BufReader<ChildStdout>>,
@@ -77,13 +77,13 @@ struct Driver {
     _profile: TempDir,
 }
 
-enum Event {
+pub(crate) enum Event {
     Step(String, Value),
     Done(Value),
 }
 
 impl Driver {
-    fn start(scenario: &str, url: &str, env: &[(&str, String)]) -> Self {
+    pub(crate) fn start(scenario: &str, url: &str, env: &[(&str, String)]) -> Self {
         let profile = TempDir::new(&format!("chromium-{scenario}"));
         let mut cmd = tokio::process::Command::new("node");
         cmd.arg(Path::new(BROWSER_DIR).join("live.mjs"))
@@ -110,7 +110,7 @@ impl Driver {
         }
     }
 
-    async fn next(&mut self) -> Event {
+    pub(crate) async fn next(&mut self) -> Event {
         loop {
             let line = tokio::time::timeout(Duration::from_secs(120), self.lines.next_line())
                 .await
@@ -136,13 +136,13 @@ impl Driver {
         }
     }
 
-    async fn reply(&mut self, value: Value) {
+    pub(crate) async fn reply(&mut self, value: Value) {
         let line = format!("{value}\n");
         self.stdin.write_all(line.as_bytes()).await.expect("reply");
         self.stdin.flush().await.expect("reply");
     }
 
-    async fn finish(mut self) {
+    pub(crate) async fn finish(mut self) {
         let status = self.child.wait().await.expect("node exit");
         assert!(
             status.success(),

@@ -10,5 +10,6 @@ mod common;
 
 mod live_api;
 mod live_browser;
+mod live_cost;
 mod passthrough;
 mod web_security;

@@ -269,6 +269,7 @@
     timer = null;
     if (document.visibilityState === 'hidden' || inFlight) return;
     inFlight = true;
+    const started = Date.now();
     try {
       let answer = null;
       let failure = null;
@@ -297,14 +298,15 @@
       render();
     } finally {
       inFlight = false;
-      schedule();
+      // One request every PERIOD_MS from start to start, never two at once.
+      schedule(Math.max(0, PERIOD_MS - (Date.now() - started)));
     }
   }
 
-  function schedule() {
+  function schedule(delay) {
     if (timer !== null) clearTimeout(timer);
     timer = null;
-    if (document.visibilityState !== 'hidden') timer = setTimeout(poll, PERIOD_MS);
+    if (document.visibilityState !== 'hidden') timer = setTimeout(poll, delay);
   }
 
   document.addEventListener('visibilitychange', () => {

@@ -61,7 +61,8 @@ async function open(browser, options = {}) {
   page.on('response', async (r) => {
     if (!r.url().includes('/api/containers')) return;
     try {
-      seen.answers.push({ status: r.status(), json: await r.json() });
+      const body = await r.body();
+      seen.answers.push({ status: r.status(), bytes: body.length, json: JSON.parse(body.toString('utf8')) });
     } catch (e) {
       // a failed fetch has no body
     }
@@ -219,6 +220,23 @@ const scenarios = {
     check(seen.dialogs.length === 0, `dialogs: ${seen.dialogs}`);
     check(seen.errors.length === 0, `page errors: ${seen.errors}`);
     return { answers: seen.answers.length };
+  },
+
+  /// The page left open (for tests/http/live_cost.rs): once it shows
+  /// DSE_COUNT rows, says `open` and counts its requests until the reply.
+  async watch(browser) {
+    const { page, seen } = await open(browser);
+    await page.goto(url);
+    await waitState(page, 'ok', 2);
+    await page.waitForFunction((n) => document.querySelectorAll('#containers tbody tr').length >= n, Number(process.env.DSE_COUNT), { timeout: deadline });
+    const from = seen.apiRequests;
+    const start = Date.now();
+    await step('open');
+    const requests = seen.apiRequests - from;
+    const seconds = (Date.now() - start) / 1000;
+    const last = seen.answers[seen.answers.length - 1];
+    check(seen.errors.length === 0, `page errors: ${seen.errors}`);
+    return { requests, seconds, bytes: last ? last.bytes : 0 };
   },
 
   /// A hostile container name and labels are shown as text and run nothing.
