@@ -239,6 +239,18 @@ const scenarios = {
     return { requests, seconds, bytes: last ? last.bytes : 0 };
   },
 
+  /// A screenshot once the page has DSE_ANSWERS answers of history (for
+  /// docs/live-view.png): `DSE_URL=http://127.0.0.1:8091/ DSE_ANSWERS=24
+  /// DSE_SCREENSHOT=docs/live-view.png node tests/http/browser/live.mjs shot`.
+  async shot(browser) {
+    const { page } = await open(browser);
+    await page.goto(url);
+    const answers = Number(process.env.DSE_ANSWERS || 2);
+    await page.waitForFunction((n) => Number(document.body.dataset.answers || 0) >= n, answers, { timeout: (answers + 4) * 6000 });
+    await page.screenshot({ path: process.env.DSE_SCREENSHOT, fullPage: true });
+    return { answers };
+  },
+
   /// A hostile container name and labels are shown as text and run nothing.
   async hostile(browser) {
     const hostile = process.env.DSE_HOSTILE;
