@@ -51,7 +51,9 @@ fn kinds(proxy: &Proxy, from: usize) -> (usize, usize, usize, usize) {
     let seen = proxy.seen();
     let seen = &seen[from.min(seen.len())..];
     let count = |f: &dyn Fn(&str) -> bool| seen.iter().filter(|s| f(&s.path)).count();
-    let list = count(&|p| p.contains("/containers/json"));
+    // The writable-layer sizes (`size=true`, every fs_usage_max_age) count
+    // as other.
+    let list = count(&|p| p.contains("/containers/json") && !p.contains("size=true"));
     let stats = count(&|p| p.contains("/stats"));
     let inspect = count(&|p| {
         p.contains("/containers/") && p.contains("/json") && !p.contains("/containers/json")
@@ -155,7 +157,7 @@ async fn live_cost() {
     let per_min = |x: usize| x as f64 / minutes;
     let cpu_ms = (cpu1 - cpu0).as_secs_f64() * 1000.0;
     let table = format!(
-        "| containers | page requests/min | engine requests/min (list/stats/inspect/other) | exporter CPU ms/min | exporter CPU % of one core | answer KiB | idle 10 s before: CPU ms, engine requests | 10 s after closing: CPU ms, engine requests |\n\
+        "| containers | page requests/min | engine requests/min (list/stats/inspect/other: sizes, info) | exporter CPU ms/min | exporter CPU % of one core | answer KiB | idle 10 s before: CPU ms, engine requests | 10 s after closing: CPU ms, engine requests |\n\
          |---:|---:|---:|---:|---:|---:|---:|---:|\n\
          | {n} | {:.1} | {:.0} ({:.1}/{:.0}/{:.1}/{:.1}) | {:.0} | {:.2} | {:.1} | {}, {} | {}, {} |\n",
         done["requests"].as_f64().unwrap_or(0.0) / done["seconds"].as_f64().unwrap_or(1.0) * 60.0,
