@@ -75,7 +75,12 @@
       // Where the engine reports no block I/O, the column stays absent, not 0.
       row.ioReported = typeof c.fs_read_bytes_total === 'number';
       row.netReported = typeof c.network_rx_bytes_total === 'number';
-      if (!before || before.at !== at) previous.set(key, { at, c });
+      if (before && before.at === at) {
+        // The same round again (another tab shared it): the last rates stand.
+        Object.assign(row, before.rates || {});
+      } else {
+        previous.set(key, { at, c, rates: { rx: row.rx, tx: row.tx, read: row.read, write: row.write } });
+      }
       const h = history.get(key) || [];
       h.push({ cpu: c.cpu_percent, mem: c.memory_working_set_bytes });
       if (h.length > HISTORY) h.shift();
