@@ -103,7 +103,8 @@
         previous.delete(k);
       }
     }
-    if (downEngines.size === 0 || next.length > 0) {
+    // While no engine answers the totals keep their last point.
+    if ((answer.engines || []).some((e) => e.up)) {
       totals.push({ at: Date.now(), cpu: totalCpu, mem: totalMem });
       if (totals.length > HISTORY) totals.shift();
     }

@@ -197,6 +197,8 @@ const scenarios = {
     check(/engine .* not answering/.test(status), `status while down: ${status}`);
     const stale = await shown(page);
     check(stale.length === before.length && stale.every((r) => r.stale), `rows while down: ${JSON.stringify(stale)}`);
+    const totalMem = await page.textContent('#total-mem');
+    check(totalMem !== '0 B' && totalMem !== '–', `total memory while down: ${totalMem}`);
     if (screenshot) await page.screenshot({ path: screenshot.replace(/\.png$/, '-down.png'), fullPage: true });
     // And back, without a reload.
     await step('engine-up');
