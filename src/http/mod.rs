@@ -1,11 +1,12 @@
-//! Stage 5, HTTP: the routes (`/metrics`, health, the landing page) in
-//! [`routes`], the server around them with its timeouts, TLS, basic auth and
+//! Stage 5, HTTP: the routes (`/metrics`, health) in [`routes`], the live
+//! view at `/` and its JSON at `/api/containers` ([`live`]), the server around them with its timeouts, TLS, basic auth and
 //! graceful shutdown ([`server`]), and the web configuration file
 //! ([`web_config`]).
 //!
 //! May use: every stage below it ([`crate::config`], [`crate::engine`],
 //! [`crate::scrape`], [`crate::exposition`]).
 
+pub mod live;
 pub mod routes;
 pub mod server;
 pub mod web_config;

@@ -1,4 +1,5 @@
-//! The HTTP side: `/metrics`, health endpoints and the landing page.
+//! The HTTP side: `/metrics`, health endpoints, and the routes of the live
+//! view (in [`super::live`]).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,7 +10,7 @@ use axum::body::Body;
 use axum::extract::{Query, State};
 use axum::http::header::{ACCEPT, CONTENT_TYPE};
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 
@@ -18,6 +19,7 @@ use crate::config::LabelExport;
 use crate::exposition::collector::{render_parts, Part};
 use crate::exposition::format::Format;
 use crate::scrape::coalesce::Coalescer;
+use crate::scrape::Snapshot;
 
 /// One engine the exporter reads.
 #[derive(Debug)]
@@ -48,7 +50,7 @@ impl AppState {
     }
 
     /// The engines `?engine=` names, or all of them without the parameter.
-    fn chosen(&self, query: &[(String, String)]) -> Result<Vec<&EngineSlot>, String> {
+    pub(crate) fn chosen(&self, query: &[(String, String)]) -> Result<Vec<&EngineSlot>, String> {
         let asked: Vec<&str> = query
             .iter()
             .filter(|(k, _)| k == "engine")
@@ -87,7 +89,10 @@ impl AppState {
 /// The exporter's routes; tests serve this in process on port 0.
 pub fn app(state: Arc<AppState>) -> Router {
     Router::new()
-        .route("/", get(landing))
+        .route("/", get(super::live::page))
+        .route("/live.js", get(super::live::script))
+        .route("/live.css", get(super::live::style))
+        .route("/api/containers", get(super::live::containers))
         .route("/metrics", get(metrics))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
@@ -131,24 +136,19 @@ pub fn adhoc_selection(query: &[(String, String)]) -> Result<Option<Selection>, 
     Ok((!names.is_empty() || !selectors.is_empty()).then(|| Selection::new(names, selectors)))
 }
 
-async fn metrics(
-    State(state): State<Arc<AppState>>,
-    Query(query): Query<Vec<(String, String)>>,
-    headers: HeaderMap,
-) -> Response {
-    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-    let format = Format::from_accept(header(ACCEPT.as_str()));
-    let budget = scrape_budget(state.timeout, header("x-prometheus-scrape-timeout-seconds"));
-    let bad_request = |e: String| (StatusCode::BAD_REQUEST, format!("{e}\n")).into_response();
-    let (selection, full) = match adhoc_selection(&query) {
-        Ok(None) => (state.selection.clone(), true),
-        Ok(Some(adhoc)) => (state.selection.narrowed_by(adhoc), false),
-        Err(e) => return bad_request(e),
+/// The engines a request chose, each with the snapshot of its round for the
+/// request's selection: the same coalesced rounds for every route. `Err` is
+/// a bad query, for a 400.
+pub(crate) async fn snapshots<'s>(
+    state: &'s AppState,
+    query: &[(String, String)],
+    budget: Duration,
+) -> Result<Vec<(&'s EngineSlot, Arc<Snapshot>)>, String> {
+    let (selection, full) = match adhoc_selection(query)? {
+        None => (state.selection.clone(), true),
+        Some(adhoc) => (state.selection.narrowed_by(adhoc), false),
     };
-    let engines = match state.chosen(&query) {
-        Ok(engines) => engines,
-        Err(e) => return bad_request(e),
-    };
+    let engines = state.chosen(query)?;
     // Every engine's round runs at once under the same deadline: a dead or
     // slow engine never holds up the others' answers.
     let until = Instant::now() + budget;
@@ -158,9 +158,23 @@ async fn metrics(
             .map(|e| e.rounds.snapshot(&selection, until, full)),
     )
     .await;
-    let parts = engines
-        .iter()
-        .zip(snapshots)
+    Ok(engines.into_iter().zip(snapshots).collect())
+}
+
+async fn metrics(
+    State(state): State<Arc<AppState>>,
+    Query(query): Query<Vec<(String, String)>>,
+    headers: HeaderMap,
+) -> Response {
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let format = Format::from_accept(header(ACCEPT.as_str()));
+    let budget = scrape_budget(state.timeout, header("x-prometheus-scrape-timeout-seconds"));
+    let parts = match snapshots(&state, &query, budget).await {
+        Ok(parts) => parts,
+        Err(e) => return (StatusCode::BAD_REQUEST, format!("{e}\n")).into_response(),
+    };
+    let parts = parts
+        .into_iter()
         .map(|(e, snapshot)| Part {
             engine: e.name.clone(),
             snapshot,
@@ -212,52 +226,6 @@ async fn readyz(
         )
             .into_response()
     }
-}
-
-async fn landing(State(state): State<Arc<AppState>>) -> Html<String> {
-    let esc = |s: &str| {
-        s.replace('&', "&amp;")
-            .replace('<', "&lt;")
-            .replace('>', "&gt;")
-    };
-    let selection = if state.selection.is_all() {
-        "every running container".to_string()
-    } else {
-        let names = state.selection.names().join(", ");
-        let labels: Vec<String> = state
-            .selection
-            .selectors()
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
-        format!(
-            "names: [{}]; label selectors: [{}]",
-            names,
-            labels.join("; ")
-        )
-    };
-    let engines: Vec<String> = state
-        .engines
-        .iter()
-        .map(|e| {
-            let host = e.rounds.scraper().engine().host();
-            match &e.name {
-                Some(name) => format!("{name} ({host})"),
-                None => host.to_string(),
-            }
-        })
-        .collect();
-    let engines = engines.join(", ");
-    Html(format!(
-        "<!doctype html><html><head><title>docker-stats-exporter</title></head><body>\
-         <h1>docker-stats-exporter {}</h1>\
-         <p>Engine: <code>{}</code></p><p>Selected: {}</p>\
-         <p><a href=\"/metrics\">/metrics</a> · <a href=\"/healthz\">/healthz</a> · \
-         <a href=\"/readyz\">/readyz</a></p></body></html>\n",
-        env!("CARGO_PKG_VERSION"),
-        esc(&engines),
-        esc(&selection),
-    ))
 }
 
 #[cfg(test)]

@@ -8,4 +8,8 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod live_api;
+mod live_browser;
+mod live_cost;
+mod passthrough;
 mod web_security;

@@ -157,6 +157,31 @@ async fn tls_serves_https_and_plain_http_to_the_tls_port_fails() {
     assert!(plain.is_err(), "plain HTTP was answered: {plain:?}");
 }
 
+/// The live view and its JSON are behind the same TLS: the engine that does
+/// not answer is named in a JSON 503, over TLS only.
+#[tokio::test]
+async fn the_live_view_and_its_json_are_served_over_tls() {
+    let pki = Pki::new("tls-live");
+    let exporter = exporter(&pki.web_config("web.yml", TLS_ONLY), NO_ENGINE);
+    let page = tls_get(exporter.addr, pki.client(ANY_TLS, None), "/")
+        .await
+        .unwrap();
+    assert_eq!(page.status, 200);
+    assert!(page
+        .header("content-security-policy")
+        .is_some_and(|csp| csp.starts_with("default-src 'none'")));
+    let api = tls_get(exporter.addr, pki.client(ANY_TLS, None), "/api/containers")
+        .await
+        .unwrap();
+    assert_eq!(api.status, 503, "{}", api.body);
+    let json: serde_json::Value = serde_json::from_str(&api.body).unwrap();
+    assert_eq!(json["error"], format!("engine {NO_ENGINE} not answering"));
+    for path in ["/api/containers", "/live.js"] {
+        let plain = Get::new(exporter.addr, path).send().await;
+        assert!(plain.is_err(), "{path}: plain HTTP was answered: {plain:?}");
+    }
+}
+
 #[tokio::test]
 async fn min_version_tls13_rejects_a_tls12_only_client() {
     let pki = Pki::new("tls13");
@@ -235,7 +260,14 @@ fn auth_config(pki: &Pki, tls: bool) -> PathBuf {
 
 /// Every path needs the right user and password; `get` makes the request.
 async fn assert_basic_auth(get: impl Fn(&str) -> Get) {
-    for path in ["/metrics", "/healthz", "/", "/nope"] {
+    for path in [
+        "/metrics",
+        "/healthz",
+        "/",
+        "/api/containers",
+        "/live.js",
+        "/nope",
+    ] {
         let none = get(path).send().await.unwrap();
         assert_eq!(none.status, 401, "{path}: {none:?}");
         assert!(
