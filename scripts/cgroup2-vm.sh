@@ -292,7 +292,7 @@ port_free() { ! ss -Htln "sport = :$1" | grep -q .; }
 accel_args() {
   case ${DSE_VM_ACCEL:-tcg} in
     kvm) ACCEL=(-accel kvm -cpu host) ;;
-    tcg) ACCEL=(-accel tcg,thread=multi -cpu max) ;;
+    tcg) ACCEL=(-accel "tcg,thread=multi" -cpu max) ;;
     *) die "DSE_VM_ACCEL '${DSE_VM_ACCEL}': use tcg or kvm" ;;
   esac
 }

@@ -535,7 +535,7 @@ async fn agrees(exporter: &Exporter, reader: &CgroupReader<'_>, name: &str, path
             "{metric}'s id label is the container's cgroup path"
         );
     }
-    wait_until_async(
+    let r = wait_until_async(
         &format!("the exporter's series of {name} to agree with its cgroup v2 files in {path}"),
         SLOW,
         || async {
@@ -544,7 +544,18 @@ async fn agrees(exporter: &Exporter, reader: &CgroupReader<'_>, name: &str, path
             Ok(r)
         },
     )
-    .await
+    .await;
+    eprintln!(
+        "{name} agrees with {path}: cpu.stat usage_usec {} .. {}, nr_throttled {}, \
+         memory.current {}, io.stat {:?}, pids.current {}",
+        r.before.key("cpu.stat", "usage_usec"),
+        r.after.key("cpu.stat", "usage_usec"),
+        r.after.key("cpu.stat", "nr_throttled"),
+        r.after.text("memory.current").trim(),
+        r.after.text("io.stat").trim(),
+        r.after.text("pids.current").trim(),
+    );
+    r
 }
 
 /// A cgroup read of a running container, by the path the exporter names,
