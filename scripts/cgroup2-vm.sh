@@ -30,9 +30,17 @@
 # socket. The serial console goes to /run/dse-vm/NAME/console.log.
 #
 # Acceleration: KVM when DSE_VM_ACCEL=kvm, else TCG. On the machines this was
-# made on, /dev/kvm exists but a guest under it stalls in the kernel's early
-# boot (after "Probing EDD" / "KASLR disabled", spinning a core) with every
-# CPU model, machine type and kernel argument tried; TCG boots in seconds.
+# made on (a container on a KVM guest, no vmx flag in /proc/cpuinfo),
+# /dev/kvm opens but its CPUID lacks even SSE3 ("host doesn't support
+# requested feature: CPUID.01H:ECX.pni"), and a guest under it spins a core
+# right after the boot stub: nothing after "Probing EDD" (with edd=off or
+# nokaslr: "KASLR disabled") in 90 s. Tried: -cpu host, max, qemu64,
+# kvm64,-kvmclock; -machine pc and q35; -no-hpet; edd=off noapic nolapic
+# nokaslr no-kvmclock nopv; -accel kvm,kernel-irqchip=off (qemu aborts:
+# "failed to set MSR 0x4b564d06"). Under TCG the same kernel is at its root
+# mount in under 2 s of guest time, and the engine answers 24 s after qemu
+# starts on an idle host (2 vCPUs; 40 s with 1: MTTCG helps), 60-120 s while
+# other builds load the machine.
 #
 # Environment for `start`:
 #   DSE_VM_ACCEL=tcg|kvm  (default tcg)
