@@ -1,0 +1,488 @@
+#!/usr/bin/env bash
+# A Docker engine on cgroup v2 in a virtual machine, the shape of Docker
+# Desktop: the engine runs in a Debian 12 VM (systemd, unified cgroup
+# hierarchy), and the host sees it as a unix socket.
+#
+#   scripts/cgroup2-vm.sh start NAME    # boots (or reuses) VM NAME
+#   scripts/cgroup2-vm.sh stop NAME     # powers it off; keeps its disk
+#   scripts/cgroup2-vm.sh status NAME   # exit 0 if its engine answers GET /_ping
+#   scripts/cgroup2-vm.sh purge NAME    # stop, then delete its disk
+#   scripts/cgroup2-vm.sh image         # only make the cached VM image
+#
+# `start` prints the engine's DOCKER_HOST (unix:///run/dse-vm/NAME/docker.sock)
+# as its last line of stdout; progress goes to stderr. It is idempotent: a VM
+# whose engine answers is reused.
+#
+# The VM image is made once per machine under /var/cache/dse-vm: a Debian 12
+# root from debootstrap (packages from the archive scripts/debian-mirror.sh
+# names) with systemd, docker.io and busybox-static, written into an ext4
+# image by `mkfs.ext4 -d` (nothing is mounted), Debian 12's kernel unpacked
+# with `dpkg-deb -x`, and an initramfs of busybox that loads the virtio and
+# ext4 modules and switches to the root on /dev/vda. A marker file says the
+# image is complete; an incomplete one, or one of an older recipe, is made anew.
+# Each VM boots from a qcow2 overlay of that image of its own
+# (/var/lib/dse-vm/NAME), so its engine's images and containers stay between
+# a stop and the next start.
+#
+# qemu's user-mode network is restricted (restrict=on: the guest reaches
+# nothing outside); dockerd listens on tcp port 2375 inside the VM, which qemu
+# forwards to a port on 127.0.0.1, and socat serves that port as the unix
+# socket. The serial console goes to /run/dse-vm/NAME/console.log.
+#
+# Acceleration: KVM when DSE_VM_ACCEL=kvm, else TCG. On the machines this was
+# made on (a container on a KVM guest, no vmx flag in /proc/cpuinfo),
+# /dev/kvm opens but its CPUID lacks even SSE3 ("host doesn't support
+# requested feature: CPUID.01H:ECX.pni"), and a guest under it spins a core
+# right after the boot stub: nothing after "Probing EDD" (with edd=off or
+# nokaslr: "KASLR disabled") in 90 s. Tried: -cpu host, max, qemu64,
+# kvm64,-kvmclock; -machine pc and q35; -no-hpet; edd=off noapic nolapic
+# nokaslr no-kvmclock nopv; -accel kvm,kernel-irqchip=off (qemu aborts:
+# "failed to set MSR 0x4b564d06"). Under TCG the same kernel is at its root
+# mount in under 2 s of guest time, and the engine answers 24 s after qemu
+# starts on an idle host (2 vCPUs; 40 s with 1: MTTCG helps), 60-120 s while
+# other builds load the machine.
+#
+# Environment for `start`:
+#   DSE_VM_ACCEL=tcg|kvm  (default tcg)
+#   DSE_VM_CPUS=N         vCPUs (default 2; TCG runs them on threads of their own)
+#   DSE_VM_MEMORY=MiB     (default 1536)
+#   DSE_TEST_IMAGE        the busybox image imported on first start
+#                         (default dse-test/busybox:latest)
+# Needs root.
+set -euo pipefail
+
+SCRIPTS=$(cd "$(dirname "$0")" && pwd)
+DOCKER=/usr/bin/docker
+IMAGE="${DSE_TEST_IMAGE:-dse-test/busybox:latest}"
+CACHE=/var/cache/dse-vm    # packages, kernel, the finished image
+RUN_BASE=/run/dse-vm       # socket, pidfiles, logs, lock per VM
+DATA_BASE=/var/lib/dse-vm  # each VM's disk overlay
+RECIPE=2                   # bump when the image's contents change
+IMAGE_SIZE=6G              # sparse; the engine's images and containers live on it
+START_TIMEOUT=${DSE_VM_START_TIMEOUT:-300} # seconds until GET /_ping must answer
+STOP_TIMEOUT=40            # seconds for the guest to power off
+GUEST_PORT=2375
+# apparmor=0: Debian's kernel enables AppArmor, and dockerd then wants
+# apparmor_parser for its default profile. The modules left out are ones udev
+# would load for qemu's emulated hardware (and for the nested virtualization
+# TCG's "max" CPU offers) that the engine never needs, at a cost under TCG.
+KERNEL_ARGS="console=ttyS0 panic=-1 apparmor=0 mitigations=off systemd.unified_cgroup_hierarchy=1 systemd.show_status=1 modprobe.blacklist=kvm,kvm_amd,kvm_intel,floppy,powernow_k8,pcspkr,psmouse"
+
+log() { echo "cgroup2-vm: $*" >&2; }
+die() {
+  log "error: $*"
+  exit 1
+}
+usage() {
+  sed -n '6,10s/^# \{0,1\}//p' "$0" >&2
+  exit 2
+}
+
+# --- names and paths ----------------------------------------------------------
+
+vm_paths() {
+  NAME=$1
+  [[ $NAME =~ ^[a-z0-9][a-z0-9-]{0,15}$ ]] ||
+    die "VM name '$NAME': use 1-16 characters a-z, 0-9 and '-'"
+  RUN="$RUN_BASE/$NAME"
+  SOCK="$RUN/docker.sock"
+  URL="unix://$SOCK"
+  QEMU_PID="$RUN/qemu.pid"
+  SOCAT_PID="$RUN/socat.pid"
+  QMP="$RUN/qmp.sock"
+  CONSOLE="$RUN/console.log"
+  QEMU_LOG="$RUN/qemu.log"
+  SOCAT_LOG="$RUN/socat.log"
+  PORT_FILE="$RUN/port"
+  DATA="$DATA_BASE/$NAME"
+  DISK="$DATA/disk.qcow2"
+}
+
+# --- process helpers ----------------------------------------------------------
+
+# True while pid $1 exists and is not a zombie.
+alive() {
+  local stat
+  stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+  stat=${stat##*) }
+  [ "${stat%% *}" != Z ]
+}
+
+# The live process of pidfile $1 whose command line holds $2, so a pid reused
+# by another process is never taken for it.
+pid_of() {
+  local pid
+  pid=$(cat "$1" 2>/dev/null) || return 1
+  [[ $pid =~ ^[0-9]+$ ]] && alive "$pid" || return 1
+  tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "$2" || return 1
+  echo "$pid"
+}
+qemu_pid() { pid_of "$QEMU_PID" "-pidfile $QEMU_PID"; }
+socat_pid() { pid_of "$SOCAT_PID" "UNIX-LISTEN:$SOCK,"; }
+
+answers() {
+  [ -S "$SOCK" ] && [ "$(curl -s --max-time 3 --unix-socket "$SOCK" http://engine/_ping 2>/dev/null)" = OK ]
+}
+
+need() { # command package
+  command -v "$1" >/dev/null 2>&1 && return 0
+  log "installing $2"
+  DEBIAN_FRONTEND=noninteractive apt-get install -q -y --no-install-recommends \
+    -o DPkg::Lock::Timeout=300 "$2" >&2 || die "apt-get install $2 failed"
+}
+
+# --- the image ------------------------------------------------------------------
+
+IMG="$CACHE/image"
+
+image_complete() {
+  [ "$(cat "$IMG/.complete" 2>/dev/null)" = "recipe $RECIPE" ] &&
+    [ -s "$IMG/rootfs.ext4" ] && [ -s "$IMG/vmlinuz" ] && [ -s "$IMG/initrd.img" ]
+}
+
+# The newest Debian 12 kernel package, linux-image-6.1.0-N-amd64, fetched once.
+fetch_kernel() {
+  local pkg
+  mkdir -p "$CACHE/kernel"
+  if ! compgen -G "$CACHE/kernel/linux-image-6.1.0-*-amd64_*.deb" >/dev/null; then
+    pkg=$(apt-cache depends linux-image-amd64 2>/dev/null | awk '$1 == "Depends:" && $2 ~ /^linux-image-6\.1\.0-[0-9]+-amd64$/ { print $2; exit }')
+    [ -n "$pkg" ] || die "apt-cache knows no linux-image-6.1.0-*-amd64 (run apt-get update)"
+    log "fetching $pkg"
+    (cd "$CACHE/kernel" && apt-get download -q "$pkg" >&2) || die "apt-get download $pkg failed"
+  fi
+  compgen -G "$CACHE/kernel/linux-image-6.1.0-*-amd64_*.deb" | sort -V | tail -n 1
+}
+
+# The guest's own settings, written into the debootstrapped root $1.
+configure_root() {
+  local root=$1
+  echo dse-vm >"$root/etc/hostname"
+  printf '127.0.0.1 localhost\n127.0.1.1 dse-vm\n' >"$root/etc/hosts"
+  echo '/dev/vda / ext4 rw,errors=remount-ro 0 1' >"$root/etc/fstab"
+  : >"$root/etc/machine-id" # made at first boot
+  # qemu's user network: the guest is 10.0.2.15, inside the VM only.
+  mkdir -p "$root/etc/systemd/network"
+  cat >"$root/etc/systemd/network/10-dse-vm.network" <<'EOF'
+[Match]
+Name=en* eth*
+
+[Network]
+Address=10.0.2.15/24
+Gateway=10.0.2.2
+EOF
+  printf '%s\n' virtio_net overlay br_netfilter >"$root/etc/modules-load.d/dse-vm.conf"
+  # dockerd also listens on tcp port 2375 of the VM's addresses, which qemu
+  # forwards to the host's loopback only. --tls=false says so on purpose:
+  # without it dockerd waits 15 s at start to warn about plain TCP.
+  # --iptables=false: its rules cost half a minute of iptables runs under
+  # TCG, and the guest's network reaches nothing outside anyway.
+  mkdir -p "$root/etc/systemd/system/docker.service.d"
+  cat >"$root/etc/systemd/system/docker.service.d/dse-vm.conf" <<EOF
+[Service]
+ExecStart=
+ExecStart=/usr/sbin/dockerd -H fd:// -H tcp://0.0.0.0:$GUEST_PORT --tls=false --iptables=false --containerd=/run/containerd/containerd.sock
+EOF
+  chroot "$root" systemctl enable systemd-networkd.service >&2
+  chroot "$root" systemctl enable docker.service >&2
+  # Static addresses are there at once; nothing waits for "online".
+  chroot "$root" systemctl mask systemd-networkd-wait-online.service >&2
+  chroot "$root" passwd -d root >&2 # a console login for debugging
+  rm -rf "$root"/var/cache/apt/archives/*.deb "$root"/var/lib/apt/lists/*
+}
+
+# An initramfs of busybox: loads the modules that mounting /dev/vda needs
+# (virtio_pci, virtio_blk, ext4 and theirs), mounts it and switches to it.
+make_initramfs() {
+  local root=$1 kver=$2 out=$3 dir m
+  dir=$(mktemp -d "$CACHE/.initramfs.XXXXXX")
+  mkdir -p "$dir/bin" "$dir/mods" "$dir/proc" "$dir/sys" "$dir/dev" "$dir/newroot"
+  cp "$root/bin/busybox" "$dir/bin/busybox"
+  : >"$dir/modules"
+  # crc32c: ext4's checksums ask for it by name, not as a module dependency.
+  for m in $(for want in virtio_pci virtio_blk crc32c_generic ext4; do
+    chroot "$root" modprobe -S "$kver" --show-depends "$want"
+  done | awk '$1 == "insmod" { print $2 }'); do
+    if ! grep -qxF "${m##*/}" "$dir/modules"; then
+      cp "$root$m" "$dir/mods/"
+      echo "${m##*/}" >>"$dir/modules"
+    fi
+  done
+  cat >"$dir/init" <<'EOF'
+#!/bin/busybox sh
+/bin/busybox --install -s /bin
+export PATH=/bin
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev
+for m in $(cat /modules); do insmod "/mods/$m" || echo "dse-vm initramfs: insmod $m failed"; done
+i=0
+while [ ! -b /dev/vda ] && [ $i -lt 300 ]; do sleep 0.1; i=$((i + 1)); done
+if ! mount -t ext4 -o rw /dev/vda /newroot; then
+  echo "dse-vm initramfs: cannot mount /dev/vda"
+  sleep 2
+  poweroff -f
+fi
+umount /proc /sys /dev
+exec switch_root /newroot /sbin/init
+EOF
+  chmod +x "$dir/init"
+  (cd "$dir" && find . | "$root/bin/busybox" cpio -o -H newc 2>/dev/null | gzip -1) >"$out"
+  rm -rf "$dir"
+}
+
+build_image() {
+  local mirror deb kver build root start=$SECONDS
+  mkdir -p "$CACHE"
+  exec 8>"$CACHE/build.lock" # two starts at once build once
+  flock -w 1800 8 || die "another run holds $CACHE/build.lock"
+  image_complete && return 0
+  need debootstrap debootstrap
+  need mkfs.ext4 e2fsprogs
+  mirror=$("$SCRIPTS/debian-mirror.sh" bookworm) || die "no Debian archive for bookworm (see scripts/debian-mirror.sh)"
+  deb=$(fetch_kernel)
+
+  build="$CACHE/build"
+  # A build that an earlier run left halfway is started over.
+  rm -rf --one-file-system "$build" "$IMG"
+  mkdir -p "$build" "$CACHE/debs"
+  root="$build/root"
+  log "making the VM image (debootstrap bookworm; log: $CACHE/build.log)"
+  debootstrap --variant=minbase --cache-dir="$CACHE/debs" \
+    --include=systemd,systemd-sysv,udev,dbus,kmod,iproute2,docker.io,busybox-static \
+    bookworm "$root" "$mirror" >"$CACHE/build.log" 2>&1 8>&- ||
+    {
+      tail -n 20 "$CACHE/build.log" >&2
+      die "debootstrap failed; see $CACHE/build.log"
+    }
+  log "debootstrap done after $((SECONDS - start)) s; adding $(basename "$deb")"
+  # Unpacked beside the root, not into it: the package's /lib would replace
+  # the root's /lib -> usr/lib link with a directory.
+  dpkg-deb -x "$deb" "$build/kernel"
+  kver=$(basename "$(compgen -G "$build/kernel/lib/modules/6.1.0-*-amd64" | head -n 1)")
+  cp -a "$build/kernel/boot/." "$root/boot/"
+  mkdir -p "$root/usr/lib/modules"
+  cp -a "$build/kernel/lib/modules/$kver" "$root/usr/lib/modules/"
+  chroot "$root" depmod "$kver"
+  configure_root "$root" >>"$CACHE/build.log" 2>&1
+
+  mkdir -p "$build/image"
+  cp "$root/boot/vmlinuz-$kver" "$build/image/vmlinuz"
+  make_initramfs "$root" "$kver" "$build/image/initrd.img"
+  log "initramfs modules: $(zcat "$build/image/initrd.img" | "$root/bin/busybox" cpio -i --to-stdout modules 2>/dev/null | tr '\n' ' ')"
+  mkfs.ext4 -q -F -L dse-vm -d "$root" "$build/image/rootfs.ext4" "$IMAGE_SIZE" >>"$CACHE/build.log" 2>&1 ||
+    die "mkfs.ext4 -d failed; see $CACHE/build.log"
+  echo "$kver" >"$build/image/kernel-version"
+  date -u +%Y%m%dT%H%M%SZ >"$build/image/made"
+  echo "recipe $RECIPE" >"$build/image/.complete"
+  mv "$build/image" "$IMG"
+  rm -rf --one-file-system "$build"
+  log "VM image made in $((SECONDS - start)) s: $IMG ($(du -sh --apparent-size "$IMG/rootfs.ext4" | cut -f1) sparse, $(du -sh "$IMG/rootfs.ext4" | cut -f1) used)"
+  exec 8>&-
+}
+
+# --- start --------------------------------------------------------------------
+
+# This VM's disk: an overlay of the image, made anew when the image was.
+ensure_disk() {
+  local made
+  made=$(cat "$IMG/made")
+  if [ -f "$DISK" ] && [ "$(cat "$DATA/image-made" 2>/dev/null)" = "$made" ]; then
+    return 0
+  fi
+  mkdir -p "$DATA"
+  rm -f "$DISK"
+  qemu-img create -q -f qcow2 -F raw -b "$IMG/rootfs.ext4" "$DISK" >&2
+  echo "$made" >"$DATA/image-made"
+}
+
+port_free() { ! ss -Htln "sport = :$1" | grep -q .; }
+
+accel_args() {
+  case ${DSE_VM_ACCEL:-tcg} in
+    kvm) ACCEL=(-accel kvm -cpu host) ;;
+    tcg) ACCEL=(-accel "tcg,thread=multi" -cpu max) ;;
+    *) die "DSE_VM_ACCEL '${DSE_VM_ACCEL}': use tcg or kvm" ;;
+  esac
+}
+
+boot_vm() {
+  local port cpus=${DSE_VM_CPUS:-2} mem=${DSE_VM_MEMORY:-1536} until
+  accel_args
+  ensure_disk
+  rm -f "$QEMU_PID" "$QMP" "$CONSOLE"
+  port=$((20000 + $(cksum <<<"$NAME" | cut -d' ' -f1) % 20000))
+  while ! port_free "$port"; do port=$((port + 1)); done
+  echo "$port" >"$PORT_FILE"
+  log "booting VM '$NAME' (${DSE_VM_ACCEL:-tcg}, $cpus vCPUs, $mem MiB; engine on 127.0.0.1:$port; console: $CONSOLE)"
+  BOOT_START=$(date +%s.%N)
+  qemu-system-x86_64 -name "dse-vm-$NAME" -nodefaults -no-user-config -display none \
+    "${ACCEL[@]}" -smp "$cpus" -m "$mem" \
+    -kernel "$IMG/vmlinuz" -initrd "$IMG/initrd.img" \
+    -append "$KERNEL_ARGS" \
+    -drive "file=$DISK,if=virtio,format=qcow2,cache=writeback,discard=unmap" \
+    -netdev "user,id=n0,restrict=on,hostfwd=tcp:127.0.0.1:$port-:$GUEST_PORT" \
+    -device virtio-net-pci,netdev=n0 \
+    -serial "file:$CONSOLE" \
+    -qmp "unix:$QMP,server=on,wait=off" \
+    -no-reboot -pidfile "$QEMU_PID" -daemonize >>"$QEMU_LOG" 2>&1 </dev/null 8>&- 9>&- ||
+    {
+      tail -n 5 "$QEMU_LOG" >&2
+      die "qemu did not start; see $QEMU_LOG"
+    }
+  start_forwarder
+  until=$((SECONDS + START_TIMEOUT))
+  until answers; do
+    qemu_pid >/dev/null || {
+      tail -n 20 "$CONSOLE" >&2
+      die "the VM '$NAME' stopped while booting; see $CONSOLE"
+    }
+    if [ "$SECONDS" -ge "$until" ]; then
+      tail -n 20 "$CONSOLE" >&2
+      die "the engine in VM '$NAME' did not answer GET /_ping within $START_TIMEOUT s; see $CONSOLE (stop it with: $0 stop $NAME)"
+    fi
+    sleep 0.5
+  done
+  log "engine answers $(awk -v s="$BOOT_START" -v e="$(date +%s.%N)" 'BEGIN { printf "%.1f", e - s }') s after qemu started"
+}
+
+# socat serves the forwarded port as the unix socket, one connection each.
+# -t: a client that closes its sending half (docker run without -i, after
+# the attach request) still gets the engine's answer until the engine closes
+# its own; socat's default would end the connection 0.5 s after that half-close.
+start_forwarder() {
+  local port
+  port=$(cat "$PORT_FILE")
+  if pid=$(socat_pid) && tr '\0' ' ' <"/proc/$pid/cmdline" | grep -qF "TCP:127.0.0.1:$port"; then
+    return 0
+  fi
+  stop_forwarder
+  need socat socat
+  rm -f "$SOCK"
+  setsid socat -t 86400 "UNIX-LISTEN:$SOCK,fork,mode=660,unlink-early" "TCP:127.0.0.1:$port" \
+    </dev/null >>"$SOCAT_LOG" 2>&1 8>&- 9>&- &
+  echo $! >"$SOCAT_PID"
+  local until=$((SECONDS + 10))
+  until [ -S "$SOCK" ]; do
+    [ "$SECONDS" -lt "$until" ] || die "socat did not make $SOCK; see $SOCAT_LOG"
+    sleep 0.1
+  done
+}
+
+ensure_image() {
+  if ! "$DOCKER" -H "$URL" image inspect "$IMAGE" >/dev/null 2>&1; then
+    log "importing $IMAGE"
+    bash "$SCRIPTS/busybox-rootfs.sh" | "$DOCKER" -H "$URL" import - "$IMAGE" >/dev/null
+  fi
+}
+
+check_cgroup2() {
+  local controllers
+  controllers=$("$DOCKER" -H "$URL" run --rm --network none -v /sys/fs/cgroup:/host-cgroup:ro "$IMAGE" cat /host-cgroup/cgroup.controllers) ||
+    die "a test container failed to run in VM '$NAME'; see $CONSOLE"
+  log "cgroup v2 in the VM, controllers: $controllers"
+}
+
+cmd_start() {
+  [ $# -eq 1 ] || usage
+  vm_paths "$1"
+  mkdir -p "$RUN"
+  exec 9>"$RUN/lock"
+  flock -w 600 9 || die "another run holds $RUN/lock"
+  if qemu_pid >/dev/null; then
+    start_forwarder
+    if answers; then
+      log "VM '$NAME' already answers on $URL"
+      ensure_image
+      echo "$URL"
+      return 0
+    fi
+    log "VM '$NAME' runs but its engine does not answer; restarting it"
+  fi
+  stop_vm
+  need qemu-system-x86_64 qemu-system-x86
+  need qemu-img qemu-utils
+  need curl curl
+  build_image
+  boot_vm
+  ensure_image
+  check_cgroup2
+  echo "$URL"
+}
+
+# --- stop ---------------------------------------------------------------------
+
+stop_forwarder() {
+  local pid
+  if pid=$(socat_pid); then
+    kill -TERM "$pid" 2>/dev/null || true
+    local until=$((SECONDS + 5))
+    while alive "$pid" && [ "$SECONDS" -lt "$until" ]; do sleep 0.1; done
+    alive "$pid" && kill -KILL "$pid" 2>/dev/null
+  fi
+  rm -f "$SOCAT_PID" "$SOCK"
+}
+
+stop_vm() {
+  local pid until
+  stop_forwarder
+  if pid=$(qemu_pid); then
+    log "powering off VM '$NAME' (qemu $pid)"
+    if [ -S "$QMP" ]; then
+      printf '%s\n' '{"execute":"qmp_capabilities"}' '{"execute":"system_powerdown"}' |
+        timeout 5 socat - "UNIX-CONNECT:$QMP" >/dev/null 2>&1 || true
+    fi
+    until=$((SECONDS + STOP_TIMEOUT))
+    while alive "$pid" && [ "$SECONDS" -lt "$until" ]; do sleep 0.2; done
+    if alive "$pid"; then
+      log "VM '$NAME' did not power off within $STOP_TIMEOUT s; stopping qemu $pid"
+      kill -TERM "$pid" 2>/dev/null || true
+      until=$((SECONDS + 10))
+      while alive "$pid" && [ "$SECONDS" -lt "$until" ]; do sleep 0.1; done
+      alive "$pid" && kill -KILL "$pid" 2>/dev/null
+    fi
+  fi
+  rm -f "$QEMU_PID" "$QMP"
+}
+
+cmd_stop() {
+  [ $# -eq 1 ] || usage
+  vm_paths "$1"
+  mkdir -p "$RUN"
+  exec 9>"$RUN/lock"
+  flock -w 600 9 || die "another run holds $RUN/lock"
+  stop_vm
+  log "VM '$NAME' stopped"
+}
+
+cmd_purge() {
+  cmd_stop "$@"
+  rm -rf "$DATA" "$RUN"
+  log "VM '$NAME' purged (the image in $CACHE stays; delete it to make it anew)"
+}
+
+cmd_status() {
+  [ $# -eq 1 ] || usage
+  vm_paths "$1"
+  answers
+}
+
+cmd_image() {
+  [ $# -eq 0 ] || usage
+  build_image
+  log "VM image: $IMG ($(cat "$IMG/kernel-version"), made $(cat "$IMG/made"))"
+}
+
+[ $# -ge 1 ] || usage
+if [ "$(id -u)" -ne 0 ]; then
+  exec sudo --preserve-env=DSE_VM_ACCEL,DSE_VM_CPUS,DSE_VM_MEMORY,DSE_VM_START_TIMEOUT,DSE_TEST_IMAGE -- "$0" "$@"
+fi
+command=$1
+shift
+case $command in
+  start) cmd_start "$@" ;;
+  stop) cmd_stop "$@" ;;
+  status) cmd_status "$@" ;;
+  purge) cmd_purge "$@" ;;
+  image) cmd_image "$@" ;;
+  *) usage ;;
+esac
