@@ -15,7 +15,7 @@
 //! and one after; gauges must agree with both reads of one round, and a round
 //! is repeated until they do (memory moves a little while a container runs).
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::process::Command;
