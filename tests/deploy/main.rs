@@ -9,6 +9,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod arm64;
 mod debian_mirror;
 mod packaging;
 mod prometheus;
