@@ -1,8 +1,8 @@
 //! The engine the live tests run against, through the docker CLI: one place
 //! that says which engine (`DSE_ENGINE_HOST`), containers named after their
-//! test, the test image, and the cgroup files of a container.
+//! test, and the test image. A container's cgroup files: common::cgroup.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::sync::OnceLock;
 
@@ -191,68 +191,4 @@ pub fn host_cpus() -> f64 {
     docker(&["info", "--format", "{{.NCPU}}"])
         .parse()
         .expect("NCPU")
-}
-
-/// The cgroup v1 directory of a container under a controller. Containers of
-/// every engine on this machine live under the same /sys/fs/cgroup: the
-/// usual places first, else where its main process is (for an engine with
-/// another cgroup parent).
-pub fn cgroup_dir(id: &str, controller: &str) -> PathBuf {
-    let candidates = [
-        format!("/sys/fs/cgroup/{controller}/docker/{id}"),
-        format!("/sys/fs/cgroup/{controller}/system.slice/docker-{id}.scope"),
-        format!("/sys/fs/cgroup/cpu,cpuacct/docker/{id}"),
-        format!("/sys/fs/cgroup/{controller}/libpod_parent/libpod-{id}"),
-        format!("/sys/fs/cgroup/{controller}/machine.slice/libpod-{id}.scope"),
-    ];
-    candidates
-        .iter()
-        .map(PathBuf::from)
-        .find(|p| p.is_dir())
-        .or_else(|| cgroup_of_process(id, controller))
-        .unwrap_or_else(|| panic!("no {controller} cgroup for {id} under {candidates:?}"))
-}
-
-/// The cgroup of the container's main process, from /proc/PID/cgroup.
-fn cgroup_of_process(id: &str, controller: &str) -> Option<PathBuf> {
-    let pid = docker_cmd()
-        .args(["inspect", "--format", "{{.State.Pid}}", id])
-        .output()
-        .ok()
-        .filter(|o| o.status.success())
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-        .filter(|pid| pid != "0")?;
-    let table = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?;
-    // Lines are `N:controller[,controller...]:/path`.
-    table.lines().find_map(|line| {
-        let mut parts = line.splitn(3, ':');
-        let (_, controllers, path) = (parts.next()?, parts.next()?, parts.next()?);
-        controllers
-            .split(',')
-            .any(|c| c == controller)
-            .then(|| PathBuf::from(format!("/sys/fs/cgroup/{controllers}{path}")))
-            .filter(|p| p.is_dir())
-    })
-}
-
-/// A one-number cgroup v1 file of a container, e.g.
-/// `cgroup_file(id, "memory", "memory.limit_in_bytes")`.
-pub fn cgroup_file(id: &str, controller: &str, file: &str) -> u64 {
-    let path = cgroup_dir(id, controller).join(file);
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    text.trim()
-        .parse()
-        .unwrap_or_else(|e| panic!("{}: {text:?}: {e}", path.display()))
-}
-
-/// One key of a `key value` cgroup file, e.g.
-/// `cgroup_stat(id, "memory", "memory.stat", "total_cache")`.
-pub fn cgroup_stat(id: &str, controller: &str, file: &str, key: &str) -> u64 {
-    let path = cgroup_dir(id, controller).join(file);
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    text.lines()
-        .filter_map(|l| l.split_once(' '))
-        .find(|(k, _)| *k == key)
-        .and_then(|(_, v)| v.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no {key} in {}:\n{text}", path.display()))
 }

@@ -5,6 +5,7 @@
 #![allow(dead_code, unused_imports, clippy::unwrap_used)]
 
 pub mod accounted;
+pub mod cgroup;
 pub mod child;
 pub mod cmd;
 pub mod engine;
@@ -28,11 +29,10 @@ use docker_stats_exporter::config::{Config, Overrides};
 
 pub use child::{candidate_port, run_failing, ChildServer, BIN};
 pub use engine::{
-    cgroup_dir, cgroup_file, cgroup_stat, direct_stats, docker, docker_cmd, engine_host,
-    engine_socket, first_round_stats_calls, host_cpus, image, image_name, unique, Container,
-    DOCKER, MACHINE_ENGINE,
+    direct_stats, docker, docker_cmd, engine_host, engine_socket, first_round_stats_calls,
+    host_cpus, image, image_name, unique, Container, DOCKER, MACHINE_ENGINE,
 };
-pub use wait::{wait_until, wait_until_async};
+pub use wait::{wait_until, wait_until_async, PATIENCE};
 
 /// An exporter served in process on 127.0.0.1:0.
 pub struct Exporter {

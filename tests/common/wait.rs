@@ -7,6 +7,12 @@
 use std::future::Future;
 use std::time::{Duration, Instant};
 
+/// How long a live test waits for an engine to do what it was asked (a
+/// container to start using CPU, to exit, to show in its cgroup): long
+/// enough for the slowest engine the suite runs on, Docker in a VM under
+/// software emulation. A wait ends as soon as its condition holds.
+pub const PATIENCE: Duration = Duration::from_secs(180);
+
 const FIRST_PAUSE: Duration = Duration::from_millis(10);
 const LONGEST_PAUSE: Duration = Duration::from_millis(250);
 /// Observations longer than this are cut to their end in the panic message.

@@ -8,10 +8,10 @@ use crate::common;
 
 use std::process::Command;
 use std::sync::OnceLock;
-use std::time::{Duration, Instant};
 
+use common::cgroup::{Cgroups, Reading};
 use common::proxy::Proxy;
-use common::{cgroup_file, host_cpus, names_config, unique, wait_until, Exporter, TempDir};
+use common::{host_cpus, names_config, unique, wait_until, Exporter, TempDir, PATIENCE};
 
 /// The service's `unix://` URL, set up once per test binary.
 fn podman_url() -> &'static str {
@@ -119,14 +119,24 @@ async fn podman_cpu_memory_and_selection() {
     )
     .await;
 
-    let usage = || cgroup_file(&burner.id, "cpuacct", "cpuacct.usage");
+    // Podman's containers live in this machine's cgroups.
+    let cgroups = Cgroups::here();
+    let cgroup = cgroups
+        .of_pid(&podman(&[
+            "inspect",
+            "--format",
+            "{{.State.Pid}}",
+            &burner.name,
+        ]))
+        .unwrap_or_else(|e| panic!("the burner's cgroup: {e}"));
+    let usage = || cgroups.read_now(&cgroup);
     // Host percent of the burner's CPU between two cgroup reads.
-    let rate = |from: (u64, Instant), to: (u64, Instant)| {
-        (to.0 - from.0) as f64 / 1e9 / (to.1 - from.1).as_secs_f64() / host_cpus() * 100.0
+    let rate = |from: &Reading, to: &Reading| {
+        (to.cpu_seconds() - from.cpu_seconds()) / (to.at - from.at) / host_cpus() * 100.0
     };
-    let c0 = (usage(), Instant::now());
+    let c0 = usage();
     let first = exporter.metrics().await;
-    let c1 = (usage(), Instant::now());
+    let c1 = usage();
     assert_eq!(first.value("docker_up", &[]), Some(1.0));
     assert_eq!(
         first.names("container_memory_usage_bytes"),
@@ -147,10 +157,7 @@ async fn podman_cpu_memory_and_selection() {
     let id = first
         .label("container_memory_usage_bytes", &burner.name, "id")
         .expect("an id label");
-    assert!(
-        std::path::Path::new(&format!("/sys/fs/cgroup/memory{id}")).is_dir(),
-        "no cgroup {id}"
-    );
+    assert_eq!(id, cgroup.path(), "the kernel's cgroup of the burner");
     assert!(id.contains(&burner.id), "{id}");
     // Podman zeroes precpu_stats; the exporter reads a new container twice,
     // first_cpu_window apart, so the first scrape has a percent too. The
@@ -158,7 +165,7 @@ async fn podman_cpu_memory_and_selection() {
     let pct = first
         .get("container_cpu_usage_percent", &burner.name)
         .expect("cpu percent on the first scrape");
-    let want = rate(c0, c1);
+    let want = rate(&c0, &c1);
     assert!(
         (pct - want).abs() < 5.0,
         "first scrape {pct}, cgroup {want}"
@@ -167,16 +174,14 @@ async fn podman_cpu_memory_and_selection() {
     // From the second scrape on, the window since the previous scrape: one
     // long enough for a CPU-second of the burner, measured by its cgroup
     // over the same span (a busy host may hold it below its cap).
-    wait_until(
-        "a CPU-second of the burner",
-        Duration::from_secs(60),
-        || match usage() - c1.0 {
-            ns if ns >= 1_000_000_000 => Ok(()),
-            ns => Err(format!("{ns} ns")),
-        },
-    );
+    wait_until("a CPU-second of the burner", PATIENCE, || {
+        match usage().cpu_seconds() - c1.cpu_seconds() {
+            s if s >= 1.0 => Ok(()),
+            s => Err(format!("{s} s")),
+        }
+    });
     let second = exporter.metrics().await;
-    let want = rate(c1, (usage(), Instant::now()));
+    let want = rate(&c1, &usage());
     let pct = second
         .get("container_cpu_usage_percent", &burner.name)
         .expect("cpu percent on the second scrape");

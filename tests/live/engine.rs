@@ -5,62 +5,46 @@ use crate::common;
 
 use std::time::{Duration, Instant};
 
+use common::cgroup::{default_id_label, engine_cgroups, Cgroups, Driver, Reading};
 use common::proxy::Proxy;
 use common::{
-    cgroup_file, direct_stats, engine_socket, first_round_stats_calls, host_cpus, names_config,
-    unique, wait_until, wait_until_async, Container, Exporter, TempDir,
+    direct_stats, engine_socket, first_round_stats_calls, host_cpus, names_config, unique,
+    wait_until, wait_until_async, Container, Exporter, TempDir, PATIENCE,
 };
 
-/// The burner's CPU rate per the cgroup, in percent of the host, over a span.
-struct CgroupCpu {
-    id: String,
-    at: std::time::Instant,
-    ns: u64,
-}
-
-impl CgroupCpu {
-    fn read(id: &str) -> Self {
-        Self {
-            id: id.to_string(),
-            at: std::time::Instant::now(),
-            ns: cgroup_file(id, "cpuacct", "cpuacct.usage"),
-        }
-    }
-
-    fn percent_since(&self, earlier: &CgroupCpu) -> f64 {
-        assert_eq!(self.id, earlier.id);
-        let cpu = (self.ns - earlier.ns) as f64 / 1e9;
-        cpu / (self.at - earlier.at).as_secs_f64() / host_cpus() * 100.0
-    }
+/// The CPU rate between two cgroup reads, in percent of the host, by the
+/// machine's own clock.
+fn percent_between(earlier: &Reading, later: &Reading) -> f64 {
+    (later.cpu_seconds() - earlier.cpu_seconds()) / (later.at - earlier.at) / host_cpus() * 100.0
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn cpu_of_a_half_cpu_burner_matches_the_cgroup() {
+    let cgroups = Cgroups::of_engine("burner");
     let burner = Container::run(
         &unique("dse-cpu-burner"),
         &["--cpus", "0.5"],
         &["sh", "-c", "yes >/dev/null"],
     );
-    wait_until(
-        "the burner to use CPU",
-        Duration::from_secs(30),
-        || match cgroup_file(&burner.id, "cpuacct", "cpuacct.usage") {
-            ns if ns >= 50_000_000 => Ok(()),
-            ns => Err(format!("{ns} ns")),
-        },
-    );
+    let cgroup = cgroups.of(&burner);
+    wait_until("the burner to use CPU", PATIENCE, || {
+        match cgroups.read(&cgroup)?.cpu_seconds() {
+            s if s >= 0.05 => Ok(()),
+            s => Err(format!("{s} s")),
+        }
+    });
     let exporter = Exporter::local(&names_config(&[&burner.name], "")).await;
 
     // First scrape: a new container, a window the engine or the exporter
     // takes within the call. The cgroup's rate around the call is the
     // reference: a busy host may hold the burner below its cap.
-    let c0 = CgroupCpu::read(&burner.id);
+    let c0 = cgroups.read_now(&cgroup);
     let first = exporter.metrics().await;
-    let c1 = CgroupCpu::read(&burner.id);
+    let c1 = cgroups.read_now(&cgroup);
     let pct = first
         .get("container_cpu_usage_percent", &burner.name)
         .expect("cpu percent on the first scrape");
-    let want = c1.percent_since(&c0);
+    let want = percent_between(&c0, &c1);
     assert!(
         (pct - want).abs() < 5.0,
         "first scrape {pct}, cgroup {want}"
@@ -69,33 +53,31 @@ async fn cpu_of_a_half_cpu_burner_matches_the_cgroup() {
     // Second scrape: a one-shot answer, the window since the previous
     // scrape, measured by the cgroup over the same span. Half a CPU-second
     // of the burner makes it long enough; a busy host only makes it longer.
-    wait_until(
-        "half a CPU-second more",
-        Duration::from_secs(60),
-        || match cgroup_file(&burner.id, "cpuacct", "cpuacct.usage") - c1.ns {
-            ns if ns >= 500_000_000 => Ok(()),
-            ns => Err(format!("{ns} ns")),
-        },
-    );
+    wait_until("half a CPU-second more", PATIENCE, || {
+        match cgroups.read(&cgroup)?.cpu_seconds() - c1.cpu_seconds() {
+            s if s >= 0.5 => Ok(()),
+            s => Err(format!("{s} s")),
+        }
+    });
     let second = exporter.metrics().await;
-    let c2 = CgroupCpu::read(&burner.id);
+    let c2 = cgroups.read_now(&cgroup);
     let pct = second
         .get("container_cpu_usage_percent", &burner.name)
         .expect("cpu percent from the previous scrape");
-    let want = c2.percent_since(&c1);
+    let want = percent_between(&c1, &c2);
     assert!(
         (pct - want).abs() < 5.0,
         "second scrape {pct}, cgroup {want}"
     );
 
     // The CPU counter sits between two cgroup reads around a scrape.
-    let before = CgroupCpu::read(&burner.id);
+    let before = cgroups.read_now(&cgroup);
     let third = exporter.metrics().await;
-    let after = CgroupCpu::read(&burner.id);
+    let after = cgroups.read_now(&cgroup);
     let total = third
         .get("container_cpu_usage_seconds_total", &burner.name)
         .expect("cpu seconds");
-    let (lo, hi) = (before.ns as f64 / 1e9, after.ns as f64 / 1e9);
+    let (lo, hi) = (before.cpu_seconds(), after.cpu_seconds());
     assert!(
         lo - 0.01 <= total && total <= hi + 0.01,
         "cpu seconds {total} not within cgroup reads [{lo}, {hi}]"
@@ -104,6 +86,7 @@ async fn cpu_of_a_half_cpu_burner_matches_the_cgroup() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn memory_limit_is_exact_and_usage_matches_the_cgroup() {
+    let cgroups = Cgroups::of_engine("memory");
     let c = Container::sleeper(&unique("dse-mem-limited"), &["--memory", "32m"]);
     let other = Container::sleeper(&unique("dse-mem-limited-64"), &["--memory", "64m"]);
     let exporter = Exporter::local(&names_config(&[&c.name, &other.name], "")).await;
@@ -119,18 +102,21 @@ async fn memory_limit_is_exact_and_usage_matches_the_cgroup() {
     // A container that has just started still frees memory, so the
     // engine's reading is compared with the cgroup read on both sides of a
     // scrape, until one scrape's reading falls between them.
-    let (exporter, c) = (&exporter, &c);
+    let cgroup = cgroups.of(&c);
+    let (exporter, c, cgroups, cgroup) = (&exporter, &c, &cgroups, &cgroup);
     wait_until_async(
         "usage within the cgroup's reads",
-        Duration::from_secs(20),
+        PATIENCE,
         move || async move {
-            let before = cgroup_file(&c.id, "memory", "memory.usage_in_bytes") as f64;
+            let before = cgroups.read(cgroup)?;
             let ours = exporter
                 .metrics()
                 .await
                 .get("container_memory_usage_bytes", &c.name)
                 .ok_or_else(|| "no memory usage".to_string())?;
-            let after = cgroup_file(&c.id, "memory", "memory.usage_in_bytes") as f64;
+            let after = cgroups.read(cgroup)?;
+            assert_eq!(after.memory_limit(), Some(33_554_432));
+            let (before, after) = (before.memory_usage() as f64, after.memory_usage() as f64);
             let slack = 64.0 * 1024.0;
             match before.min(after) - slack <= ours && ours <= before.max(after) + slack {
                 true => Ok(()),
@@ -320,10 +306,14 @@ async fn stats_calls_run_concurrently_up_to_max_concurrency() {
     // those that wait for their tick.
     let slow = Duration::from_millis(300);
 
+    // Time for every wave of calls on a slow engine (one in a VM under
+    // emulation): what is checked is the bound, not the deadline.
+    let timeout = "timeout = \"60s\"";
+
     // Default bound: all eight stats calls wait on the engine together.
     let proxy = Proxy::start(&dir.0.join("all.sock"), engine_socket());
     proxy.set_delay("/stats", slow);
-    let exporter = Exporter::start(&names_config(&names, ""), &proxy.url()).await;
+    let exporter = Exporter::start(&names_config(&names, timeout), &proxy.url()).await;
     let m = exporter.metrics().await;
     assert_eq!(m.names("container_memory_usage_bytes"), names);
     assert_eq!(proxy.count("/stats"), 8 * first_round_stats_calls());
@@ -333,8 +323,8 @@ async fn stats_calls_run_concurrently_up_to_max_concurrency() {
     // at once (stats and inspect share the limit), nothing lost.
     let proxy = Proxy::start(&dir.0.join("three.sock"), engine_socket());
     proxy.set_delay("/stats", slow);
-    let exporter =
-        Exporter::start(&names_config(&names, "max_concurrency = 3"), &proxy.url()).await;
+    let config = names_config(&names, &format!("max_concurrency = 3\n{timeout}"));
+    let exporter = Exporter::start(&config, &proxy.url()).await;
     let m = exporter.metrics().await;
     assert_eq!(m.names("container_memory_usage_bytes"), names);
     assert_eq!(proxy.max_in_flight(), 3);
@@ -342,46 +332,66 @@ async fn stats_calls_run_concurrently_up_to_max_concurrency() {
 }
 
 /// The `id` label is the container's cgroup path as cAdvisor writes it: the
-/// directory exists under every cgroup hierarchy and holds the container's
-/// processes, with the default parent and with `--cgroup-parent`.
+/// kernel's own path of the container's main process, whose cgroup holds it,
+/// with the default parent and with `--cgroup-parent` (a directory of the
+/// test's own on cgroupfs, a nested slice on systemd).
 #[tokio::test(flavor = "multi_thread")]
 async fn id_label_is_the_containers_real_cgroup_path() {
+    let cgroups = Cgroups::of_engine("id");
+    let driver = engine_cgroups().1;
     let plain = Container::sleeper(&unique("dse-cgroup-plain"), &[]);
-    let parent = format!("/{}", unique("dse-cgroup-parent"));
+    let parent = match driver {
+        Driver::Cgroupfs => format!("/{}", unique("dse-cgroup-parent")),
+        // Each dash opens a level: dse.slice/dse-PID.slice/...
+        Driver::Systemd => format!("{}.slice", unique("dse-cgroup-parent")),
+    };
     let _parent_dirs = CgroupDirs(parent.clone());
     let nested = Container::sleeper(&unique("dse-cgroup-nested"), &["--cgroup-parent", &parent]);
     let exporter = Exporter::local(&names_config(&[&plain.name, &nested.name], "")).await;
     let m = exporter.metrics().await;
-    for (c, expected_parent) in [(&plain, "/docker"), (&nested, parent.as_str())] {
+    for c in [&plain, &nested] {
         let id = m
             .label("container_memory_usage_bytes", &c.name, "id")
             .unwrap_or_else(|| panic!("no series for {}", c.name));
-        assert_eq!(id, format!("{expected_parent}/{}", c.id));
-        // Its main process is in that cgroup (cgroup v1 memory hierarchy).
-        let pid = common::docker(&["inspect", "--format", "{{.State.Pid}}", &c.name]);
-        let procs = std::fs::read_to_string(format!("/sys/fs/cgroup/memory{id}/cgroup.procs"))
-            .unwrap_or_else(|e| panic!("{id}: {e}"));
-        assert!(
-            procs.lines().any(|p| p == pid),
-            "{pid} not in {id}: {procs}"
-        );
+        let cgroup = cgroups.of(c);
+        assert_eq!(id, cgroup.path(), "the kernel's cgroup of {}", c.name);
+        // Its main process is in that cgroup.
+        let pid = c.inspect("{{.State.Pid}}");
+        let procs = cgroups.read_now(&cgroup).procs();
+        assert!(procs.contains(&pid), "{pid} not in {id}: {procs:?}");
+    }
+    let nested_id = m
+        .label("container_memory_usage_bytes", &nested.name, "id")
+        .unwrap_or_default();
+    match driver {
+        Driver::Cgroupfs => assert_eq!(nested_id, format!("{parent}/{}", nested.id)),
+        Driver::Systemd => assert!(
+            nested_id.ends_with(&format!("/{parent}/docker-{}.scope", nested.id))
+                && nested_id.starts_with("/dse.slice/"),
+            "{nested_id}"
+        ),
     }
     // Every series of the container carries the same id and its image.
     for s in
         m.0.iter()
             .filter(|s| s.labels.get("name") == Some(&plain.name))
     {
-        assert_eq!(s.labels["id"], format!("/docker/{}", plain.id), "{s:?}");
+        assert_eq!(s.labels["id"], default_id_label(&plain.id), "{s:?}");
         assert_eq!(s.labels["image"], common::image(), "{s:?}");
     }
 }
 
-/// Removes the cgroup directories a `--cgroup-parent` made, once the
-/// containers in them are gone (declared before them, so dropped after).
+/// Removes the cgroup directories a `--cgroup-parent` made on this
+/// machine's cgroupfs engines, once the containers in them are gone
+/// (declared before them, so dropped after). A slice of a systemd engine is
+/// a unit of that machine's systemd, left to it.
 struct CgroupDirs(String);
 
 impl Drop for CgroupDirs {
     fn drop(&mut self) {
+        if !self.0.starts_with('/') {
+            return;
+        }
         if let Ok(hierarchies) = std::fs::read_dir("/sys/fs/cgroup") {
             for h in hierarchies.flatten() {
                 let _ = std::fs::remove_dir(h.path().join(self.0.trim_start_matches('/')));

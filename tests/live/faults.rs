@@ -9,10 +9,11 @@ use crate::common;
 use std::process::Command;
 use std::time::Duration;
 
+use common::cgroup::{default_id_label, Cgroups};
 use common::proxy::{Fault, Proxy};
 use common::{
-    cgroup_file, docker, engine_socket, names_config, unique, wait_until, wait_until_async,
-    ChildServer, Container, Exporter, Metrics, TempDir, BIN, MACHINE_ENGINE,
+    docker, engine_socket, names_config, unique, wait_until, wait_until_async, ChildServer,
+    Container, Exporter, Metrics, TempDir, BIN, MACHINE_ENGINE, PATIENCE,
 };
 
 #[tokio::test(flavor = "multi_thread")]
@@ -104,13 +105,15 @@ async fn engine_failing_or_answering_garbage_for_one_container_spares_the_others
 
 #[tokio::test(flavor = "multi_thread")]
 async fn paused_container_keeps_its_stats_with_frozen_cpu() {
+    let cgroups = Cgroups::of_engine("paused");
     let c = Container::run(
         &unique("dse-fault-paused"),
         &["--cpus", "0.2"],
         &["sh", "-c", "yes >/dev/null"],
     );
+    let cgroup = cgroups.of(&c);
     docker(&["pause", &c.name]);
-    let frozen = cgroup_file(&c.id, "cpuacct", "cpuacct.usage") as f64 / 1e9;
+    let frozen = cgroups.read_now(&cgroup).cpu_seconds();
     let exporter = Exporter::local(&names_config(&[&c.name], "")).await;
     let metric = "container_cpu_usage_seconds_total";
     let first = exporter.metrics().await;
@@ -118,7 +121,7 @@ async fn paused_container_keeps_its_stats_with_frozen_cpu() {
     // none while the next tick has not come. Scrape until there is one.
     let m = wait_until_async(
         "a CPU percent of the paused container",
-        Duration::from_secs(30),
+        PATIENCE,
         || async {
             let m = exporter.metrics().await;
             match m.get("container_cpu_usage_percent", &c.name) {
@@ -128,7 +131,7 @@ async fn paused_container_keeps_its_stats_with_frozen_cpu() {
         },
     )
     .await;
-    let still = cgroup_file(&c.id, "cpuacct", "cpuacct.usage") as f64 / 1e9;
+    let still = cgroups.read_now(&cgroup).cpu_seconds();
     docker(&["unpause", &c.name]);
     assert_eq!(frozen, still, "the cgroup's CPU counter moved while paused");
     assert_eq!(
@@ -167,14 +170,12 @@ async fn container_stopped_during_a_scrape_is_left_out() {
     let scrape = exporter.scrape_in_background();
     proxy.wait_for_request(&stats_path).await;
     docker(&["kill", &stopped.name]);
-    wait_until(
-        "the container to exit",
-        Duration::from_secs(30),
-        || match stopped.inspect("{{.State.Status}}") {
+    wait_until("the container to exit", PATIENCE, || {
+        match stopped.inspect("{{.State.Status}}") {
             s if s == "exited" => Ok(()),
             s => Err(s),
-        },
-    );
+        }
+    });
     gate.open();
     let (status, body) = scrape.await.unwrap();
     assert_eq!(status, 200);
@@ -217,9 +218,9 @@ async fn label_values_with_quotes_backslashes_newlines_and_non_ascii_are_escaped
     let escaped = "say \\\"hi\\\" \\\\ back\\nslash ünïcødé ✓";
     assert!(
         body.contains(&format!(
-            "container_memory_usage_bytes{{name=\"{}\",id=\"/docker/{}\",image=\"{}\",container_label_odd_value=\"{escaped}\"}}",
+            "container_memory_usage_bytes{{name=\"{}\",id=\"{}\",image=\"{}\",container_label_odd_value=\"{escaped}\"}}",
             c.name,
-            c.id,
+            default_id_label(&c.id),
             common::image()
         )),
         "{body}"

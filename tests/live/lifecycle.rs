@@ -6,13 +6,12 @@
 
 use crate::common;
 
-use std::time::Duration;
-
 use common::accounted;
+use common::cgroup::{Cgroup, Cgroups, IoOp, MemoryStat, Reading};
 use common::proxy::Proxy;
 use common::{
-    cgroup_file, cgroup_stat, docker, engine_socket, first_round_stats_calls, names_config, unique,
-    wait_until, wait_until_async, Container, Exporter, Metrics, TempDir,
+    docker, engine_socket, first_round_stats_calls, names_config, unique, wait_until,
+    wait_until_async, Container, Exporter, Metrics, TempDir, PATIENCE,
 };
 
 /// Bytes from docker's human sizes (`772KiB`, `1.23MiB`, `48MiB`).
@@ -36,7 +35,7 @@ fn bytes(human: &str) -> f64 {
 fn wait_inspect(c: &Container, format: &str, want: &str) {
     wait_until(
         &format!("{}: {format} = {want:?}", c.name),
-        Duration::from_secs(30),
+        PATIENCE,
         || match c.inspect(format) {
             got if got == want => Ok(()),
             got => Err(got),
@@ -46,6 +45,7 @@ fn wait_inspect(c: &Container, format: &str, want: &str) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn working_set_and_limit_match_docker_stats() {
+    let cgroups = Cgroups::of_engine("workingset");
     // Page cache from a file written inside, so usage and working set differ.
     let c = Container::run(
         &unique("dse-lc-workingset"),
@@ -57,9 +57,13 @@ async fn working_set_and_limit_match_docker_stats() {
         ],
     );
     // The file is in the cgroup's page cache and written back.
-    wait_until("8 MiB of clean page cache", Duration::from_secs(30), || {
-        let stat = |key| cgroup_stat(&c.id, "memory", "memory.stat", key);
-        match (stat("total_cache"), stat("total_dirty")) {
+    let cgroup = cgroups.of(&c);
+    wait_until("8 MiB of clean page cache", PATIENCE, || {
+        let r = cgroups.read(&cgroup)?;
+        match (
+            r.memory_stat(MemoryStat::Cache),
+            r.memory_stat(MemoryStat::Dirty),
+        ) {
             (cache, 0) if cache >= 8 << 20 => Ok(()),
             (cache, dirty) => Err(format!("cache {cache}, dirty {dirty}")),
         }
@@ -70,7 +74,7 @@ async fn working_set_and_limit_match_docker_stats() {
     let (exporter_ref, name) = (&exporter, &c.name);
     let (m, ws, limit) = wait_until_async(
         "working set as docker stats shows it",
-        Duration::from_secs(20),
+        PATIENCE,
         move || async move {
             let m = exporter_ref.metrics().await;
             let cli = docker(&["stats", "--no-stream", "--format", "{{.MemUsage}}", name]);
@@ -99,31 +103,15 @@ async fn working_set_and_limit_match_docker_stats() {
     assert!(m.get("container_memory_cache", &c.name).unwrap() >= 8.0 * 1024.0 * 1024.0);
 }
 
-/// The cgroup's CPU counters of a container: `cpuacct.usage` in seconds,
-/// CFS periods and throttled periods.
-#[derive(Debug, Clone, Copy)]
-struct CpuCounters {
-    seconds: f64,
-    periods: f64,
-    throttled: f64,
-}
-
-impl CpuCounters {
-    fn read(id: &str) -> Self {
-        let stat = |key| cgroup_stat(id, "cpu", "cpu.stat", key) as f64;
-        Self {
-            seconds: cgroup_file(id, "cpuacct", "cpuacct.usage") as f64 / 1e9,
-            periods: stat("nr_periods"),
-            throttled: stat("nr_throttled"),
-        }
-    }
-}
-
 /// A scrape with the cgroup's counters read just before and after it.
-async fn scrape_between(exporter: &Exporter, id: &str) -> (CpuCounters, Metrics, CpuCounters) {
-    let before = CpuCounters::read(id);
+async fn scrape_between(
+    exporter: &Exporter,
+    cgroups: &Cgroups,
+    cgroup: &Cgroup,
+) -> (Reading, Metrics, Reading) {
+    let before = cgroups.read_now(cgroup);
     let m = exporter.metrics().await;
-    (before, m, CpuCounters::read(id))
+    (before, m, cgroups.read_now(cgroup))
 }
 
 /// Asserts `value` lies between two cgroup reads taken around the scrape
@@ -137,44 +125,55 @@ fn between(what: &str, value: f64, before: f64, after: f64) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn cpu_seconds_and_throttling_follow_the_cgroup_counters() {
+    let cgroups = Cgroups::of_engine("cpu-seconds");
     let c = Container::run(
         &unique("dse-lc-cpu-seconds"),
         &["--cpus", "0.5"],
         &["sh", "-c", "yes >/dev/null"],
     );
+    let cgroup = cgroups.of(&c);
     let exporter = Exporter::local(&names_config(&[&c.name], "")).await;
     exporter.metrics().await;
-    let (a0, a, a1) = scrape_between(&exporter, &c.id).await;
+    let (a0, a, a1) = scrape_between(&exporter, &cgroups, &cgroup).await;
     // Enough CPU time for the growth to dwarf what the scrapes themselves
     // span; a busy host only makes this take longer.
-    wait_until(
-        "2 CPU-seconds more in the cgroup",
-        Duration::from_secs(120),
-        || match CpuCounters::read(&c.id).seconds - a1.seconds {
+    wait_until("2 CPU-seconds more in the cgroup", PATIENCE, || {
+        match cgroups.read(&cgroup)?.cpu_seconds() - a1.cpu_seconds() {
             grew if grew >= 2.0 => Ok(()),
             grew => Err(format!("{grew} s")),
-        },
-    );
-    let (b0, b, b1) = scrape_between(&exporter, &c.id).await;
+        }
+    });
+    let (b0, b, b1) = scrape_between(&exporter, &cgroups, &cgroup).await;
 
     let get = |m: &Metrics, metric: &str| {
         m.get(metric, &c.name)
             .unwrap_or_else(|| panic!("no {metric}"))
     };
     let metric = "container_cpu_usage_seconds_total";
-    between(metric, get(&a, metric), a0.seconds, a1.seconds);
-    between(metric, get(&b, metric), b0.seconds, b1.seconds);
+    between(metric, get(&a, metric), a0.cpu_seconds(), a1.cpu_seconds());
+    between(metric, get(&b, metric), b0.cpu_seconds(), b1.cpu_seconds());
     let grew = get(&b, metric) - get(&a, metric);
     between(
         "CPU-seconds growth",
         grew,
-        b0.seconds - a1.seconds,
-        b1.seconds - a0.seconds,
+        b0.cpu_seconds() - a1.cpu_seconds(),
+        b1.cpu_seconds() - a0.cpu_seconds(),
     );
     let periods = "container_cpu_cfs_periods_total";
-    between(periods, get(&b, periods), b0.periods, b1.periods);
+    between(
+        periods,
+        get(&b, periods),
+        b0.cfs_periods() as f64,
+        b1.cfs_periods() as f64,
+    );
     let throttled = "container_cpu_cfs_throttled_periods_total";
-    between(throttled, get(&b, throttled), b0.throttled, b1.throttled);
+    between(
+        throttled,
+        get(&b, throttled),
+        b0.cfs_throttled_periods() as f64,
+        b1.cfs_throttled_periods() as f64,
+    );
+    assert_eq!(b1.cpu_quota(), Some(50_000));
     assert_eq!(b.get("container_spec_cpu_quota", &c.name), Some(50_000.0));
 }
 
@@ -381,20 +380,22 @@ async fn accounted_series_exist_exactly_where_the_engine_reports_them() {
              dd if=/data/f of=/dev/null bs=64k iflag=direct 2>/dev/null; sleep 0.2; done",
         ],
     );
+    let cgroups = Cgroups::of_engine("accounted");
+    let cgroup = cgroups.of(&c);
     let exporter = Exporter::local(&names_config(&[&c.name], "")).await;
     // Writes have happened once the engine's own counters moved, or after a
     // few rounds of the loop where it accounts nothing.
-    wait_until(
-        "the I/O loop ran",
-        Duration::from_secs(30),
-        || match docker(&["exec", &c.name, "ls", "/data/f"]) {
+    wait_until("the I/O loop ran", PATIENCE, || {
+        match docker(&["exec", &c.name, "ls", "/data/f"]) {
             out if out.contains("/data/f") => Ok(()),
             out => Err(out),
-        },
-    );
+        }
+    });
+    let kernel_before = cgroups.read_now(&cgroup);
     let before = accounted::engine_stats(engine_socket(), &c.id);
     let m = exporter.metrics().await;
     let after = accounted::engine_stats(engine_socket(), &c.id);
+    let kernel_after = cgroups.read_now(&cgroup);
     let families: Vec<&str> = [
         "container_fs_reads_bytes_total",
         "container_fs_writes_bytes_total",
@@ -456,8 +457,34 @@ async fn accounted_series_exist_exactly_where_the_engine_reports_them() {
             );
         }
     }
+    // And the kernel's own count, in the container's cgroup: where it lists
+    // devices the byte counters lie between its reads, where it lists none
+    // they are absent.
+    for (family, op) in [
+        ("container_fs_reads_bytes_total", IoOp::Read),
+        ("container_fs_writes_bytes_total", IoOp::Write),
+    ] {
+        let got = m.get(family, &c.name);
+        match (kernel_before.io_bytes(op), kernel_after.io_bytes(op)) {
+            (None, None) => assert_eq!(
+                got, None,
+                "the cgroup lists no block device; the exporter made up {family} {got:?}"
+            ),
+            (lo, Some(hi)) => {
+                // Absent only if the first device appeared during the scrape.
+                let got = got.or(lo.is_none().then_some(0.0));
+                let lo = lo.unwrap_or(0) as f64;
+                assert!(
+                    got.is_some_and(|got| lo <= got && got <= hi as f64),
+                    "{family} {got:?} not within the cgroup's [{lo}, {hi}] around the scrape"
+                );
+            }
+            (Some(_), None) => panic!("the cgroup lost its block devices"),
+        }
+    }
     // The pids limit, where reported, is the one the container was given.
     if let Some(limit) = m.get("container_pids_limit", &c.name) {
         assert_eq!(limit, 20.0);
     }
+    assert_eq!(kernel_after.pids_max(), Some(20));
 }

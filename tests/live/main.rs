@@ -9,6 +9,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod cgroup;
 mod engine;
 mod engine_tls;
 mod faults;

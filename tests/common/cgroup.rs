@@ -1,0 +1,568 @@
+//! A container's cgroup files as the kernel of the engine's own machine shows
+//! them: what the live tests compare the exporter with.
+//!
+//! They are read through the engine under test: a reader container with that
+//! machine's /sys/fs/cgroup mounted read-only, in its pid and cgroup
+//! namespaces, `cat`s them. One path serves this machine's engines (cgroup
+//! v1) and the VM's (cgroup v2, whose files the host cannot see). An engine
+//! whose containers live on this machine but that is not the engine under
+//! test (Podman) reads them here instead ([`Cgroups::here`]).
+//!
+//! Each value is named for what it means and taken from the file that holds
+//! it on the engine's cgroup version: [`Reading::cpu_seconds`] is v1
+//! `cpuacct.usage` or v2 `cpu.stat` `usage_usec`, and so on.
+
+use std::collections::BTreeMap;
+use std::process::Command;
+
+use super::engine::{docker, docker_cmd, unique, Container};
+
+/// The cgroup interface of the engine's machine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Version {
+    V1,
+    V2,
+}
+
+/// How the engine names its containers' cgroups.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Driver {
+    /// `/docker/<id>` (or `<parent>/<id>`).
+    Cgroupfs,
+    /// `/system.slice/docker-<id>.scope` (or `.../<parent>.slice/docker-<id>.scope`).
+    Systemd,
+}
+
+/// The engine under test's cgroup version and driver, as it reports them.
+pub fn engine_cgroups() -> (Version, Driver) {
+    let info = docker(&["info", "--format", "{{.CgroupVersion}} {{.CgroupDriver}}"]);
+    let version = match info.split_whitespace().next() {
+        Some("2") => Version::V2,
+        Some("1") => Version::V1,
+        other => panic!("the engine reports cgroup version {other:?}"),
+    };
+    let driver = match info.split_whitespace().nth(1) {
+        Some("systemd") => Driver::Systemd,
+        Some("cgroupfs") => Driver::Cgroupfs,
+        other => panic!("the engine reports cgroup driver {other:?}"),
+    };
+    (version, driver)
+}
+
+/// The `id` label of a container with the engine's default cgroup parent,
+/// as cAdvisor writes it: the container's cgroup path
+/// (`id_label_is_the_containers_real_cgroup_path` checks it against the
+/// kernel's).
+pub fn default_id_label(container_id: &str) -> String {
+    match engine_cgroups().1 {
+        Driver::Cgroupfs => format!("/docker/{container_id}"),
+        Driver::Systemd => format!("/system.slice/docker-{container_id}.scope"),
+    }
+}
+
+/// Where cgroup files are read.
+enum Where {
+    /// Through a reader container on the engine under test; its view of the
+    /// machine's /sys/fs/cgroup is /host-cgroup.
+    Engine(Container),
+    /// This machine's /sys/fs/cgroup.
+    Here,
+}
+
+/// Reads the cgroup files of containers on one machine.
+pub struct Cgroups {
+    at: Where,
+    version: Version,
+}
+
+/// The v1 controllers whose files [`Reading`] uses.
+const V1_CONTROLLERS: &[&str] = &["memory", "cpuacct", "cpu", "blkio", "pids"];
+
+/// Files read on each version: (key, controller, file name). v2 has one
+/// directory, so its controller is empty.
+const V1_FILES: &[(&str, &str)] = &[
+    ("memory", "memory.usage_in_bytes"),
+    ("memory", "memory.limit_in_bytes"),
+    ("memory", "memory.stat"),
+    ("memory", "cgroup.procs"),
+    ("cpuacct", "cpuacct.usage"),
+    ("cpuacct", "cpuacct.stat"),
+    ("cpu", "cpu.stat"),
+    ("cpu", "cpu.cfs_quota_us"),
+    ("cpu", "cpu.cfs_period_us"),
+    ("blkio", "blkio.throttle.io_service_bytes_recursive"),
+    ("pids", "pids.current"),
+    ("pids", "pids.max"),
+];
+const V2_FILES: &[&str] = &[
+    "memory.current",
+    "memory.max",
+    "memory.stat",
+    "cgroup.procs",
+    "cpu.stat",
+    "cpu.max",
+    "io.stat",
+    "pids.current",
+    "pids.max",
+];
+
+impl Cgroups {
+    /// A reader container on the engine under test, removed when dropped.
+    pub fn of_engine(test: &str) -> Self {
+        let (version, _) = engine_cgroups();
+        // The machine's pid namespace, so cgroup.procs and /proc/PID speak
+        // of the pids the engine reports; its cgroup namespace, so
+        // /proc/PID/cgroup gives whole paths; no network, which nothing here
+        // needs.
+        let reader = Container::run(
+            &unique(&format!("dse-cgroup-reader-{test}")),
+            &[
+                "--pid",
+                "host",
+                "--cgroupns",
+                "host",
+                "--network",
+                "none",
+                "-v",
+                "/sys/fs/cgroup:/host-cgroup:ro",
+            ],
+            &["sleep", "3600"],
+        );
+        Self {
+            at: Where::Engine(reader),
+            version,
+        }
+    }
+
+    /// This machine's cgroups, on the version its /sys/fs/cgroup has.
+    pub fn here() -> Self {
+        let version = if std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
+            Version::V2
+        } else {
+            Version::V1
+        };
+        Self {
+            at: Where::Here,
+            version,
+        }
+    }
+
+    /// The cgroup version read.
+    pub fn version(&self) -> Version {
+        self.version
+    }
+
+    /// Runs `script` where the files are, with `$C` the cgroup root.
+    fn sh(&self, script: &str) -> Result<String, String> {
+        let mut cmd = match &self.at {
+            Where::Engine(reader) => {
+                let mut cmd = docker_cmd();
+                cmd.args(["exec", &reader.name, "sh", "-c"])
+                    .arg(format!("C=/host-cgroup; {script}"));
+                cmd
+            }
+            Where::Here => {
+                let mut cmd = Command::new("sh");
+                cmd.arg("-c").arg(format!("C=/sys/fs/cgroup; {script}"));
+                cmd
+            }
+        };
+        let out = cmd.output().map_err(|e| format!("{cmd:?}: {e}"))?;
+        if out.status.success() {
+            Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+        } else {
+            Err(format!(
+                "reading cgroup files ({script}) failed: {}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ))
+        }
+    }
+
+    /// The cgroup of process `pid` (a container's main process, as the engine
+    /// reports it), from the kernel's /proc/PID/cgroup.
+    pub fn of_pid(&self, pid: &str) -> Result<Cgroup, String> {
+        if !pid.chars().all(|c| c.is_ascii_digit()) || pid.is_empty() || pid == "0" {
+            return Err(format!("no process: pid {pid:?}"));
+        }
+        let table = self.sh(&format!("cat /proc/{pid}/cgroup"))?;
+        // Lines are `N:controller[,controller...]:/path`; v2's is `0::/path`.
+        let mut dirs = BTreeMap::new();
+        for line in table.lines() {
+            let mut parts = line.splitn(3, ':');
+            let (Some(_), Some(controllers), Some(path)) =
+                (parts.next(), parts.next(), parts.next())
+            else {
+                continue;
+            };
+            match self.version {
+                Version::V2 if controllers.is_empty() => {
+                    dirs.insert(String::new(), path.to_string());
+                }
+                Version::V1 => {
+                    for c in controllers.split(',') {
+                        if V1_CONTROLLERS.contains(&c) {
+                            dirs.insert(c.to_string(), format!("/{controllers}{path}"));
+                        }
+                    }
+                }
+                Version::V2 => {}
+            }
+        }
+        let wanted: &[&str] = match self.version {
+            Version::V1 => V1_CONTROLLERS,
+            Version::V2 => &[""],
+        };
+        if let Some(missing) = wanted.iter().find(|c| !dirs.contains_key(**c)) {
+            return Err(format!(
+                "no cgroup{} for pid {pid} in /proc/{pid}/cgroup:\n{table}",
+                if missing.is_empty() {
+                    String::new()
+                } else {
+                    format!(" of {missing}")
+                }
+            ));
+        }
+        Ok(Cgroup {
+            version: self.version,
+            dirs,
+        })
+    }
+
+    /// The cgroup of a running container of the engine under test.
+    pub fn of(&self, c: &Container) -> Cgroup {
+        let pid = c.inspect("{{.State.Pid}}");
+        self.of_pid(&pid)
+            .unwrap_or_else(|e| panic!("the cgroup of {}: {e}", c.name))
+    }
+
+    /// Every file [`Reading`] uses, of one cgroup, at once; `Err` when the
+    /// directory or a file is missing (the container is gone).
+    pub fn read(&self, cgroup: &Cgroup) -> Result<Reading, String> {
+        let files: Vec<(String, String)> = match self.version {
+            Version::V1 => V1_FILES
+                .iter()
+                .map(|(controller, file)| {
+                    (
+                        file.to_string(),
+                        format!("{}/{file}", cgroup.dirs[*controller]),
+                    )
+                })
+                .collect(),
+            Version::V2 => V2_FILES
+                .iter()
+                .map(|file| (file.to_string(), format!("{}/{file}", cgroup.dirs[""])))
+                .collect(),
+        };
+        // Each file framed by a line of its own, between two clock reads of
+        // the machine's uptime.
+        let mut script = String::from("echo '== @start'; cat /proc/uptime");
+        for (key, path) in &files {
+            script.push_str(&format!("; echo '== {key}'; cat \"$C{path}\" || exit 4"));
+        }
+        script.push_str("; echo '== @end'; cat /proc/uptime");
+        let text = self.sh(&script)?;
+        let mut found = BTreeMap::new();
+        let mut current: Option<String> = None;
+        for line in text.lines() {
+            if let Some(key) = line.strip_prefix("== ") {
+                found.insert(key.to_string(), String::new());
+                current = Some(key.to_string());
+            } else if let Some(key) = &current {
+                let body = found.get_mut(key).expect("framed file");
+                body.push_str(line);
+                body.push('\n');
+            }
+        }
+        let uptime = |key: &str| -> Result<f64, String> {
+            found
+                .get(key)
+                .and_then(|t| t.split_whitespace().next())
+                .and_then(|s| s.parse().ok())
+                .ok_or_else(|| format!("no uptime in the read:\n{text}"))
+        };
+        let at = (uptime("@start")? + uptime("@end")?) / 2.0;
+        for (key, _) in &files {
+            if !found.contains_key(key) {
+                return Err(format!("no {key} in the read:\n{text}"));
+            }
+        }
+        Ok(Reading {
+            version: self.version,
+            path: cgroup.path().to_string(),
+            files: found,
+            at,
+        })
+    }
+
+    /// [`Cgroups::read`] that must succeed.
+    pub fn read_now(&self, cgroup: &Cgroup) -> Reading {
+        self.read(cgroup).unwrap_or_else(|e| panic!("{e}"))
+    }
+}
+
+/// Where one container's cgroup is: one directory on v2, one per controller
+/// on v1 (`memory/docker/<id>`, `cpu,cpuacct/docker/<id>`...).
+#[derive(Debug, Clone)]
+pub struct Cgroup {
+    version: Version,
+    /// Controller (empty on v2) to its directory under the cgroup root.
+    dirs: BTreeMap<String, String>,
+}
+
+impl Cgroup {
+    /// The cgroup path as the kernel names it, without a hierarchy
+    /// (`/docker/<id>`, `/system.slice/docker-<id>.scope`): the memory
+    /// controller's on v1.
+    pub fn path(&self) -> &str {
+        match self.version {
+            // `/memory/docker/<id>` without its hierarchy.
+            Version::V1 => {
+                let dir = &self.dirs["memory"];
+                dir.char_indices()
+                    .skip(1)
+                    .find(|(_, c)| *c == '/')
+                    .map_or("/", |(i, _)| &dir[i..])
+            }
+            Version::V2 => &self.dirs[""],
+        }
+    }
+}
+
+/// What a memory.stat key means; each version names it its own way.
+#[derive(Debug, Clone, Copy)]
+pub enum MemoryStat {
+    /// Anonymous memory (v1 `total_rss`, v2 `anon`).
+    Rss,
+    /// Page cache (v1 `total_cache`, v2 `file`).
+    Cache,
+    /// Page cache the kernel may reclaim first (v1 `total_inactive_file`,
+    /// v2 `inactive_file`).
+    InactiveFile,
+    /// Page cache not yet written back (v1 `total_dirty`, v2 `file_dirty`).
+    Dirty,
+}
+
+/// One read of a container's cgroup files.
+#[derive(Debug, Clone)]
+pub struct Reading {
+    version: Version,
+    path: String,
+    files: BTreeMap<String, String>,
+    /// The machine's uptime, in seconds, when the files were read.
+    pub at: f64,
+}
+
+/// Values a v1 file uses for "no limit" are at least this.
+const V1_UNLIMITED: u64 = 1 << 62;
+
+impl Reading {
+    /// The cgroup version read.
+    pub fn version(&self) -> Version {
+        self.version
+    }
+
+    /// A file's text.
+    pub fn text(&self, file: &str) -> &str {
+        self.files
+            .get(file)
+            .map(String::as_str)
+            .unwrap_or_else(|| panic!("{file} was not read"))
+    }
+
+    /// A one-value file; `max` (v2) and `-1` (v1) are `None`.
+    fn value(&self, file: &str) -> Option<u64> {
+        let text = self.text(file).trim();
+        if text == "max" || text == "-1" {
+            return None;
+        }
+        Some(
+            text.parse()
+                .unwrap_or_else(|e| panic!("{}/{file}: {text:?}: {e}", self.path)),
+        )
+    }
+
+    /// One key of a flat keyed file (memory.stat, cpu.stat, cpuacct.stat).
+    fn key(&self, file: &str, key: &str) -> u64 {
+        self.text(file)
+            .lines()
+            .filter_map(|l| l.split_once(' '))
+            .find(|(k, _)| *k == key)
+            .and_then(|(_, v)| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {key} in {}/{file}:\n{}", self.path, self.text(file)))
+    }
+
+    /// CPU time used, in seconds.
+    pub fn cpu_seconds(&self) -> f64 {
+        match self.version {
+            Version::V1 => self.value("cpuacct.usage").expect("cpuacct.usage") as f64 / 1e9,
+            Version::V2 => self.key("cpu.stat", "usage_usec") as f64 / 1e6,
+        }
+    }
+
+    /// CPU time in user mode, in seconds (v1 counts it in 10 ms ticks).
+    pub fn cpu_user_seconds(&self) -> f64 {
+        match self.version {
+            Version::V1 => self.key("cpuacct.stat", "user") as f64 / 100.0,
+            Version::V2 => self.key("cpu.stat", "user_usec") as f64 / 1e6,
+        }
+    }
+
+    /// CPU time in kernel mode, in seconds (v1 counts it in 10 ms ticks).
+    pub fn cpu_system_seconds(&self) -> f64 {
+        match self.version {
+            Version::V1 => self.key("cpuacct.stat", "system") as f64 / 100.0,
+            Version::V2 => self.key("cpu.stat", "system_usec") as f64 / 1e6,
+        }
+    }
+
+    /// CFS periods that have elapsed (`cpu.stat` `nr_periods`).
+    pub fn cfs_periods(&self) -> u64 {
+        self.key("cpu.stat", "nr_periods")
+    }
+
+    /// CFS periods in which the container was throttled (`nr_throttled`).
+    pub fn cfs_throttled_periods(&self) -> u64 {
+        self.key("cpu.stat", "nr_throttled")
+    }
+
+    /// Time throttled, in seconds (v1 `throttled_time` ns, v2 `throttled_usec`).
+    pub fn cfs_throttled_seconds(&self) -> f64 {
+        match self.version {
+            Version::V1 => self.key("cpu.stat", "throttled_time") as f64 / 1e9,
+            Version::V2 => self.key("cpu.stat", "throttled_usec") as f64 / 1e6,
+        }
+    }
+
+    /// The CFS quota in microseconds per period; `None` without one.
+    pub fn cpu_quota(&self) -> Option<u64> {
+        match self.version {
+            Version::V1 => self.value("cpu.cfs_quota_us"),
+            Version::V2 => self.cpu_max().0,
+        }
+    }
+
+    /// The CFS period in microseconds.
+    pub fn cpu_period(&self) -> u64 {
+        match self.version {
+            Version::V1 => self.value("cpu.cfs_period_us").expect("cpu.cfs_period_us"),
+            Version::V2 => self.cpu_max().1,
+        }
+    }
+
+    /// v2 cpu.max: `QUOTA PERIOD`, QUOTA `max` without one.
+    fn cpu_max(&self) -> (Option<u64>, u64) {
+        let text = self.text("cpu.max").trim();
+        let (quota, period) = text
+            .split_once(' ')
+            .unwrap_or_else(|| panic!("{}/cpu.max: {text:?}", self.path));
+        let period = period.parse().expect("cpu.max period");
+        (quota.parse().ok(), period)
+    }
+
+    /// Memory charged to the cgroup (v1 memory.usage_in_bytes, v2
+    /// memory.current).
+    pub fn memory_usage(&self) -> u64 {
+        match self.version {
+            Version::V1 => self.value("memory.usage_in_bytes"),
+            Version::V2 => self.value("memory.current"),
+        }
+        .expect("memory usage")
+    }
+
+    /// The memory limit; `None` without one.
+    pub fn memory_limit(&self) -> Option<u64> {
+        match self.version {
+            Version::V1 => self
+                .value("memory.limit_in_bytes")
+                .filter(|&l| l < V1_UNLIMITED),
+            Version::V2 => self.value("memory.max"),
+        }
+    }
+
+    /// A memory.stat value, by meaning.
+    pub fn memory_stat(&self, stat: MemoryStat) -> u64 {
+        let key = match (self.version, stat) {
+            (Version::V1, MemoryStat::Rss) => "total_rss",
+            (Version::V1, MemoryStat::Cache) => "total_cache",
+            (Version::V1, MemoryStat::InactiveFile) => "total_inactive_file",
+            (Version::V1, MemoryStat::Dirty) => "total_dirty",
+            (Version::V2, MemoryStat::Rss) => "anon",
+            (Version::V2, MemoryStat::Cache) => "file",
+            (Version::V2, MemoryStat::InactiveFile) => "inactive_file",
+            (Version::V2, MemoryStat::Dirty) => "file_dirty",
+        };
+        self.key("memory.stat", key)
+    }
+
+    /// The working set as docker/cli and cAdvisor count it: usage less the
+    /// inactive page cache.
+    pub fn memory_working_set(&self) -> u64 {
+        self.memory_usage()
+            .saturating_sub(self.memory_stat(MemoryStat::InactiveFile))
+    }
+
+    /// Bytes read (`read`) or written (`write`) from block devices, summed
+    /// over the devices; `None` when the cgroup lists no device (the
+    /// kernel accounted nothing).
+    pub fn io_bytes(&self, op: IoOp) -> Option<u64> {
+        let values: Vec<u64> = match self.version {
+            // `MAJ:MIN Read N` per device and op, then `Total N`.
+            Version::V1 => {
+                let want = match op {
+                    IoOp::Read => "Read",
+                    IoOp::Write => "Write",
+                };
+                self.text("blkio.throttle.io_service_bytes_recursive")
+                    .lines()
+                    .filter_map(|l| {
+                        let mut f = l.split_whitespace();
+                        let (_, o, v) = (f.next()?, f.next()?, f.next()?);
+                        (o == want).then(|| v.parse().expect("blkio value"))
+                    })
+                    .collect()
+            }
+            // `MAJ:MIN rbytes=N wbytes=N ...` per device.
+            Version::V2 => {
+                let want = match op {
+                    IoOp::Read => "rbytes",
+                    IoOp::Write => "wbytes",
+                };
+                self.text("io.stat")
+                    .lines()
+                    .flat_map(|l| l.split_whitespace())
+                    .filter_map(|kv| kv.split_once('='))
+                    .filter(|(k, _)| *k == want)
+                    .map(|(_, v)| v.parse().expect("io.stat value"))
+                    .collect()
+            }
+        };
+        (!values.is_empty()).then(|| values.iter().sum())
+    }
+
+    /// Processes in the cgroup (`pids.current`).
+    pub fn pids(&self) -> u64 {
+        self.value("pids.current").expect("pids.current")
+    }
+
+    /// The pids limit; `None` without one.
+    pub fn pids_max(&self) -> Option<u64> {
+        self.value("pids.max")
+    }
+
+    /// The pids in cgroup.procs (of the memory hierarchy on v1).
+    pub fn procs(&self) -> Vec<String> {
+        self.text("cgroup.procs")
+            .lines()
+            .map(|l| l.trim().to_string())
+            .filter(|l| !l.is_empty())
+            .collect()
+    }
+}
+
+/// A direction of block I/O.
+#[derive(Debug, Clone, Copy)]
+pub enum IoOp {
+    Read,
+    Write,
+}
