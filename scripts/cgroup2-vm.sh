@@ -57,7 +57,7 @@ IMAGE="${DSE_TEST_IMAGE:-dse-test/busybox:latest}"
 CACHE=/var/cache/dse-vm    # packages, kernel, the finished image
 RUN_BASE=/run/dse-vm       # socket, pidfiles, logs, lock per VM
 DATA_BASE=/var/lib/dse-vm  # each VM's disk overlay
-RECIPE=2                   # bump when the image's contents change
+RECIPE=3                   # bump when the image's contents change
 IMAGE_SIZE=6G              # sparse; the engine's images and containers live on it
 START_TIMEOUT=${DSE_VM_START_TIMEOUT:-300} # seconds until GET /_ping must answer
 STOP_TIMEOUT=40            # seconds for the guest to power off
@@ -182,6 +182,10 @@ EOF
 ExecStart=
 ExecStart=/usr/sbin/dockerd -H fd:// -H tcp://0.0.0.0:$GUEST_PORT --tls=false --iptables=false --containerd=/run/containerd/containerd.sock
 EOF
+  # The socket as Docker Desktop hands it to containers: root:root 0660
+  # (Debian's is root:docker).
+  mkdir -p "$root/etc/systemd/system/docker.socket.d"
+  printf '[Socket]\nSocketGroup=root\n' >"$root/etc/systemd/system/docker.socket.d/dse-vm.conf"
   chroot "$root" systemctl enable systemd-networkd.service >&2
   chroot "$root" systemctl enable docker.service >&2
   # Static addresses are there at once; nothing waits for "online".

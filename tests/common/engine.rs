@@ -48,14 +48,19 @@ pub fn docker_cmd() -> Command {
 
 /// Runs the docker CLI and returns stdout; panics with stderr on failure.
 pub fn docker(args: &[&str]) -> String {
-    let out = docker_cmd()
+    docker_on(engine_host(), args)
+}
+
+/// [`docker`] on the engine at `host`.
+pub fn docker_on(host: &str, args: &[&str]) -> String {
+    let out = Command::new(DOCKER)
+        .args(["-H", host])
         .args(args)
         .output()
         .unwrap_or_else(|e| panic!("cannot run {DOCKER}: {e}; run scripts/setup-engine.sh"));
     assert!(
         out.status.success(),
-        "docker -H {} {} failed: {}",
-        engine_host(),
+        "docker -H {host} {} failed: {}",
         args.join(" "),
         String::from_utf8_lossy(&out.stderr)
     );
@@ -122,22 +127,36 @@ pub fn unique(name: &str) -> String {
 pub struct Container {
     pub name: String,
     pub id: String,
+    /// The engine it runs on.
+    host: String,
 }
 
 impl Container {
-    /// `docker run -d --name NAME [extra...] IMAGE cmd...`, after removing any
-    /// leftover of the same name.
+    /// `docker run -d --name NAME [extra...] IMAGE cmd...` on the engine under
+    /// test, after removing any leftover of the same name.
     pub fn run(name: &str, extra: &[&str], cmd: &[&str]) -> Self {
-        let _ = docker_cmd().args(["rm", "-f", name]).output();
+        Self::run_on(engine_host(), name, extra, cmd)
+    }
+
+    /// [`Container::run`] on the engine at `host`, which has the test image.
+    pub fn run_on(host: &str, name: &str, extra: &[&str], cmd: &[&str]) -> Self {
+        let mut c = Self {
+            name: name.to_string(),
+            id: String::new(),
+            host: host.to_string(),
+        };
+        c.remove();
+        let image = if host == engine_host() {
+            image().to_string()
+        } else {
+            image_name()
+        };
         let mut args = vec!["run", "-d", "--name", name, "--label", "dse.test=1"];
         args.extend_from_slice(extra);
-        args.push(image());
+        args.push(&image);
         args.extend_from_slice(cmd);
-        let id = docker(&args);
-        Self {
-            name: name.to_string(),
-            id,
-        }
+        c.id = docker_on(host, &args);
+        c
     }
 
     /// A container that just sleeps.
@@ -147,12 +166,14 @@ impl Container {
 
     /// Removes it now, with its anonymous volumes.
     pub fn remove(&self) {
-        let _ = docker_cmd().args(["rm", "-f", "-v", &self.name]).output();
+        let _ = Command::new(DOCKER)
+            .args(["-H", &self.host, "rm", "-f", "-v", &self.name])
+            .output();
     }
 
     /// `docker inspect --format FORMAT` of it.
     pub fn inspect(&self, format: &str) -> String {
-        docker(&["inspect", "--format", format, &self.name])
+        docker_on(&self.host, &["inspect", "--format", format, &self.name])
     }
 }
 

@@ -8,6 +8,7 @@ pub mod accounted;
 pub mod cgroup;
 pub mod child;
 pub mod cmd;
+pub mod compose;
 pub mod engine;
 pub mod engines;
 pub mod exporter_image;
@@ -29,8 +30,9 @@ use docker_stats_exporter::config::{Config, Overrides};
 
 pub use child::{candidate_port, run_failing, ChildServer, BIN};
 pub use engine::{
-    direct_stats, docker, docker_cmd, engine_host, engine_socket, first_round_stats_calls,
-    host_cpus, image, image_name, unique, Container, DOCKER, MACHINE_ENGINE,
+    direct_stats, docker, docker_cmd, docker_on, engine_host, engine_socket,
+    first_round_stats_calls, host_cpus, image, image_name, unique, Container, DOCKER,
+    MACHINE_ENGINE,
 };
 pub use wait::{wait_until, wait_until_async, PATIENCE};
 

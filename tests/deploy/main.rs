@@ -1,6 +1,6 @@
-//! What ships: the image and compose file, a Swarm global service, a real
-//! Prometheus scraping the exporter, and the scripts that build and
-//! bootstrap.
+//! What ships: the image and compose file (also in a Docker Desktop-shaped
+//! VM), a Swarm global service, a real Prometheus scraping the exporter, and
+//! the scripts that build and bootstrap.
 //!
 //! `cargo test --test deploy` runs this part alone.
 
@@ -11,6 +11,7 @@ mod common;
 
 mod arm64;
 mod debian_mirror;
+mod desktop_vm;
 mod packaging;
 mod prometheus;
 mod rust_target;

@@ -26,6 +26,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::cmd::{docker_bin, require_tool, run, stdout_of, tail};
+use common::compose::Project;
 use common::exporter_image::{checkout_tag, exporter_image, TEST_TAG};
 use common::http::{Answer, Get};
 use common::wait_until;
@@ -77,24 +78,14 @@ fn promtool() -> Command {
     ))
 }
 
-/// The Compose command: `DSE_COMPOSE` (e.g. "docker compose"), else docker-compose.
+/// Compose on this machine's engine.
 fn compose() -> Command {
-    let spec = std::env::var("DSE_COMPOSE").unwrap_or_else(|_| "docker-compose".into());
-    let mut words = spec.split_whitespace();
-    let program = words.next().unwrap_or("docker-compose");
-    let program = if program == "docker" {
-        docker_bin()
-    } else {
-        require_tool(
-            program,
-            "install Docker Compose (Debian: apt-get install docker-compose) or set DSE_COMPOSE",
-        )
-    };
-    let mut cmd = Command::new(program);
-    cmd.args(words);
-    cmd.current_dir(root());
-    cmd.env("DOCKER_HOST", format!("unix://{SOCKET}"));
-    cmd
+    common::compose::compose(&format!("unix://{SOCKET}"))
+}
+
+/// A Compose project on this machine's engine.
+fn project(test: &str, env: Vec<(String, String)>) -> Project {
+    Project::new(test, &format!("unix://{SOCKET}"), env)
 }
 
 fn socket_gid() -> u32 {
@@ -188,44 +179,6 @@ impl ContainerGuard {
 impl Drop for ContainerGuard {
     fn drop(&mut self) {
         let _ = docker().args(["rm", "-f", "-v", &self.name]).output();
-    }
-}
-
-/// Takes a Compose project down (containers, networks, volumes) when dropped.
-struct ComposeGuard {
-    project: String,
-    env: Vec<(String, String)>,
-}
-
-impl ComposeGuard {
-    fn new(test: &str, env: Vec<(String, String)>) -> Self {
-        let g = ComposeGuard {
-            project: format!(
-                "dsepkg{}{}",
-                test.replace(['_', '-'], ""),
-                std::process::id()
-            ),
-            env,
-        };
-        let _ = g.cmd(&["down", "-v", "--remove-orphans"]).output();
-        g
-    }
-
-    fn cmd(&self, args: &[&str]) -> Command {
-        let mut c = compose();
-        c.args(["-f", "compose.yaml", "-p", &self.project])
-            .args(args);
-        for (k, v) in &self.env {
-            c.env(k, v);
-        }
-        c.stdin(Stdio::null());
-        c
-    }
-}
-
-impl Drop for ComposeGuard {
-    fn drop(&mut self) {
-        let _ = self.cmd(&["down", "-v", "--remove-orphans"]).output();
     }
 }
 
@@ -854,7 +807,7 @@ fn image_reads_mounted_config() {
 #[test]
 fn compose_starts_only_the_exporter_by_default() {
     let image = image();
-    let project = ComposeGuard::new(
+    let project = project(
         "compose_starts_only_the_exporter_by_default",
         vec![
             ("DSE_IMAGE".into(), image.into()),
@@ -879,19 +832,12 @@ fn compose_starts_only_the_exporter_by_default() {
     assert_eq!(inspect(id, "{{.HostConfig.ReadonlyRootfs}}"), "true");
     assert_eq!(inspect(id, "{{json .HostConfig.CapDrop}}"), r#"["ALL"]"#);
     let addr = published(id, "8091/tcp");
-    let logs = || {
-        project
-            .cmd(&["logs", "--tail", "50"])
-            .output()
-            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
-            .unwrap_or_default()
-    };
     let name = inspect(id, "{{.Name}}");
     let body = wait_for_engine_up(
         &addr,
         &format!("/metrics?name={}", name.trim_start_matches('/')),
         "compose stats-exporter",
-        logs,
+        || project.logs(),
     );
     assert!(
         body.lines()
@@ -990,20 +936,14 @@ fn compose_defaults_work_with_docker_desktops_socket() {
             ("DSE_USER".into(), user.to_string()),
         ]
     };
-    let project = ComposeGuard::new("compose_defaults_work_with_docker_desktops_socket", env(""));
+    let project = project("compose_defaults_work_with_docker_desktops_socket", env(""));
     run(&mut project.cmd(&["up", "-d", "--no-build", "stats-exporter"]));
-    let logs = |p: &ComposeGuard| {
-        p.cmd(&["logs", "--tail", "50"])
-            .output()
-            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
-            .unwrap_or_default()
-    };
     let id = stdout_of(&mut project.cmd(&["ps", "-q", "stats-exporter"]));
     let addr = published(id.trim(), "8091/tcp");
     let name = inspect(id.trim(), "{{.Name}}");
     let own = format!("/metrics?name={}", name.trim_start_matches('/'));
     wait_for_engine_up(&addr, &own, "root:root 0660 socket, defaults", || {
-        logs(&project)
+        project.logs()
     });
     assert_eq!(inspect(id.trim(), "{{.Config.User}}"), "65532:65532");
 
@@ -1021,16 +961,13 @@ fn compose_defaults_work_with_docker_desktops_socket() {
         "{body}"
     );
 
-    let root = ComposeGuard {
-        project: project.project.clone(),
-        env: env("0"),
-    };
+    let root = project.with_env(env("0"));
     run(&mut root.cmd(&["up", "-d", "--no-build", "stats-exporter"]));
     let id = stdout_of(&mut root.cmd(&["ps", "-q", "stats-exporter"]));
     assert_eq!(inspect(id.trim(), "{{.Config.User}}"), "0");
     let addr = published(id.trim(), "8091/tcp");
     wait_for_engine_up(&addr, &own, "root:root 0755 socket, DSE_USER=0", || {
-        logs(&root)
+        root.logs()
     });
     // Dropping `root` takes the project down; the relay goes after it.
     drop(root);
