@@ -68,15 +68,10 @@ GUEST_PORT=2375
 # TCG's "max" CPU offers) that the engine never needs, at a cost under TCG.
 KERNEL_ARGS="console=ttyS0 panic=-1 apparmor=0 mitigations=off systemd.unified_cgroup_hierarchy=1 systemd.show_status=1 modprobe.blacklist=kvm,kvm_amd,kvm_intel,floppy,powernow_k8,pcspkr,psmouse"
 
-log() { echo "cgroup2-vm: $*" >&2; }
-die() {
-  log "error: $*"
-  exit 1
-}
-usage() {
-  sed -n '6,10s/^# \{0,1\}//p' "$0" >&2
-  exit 2
-}
+PROG=cgroup2-vm
+USAGE_LINES=6,10
+# shellcheck source=scripts/lib.sh
+. "$SCRIPTS/lib.sh"
 
 # --- names and paths ----------------------------------------------------------
 
@@ -100,36 +95,9 @@ vm_paths() {
 
 # --- process helpers ----------------------------------------------------------
 
-# True while pid $1 exists and is not a zombie.
-alive() {
-  local stat
-  stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
-  stat=${stat##*) }
-  [ "${stat%% *}" != Z ]
-}
-
-# The live process of pidfile $1 whose command line holds $2, so a pid reused
-# by another process is never taken for it.
-pid_of() {
-  local pid
-  pid=$(cat "$1" 2>/dev/null) || return 1
-  [[ $pid =~ ^[0-9]+$ ]] && alive "$pid" || return 1
-  tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "$2" || return 1
-  echo "$pid"
-}
 qemu_pid() { pid_of "$QEMU_PID" "-pidfile $QEMU_PID"; }
 socat_pid() { pid_of "$SOCAT_PID" "UNIX-LISTEN:$SOCK,"; }
-
-answers() {
-  [ -S "$SOCK" ] && [ "$(curl -s --max-time 3 --unix-socket "$SOCK" http://engine/_ping 2>/dev/null)" = OK ]
-}
-
-need() { # command package
-  command -v "$1" >/dev/null 2>&1 && return 0
-  log "installing $2"
-  DEBIAN_FRONTEND=noninteractive apt-get install -q -y --no-install-recommends \
-    -o DPkg::Lock::Timeout=300 "$2" >&2 || die "apt-get install $2 failed"
-}
+answers() { engine_answers "$SOCK" 3; }
 
 # --- the image ------------------------------------------------------------------
 
@@ -389,9 +357,7 @@ check_cgroup2() {
 cmd_start() {
   [ $# -eq 1 ] || usage
   vm_paths "$1"
-  mkdir -p "$RUN"
-  exec 9>"$RUN/lock"
-  flock -w 600 9 || die "another run holds $RUN/lock"
+  lock_run 600
   if qemu_pid >/dev/null; then
     start_forwarder
     if answers; then
@@ -451,9 +417,7 @@ stop_vm() {
 cmd_stop() {
   [ $# -eq 1 ] || usage
   vm_paths "$1"
-  mkdir -p "$RUN"
-  exec 9>"$RUN/lock"
-  flock -w 600 9 || die "another run holds $RUN/lock"
+  lock_run 600
   stop_vm
   log "VM '$NAME' stopped"
 }

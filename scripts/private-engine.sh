@@ -48,15 +48,10 @@ OPT=/opt/dse-engines         # unpacked engines
 START_TIMEOUT=60             # seconds until GET /_ping must answer
 STOP_TIMEOUT=40              # seconds for dockerd to stop its containers and exit
 
-log() { echo "private-engine: $*" >&2; }
-die() {
-  log "error: $*"
-  exit 1
-}
-usage() {
-  sed -n '5,9s/^# \{0,1\}//p' "$0" >&2
-  exit 2
-}
+PROG=private-engine
+USAGE_LINES=5,9
+# shellcheck source=scripts/lib.sh
+. "$SCRIPTS/lib.sh"
 
 # --- names and paths ----------------------------------------------------------
 
@@ -92,23 +87,8 @@ cgroup_root() {
 
 # --- process helpers ----------------------------------------------------------
 
-# True while pid $1 exists and is not a zombie.
-alive() {
-  local stat
-  stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
-  stat=${stat##*) } # fields after "(comm)": state ppid ...
-  [ "${stat%% *}" != Z ]
-}
-
-# The live dockerd of this engine, from its pidfile. The command line must name
-# that pidfile, so a pid reused by another process is never taken for it.
-engine_pid() {
-  local pid
-  pid=$(cat "$PIDFILE" 2>/dev/null) || return 1
-  [[ $pid =~ ^[0-9]+$ ]] && alive "$pid" || return 1
-  tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "--pidfile $PIDFILE" || return 1
-  echo "$pid"
-}
+# The live dockerd of this engine: its command line names its pidfile.
+engine_pid() { pid_of "$PIDFILE" "--pidfile $PIDFILE"; }
 
 engine_procs() { cat "$CGROUP/cgroup.procs" 2>/dev/null || true; }
 
@@ -117,77 +97,9 @@ children_of() {
   ps -e -o pid= -o ppid= | awk -v parents=" $* " 'index(parents, " " $2 " ") { print $1 }'
 }
 
-answers() {
-  [ -S "$SOCK" ] && [ "$(curl -s --max-time 2 --unix-socket "$SOCK" http://engine/_ping 2>/dev/null)" = OK ]
-}
+answers() { engine_answers "$SOCK" 2; }
 
 # --- Debian 13's engine -----------------------------------------------------
-
-# The Debian archive this machine installs from: the URI of the first enabled
-# `deb` source for this release's own suite (not -security or -updates) with
-# component main, in one-line .list files or deb822 .sources files. Read here,
-# never written down: no mirror name lives in this repository.
-debian_mirror() {
-  local codename f
-  # shellcheck disable=SC1091 # the machine's own release file
-  codename=$(. /etc/os-release && echo "${VERSION_CODENAME:-}")
-  local suites="$codename stable testing unstable sid"
-  {
-    for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list; do
-      [ -f "$f" ] || continue
-      awk -v suites="$suites" '
-        $1 != "deb" { next }
-        {
-          line = $0
-          sub(/#.*/, "", line)
-          gsub(/\[[^]]*\]/, " ", line) # options such as [signed-by=...]
-          n = split(line, f, /[ \t]+/)
-          i = (f[1] == "") ? 2 : 1     # f[i] is "deb"
-          uri = f[i + 1]; suite = f[i + 2]
-          main = 0
-          for (j = i + 3; j <= n; j++) if (f[j] == "main") main = 1
-          if (main && (" " suites " ") ~ (" " suite " ")) print uri
-        }' "$f"
-    done
-    for f in /etc/apt/sources.list.d/*.sources; do
-      [ -f "$f" ] || continue
-      awk -v suites="$suites" '
-        function has(list, word,   a, n, i) {
-          n = split(list, a, /[ \t]+/)
-          for (i = 1; i <= n; i++) if (a[i] == word) return 1
-          return 0
-        }
-        function flush(   s, n, i, u) {
-          n = split(suite, s, /[ \t]+/)
-          for (i = 1; i <= n; i++)
-            if (s[i] != "" && has(suites, s[i]) && has(types, "deb") && has(comps, "main") && tolower(enabled) != "no") {
-              split(uris, u, /[ \t]+/)
-              print (u[1] != "" ? u[1] : u[2])
-              break
-            }
-          types = uris = suite = comps = enabled = key = ""
-        }
-        /^[ \t]*#/ { next }
-        /^[ \t]*$/ { flush(); next }
-        /^[ \t]/ { # a continuation line of the field before
-          if (key == "uris") uris = uris " " $0
-          if (key == "suites") suite = suite " " $0
-          if (key == "components") comps = comps " " $0
-          next
-        }
-        {
-          key = tolower(substr($0, 1, index($0, ":") - 1))
-          val = substr($0, index($0, ":") + 1)
-          if (key == "types") types = val
-          else if (key == "uris") uris = val
-          else if (key == "suites") suite = val
-          else if (key == "components") comps = val
-          else if (key == "enabled") { enabled = val; gsub(/[ \t]/, "", enabled) }
-        }
-        END { flush() }' "$f"
-    done
-  } | grep -E '^https?://' | head -n 1 | grep .
-}
 
 # Unpacks Debian 13's docker.io and containerd under $OPT/26.1 unless already
 # there. The packages stay in $CACHE, so a later run never downloads again.
@@ -201,8 +113,10 @@ fetch_26() {
 
   mkdir -p "$debs"
   if ! compgen -G "$debs/docker.io_*.deb" >/dev/null || ! compgen -G "$debs/containerd_*.deb" >/dev/null; then
-    mirror=$(debian_mirror) ||
-      die "no Debian archive (a 'deb' source with this release's suite and component main) in /etc/apt/sources.list or /etc/apt/sources.list.d/"
+    # The archive this machine's apt uses: no mirror name lives in this
+    # repository.
+    mirror=$("$SCRIPTS/debian-mirror.sh" trixie) ||
+      die "no Debian archive among this machine's apt sources (see scripts/debian-mirror.sh)"
     log "fetching Debian 13 docker.io and containerd from this machine's Debian archive"
     mkdir -p "$apt_dir/lists/partial" "$apt_dir/cache/archives/partial" "$apt_dir/parts" "$apt_dir/preferences.d"
     # Only the Packages index: this machine's apt.conf.d may ask for more
@@ -367,9 +281,7 @@ cmd_start() {
   engine_paths "$1"
   local version=$2 recorded pid
   engine_binaries "$version"
-  mkdir -p "$RUN"
-  exec 9>"$RUN/lock" # one start or stop of this engine at a time
-  flock -w 300 9 || die "another run holds $RUN/lock"
+  lock_run 300
 
   recorded=$(cat "$DATA/.dse-engine-version" 2>/dev/null || true)
   if [ -n "$recorded" ] && [ "$recorded" != "$version" ]; then
@@ -456,9 +368,7 @@ stop_engine() {
 cmd_stop() {
   [ $# -eq 1 ] || usage
   engine_paths "$1"
-  mkdir -p "$RUN"
-  exec 9>"$RUN/lock"
-  flock -w 300 9 || die "another run holds $RUN/lock"
+  lock_run 300
   stop_engine
   log "engine '$NAME' stopped"
 }
@@ -467,9 +377,7 @@ cmd_release() {
   [ $# -eq 2 ] || usage
   engine_paths "$1"
   [[ $2 =~ ^[0-9]+$ ]] || die "holder '$2' is not a pid"
-  mkdir -p "$RUN"
-  exec 9>"$RUN/lock"
-  flock -w 300 9 || die "another run holds $RUN/lock"
+  lock_run 300
   rm -f "$RUN/holders/$2"
   local holder left=""
   for holder in "$RUN"/holders/*; do
