@@ -321,16 +321,19 @@ boot_vm() {
 # -t: a client that closes its sending half (docker run without -i, after
 # the attach request) still gets the engine's answer until the engine closes
 # its own; socat's default would end the connection 0.5 s after that half-close.
+# backlog: connections queue as they would on dockerd's own socket (socat's
+# default of 5 refuses the sixth of a burst while it forks for the first).
 start_forwarder() {
-  local port
+  local port listen
   port=$(cat "$PORT_FILE")
-  if pid=$(socat_pid) && tr '\0' ' ' <"/proc/$pid/cmdline" | grep -qF "TCP:127.0.0.1:$port"; then
+  listen="UNIX-LISTEN:$SOCK,fork,backlog=4096,mode=660,unlink-early"
+  if pid=$(socat_pid) && tr '\0' ' ' <"/proc/$pid/cmdline" | grep -qF "$listen TCP:127.0.0.1:$port"; then
     return 0
   fi
   stop_forwarder
   need socat socat
   rm -f "$SOCK"
-  setsid socat -t 86400 "UNIX-LISTEN:$SOCK,fork,mode=660,unlink-early" "TCP:127.0.0.1:$port" \
+  setsid socat -t 86400 "$listen" "TCP:127.0.0.1:$port" \
     </dev/null >>"$SOCAT_LOG" 2>&1 8>&- 9>&- &
   echo $! >"$SOCAT_PID"
   local until=$((SECONDS + 10))
