@@ -851,7 +851,20 @@ fn machine_line() -> String {
         })
         .unwrap_or_else(|| "?".into());
     let host = format!("unix://{}", engine_sock());
+    // The engine's own machine may be another (a VM): its kernel, cgroups
+    // and CPUs as it reports them.
     let engine = cmd(
+        DOCKER,
+        &[
+            "-H",
+            &host,
+            "info",
+            "--format",
+            "on {{.OperatingSystem}}, kernel {{.KernelVersion}}, \
+             cgroup v{{.CgroupVersion}} ({{.CgroupDriver}} driver), {{.NCPU}} CPUs",
+        ],
+    );
+    let version = cmd(
         DOCKER,
         &[
             "-H",
@@ -871,7 +884,10 @@ fn machine_line() -> String {
         })
         .map(|kib| format!("{:.1} GiB", kib as f64 / 1024.0 / 1024.0))
         .unwrap_or_else(|| "?".into());
-    format!("Machine: {nproc} CPUs ({model}), {mem} RAM, kernel {kernel}, Docker Engine {engine}")
+    format!(
+        "Machine: {nproc} CPUs ({model}), {mem} RAM, kernel {kernel}; \
+         Docker Engine {version} {engine}"
+    )
 }
 
 // ---------------------------------------------------------------- build
