@@ -147,11 +147,6 @@ impl Cgroups {
         }
     }
 
-    /// The cgroup version read.
-    pub fn version(&self) -> Version {
-        self.version
-    }
-
     /// Runs `script` where the files are, with `$C` the cgroup root.
     fn sh(&self, script: &str) -> Result<String, String> {
         let mut cmd = match &self.at {
@@ -172,9 +167,9 @@ impl Cgroups {
             Ok(String::from_utf8_lossy(&out.stdout).into_owned())
         } else {
             Err(format!(
-                "reading cgroup files ({script}) failed: {}{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
+                "reading cgroup files failed ({}): {}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr).trim()
             ))
         }
     }
