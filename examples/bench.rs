@@ -24,10 +24,13 @@
 //! `--image IMAGE` (default `dse-test/busybox:latest`).
 //!
 //! `--engine unix:///path.sock` benchmarks another engine (e.g. the Docker 26.1
-//! engine of `scripts/private-engine.sh start docker26 26.1`); the default is
+//! engine of `scripts/private-engine.sh start docker26 26.1`, or the cgroup v2
+//! VM's of `scripts/cgroup2-vm.sh start NAME`); the default is
 //! /var/run/docker.sock. Needs /usr/bin/docker.
 //! Containers named `dse-bench-*` are removed at start, at the end, on Ctrl-C
-//! and on panic.
+//! and on panic; with `--keep-containers` they are reused from a run before
+//! and left running, for an engine slow to start them (one in a VM under
+//! emulation starts 100 in about ten minutes).
 
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
@@ -84,6 +87,7 @@ struct Args {
     timeout: Option<String>,
     image: String,
     engine: Option<String>,
+    keep_containers: bool,
 }
 
 fn parse_args() -> anyhow::Result<Args> {
@@ -98,6 +102,7 @@ fn parse_args() -> anyhow::Result<Args> {
         timeout: None,
         image: "dse-test/busybox:latest".into(),
         engine: None,
+        keep_containers: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -131,6 +136,7 @@ fn parse_args() -> anyhow::Result<Args> {
             }
             "--no-proxy" => a.no_proxy = true,
             "--no-build" => a.no_build = true,
+            "--keep-containers" => a.keep_containers = true,
             "--max-concurrency" => {
                 a.max_concurrency = Some(value()?.parse().context("--max-concurrency")?)
             }
@@ -147,7 +153,8 @@ fn parse_args() -> anyhow::Result<Args> {
                 println!(
                     "usage: bench [--containers 10,100,300] [--rounds 7] [--gap-secs 3] \
                      [--idle-secs 10] [--no-proxy] [--no-build] [--max-concurrency K] \
-                     [--timeout 10s] [--image IMAGE] [--engine unix:///path.sock]"
+                     [--timeout 10s] [--image IMAGE] [--engine unix:///path.sock] \
+                     [--keep-containers]"
                 );
                 std::process::exit(0);
             }
@@ -1111,8 +1118,10 @@ async fn run(args: Args) -> anyhow::Result<()> {
     eprintln!("bench: {machine}");
     eprintln!("bench: load average {load}; {others} other running containers");
 
-    remove_all_bench_containers();
-    let _guard = ContainerGuard;
+    let _guard = (!args.keep_containers).then(|| {
+        remove_all_bench_containers();
+        ContainerGuard
+    });
 
     let mut rows = Vec::new();
     for &n in &args.containers {
@@ -1130,13 +1139,16 @@ fn main() -> anyhow::Result<()> {
     }
     // A panic may end the bench before destructors run: clean up here.
     let default_hook = std::panic::take_hook();
+    let keep = args.keep_containers;
     std::panic::set_hook(Box::new(move |info| {
         default_hook(info);
         let pid = EXPORTER_PID.load(Ordering::SeqCst);
         if pid != 0 {
             let _ = Command::new("kill").arg(pid.to_string()).status();
         }
-        remove_all_bench_containers();
+        if !keep {
+            remove_all_bench_containers();
+        }
     }));
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

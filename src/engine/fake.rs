@@ -351,6 +351,27 @@ fn rfc3339(t: Duration) -> String {
         .unwrap_or_default()
 }
 
+/// A duration as Docker writes it in a listed container's status (`Up 14
+/// seconds`): go-units' `HumanDuration`.
+pub fn human_duration(d: Duration) -> String {
+    let secs = d.as_secs();
+    // Hours are rounded to the nearest, seconds and minutes rounded down.
+    let hours = (d.as_millis() + 1_800_000) / 3_600_000;
+    match secs {
+        0 => "Less than a second".into(),
+        1 => "1 second".into(),
+        s if s < 60 => format!("{s} seconds"),
+        s if s / 60 == 1 => "About a minute".into(),
+        s if s / 60 < 60 => format!("{} minutes", s / 60),
+        _ if hours == 1 => "About an hour".into(),
+        _ if hours < 48 => format!("{hours} hours"),
+        _ if hours < 24 * 7 * 2 => format!("{} days", hours / 24),
+        _ if hours < 24 * 30 * 2 => format!("{} weeks", hours / 24 / 7),
+        _ if hours < 24 * 365 * 2 => format!("{} months", hours / 24 / 30),
+        s => format!("{} years", s / 3600 / 24 / 365),
+    }
+}
+
 /// Calls in flight now, and the most there were at once.
 #[derive(Debug, Default)]
 struct InFlight {
@@ -421,6 +442,7 @@ impl EngineApi for FakeEngine {
                     None => labels.contains_key(f),
                 })
             };
+            let now = self.inner.started.elapsed();
             Ok(self
                 .lock_containers()
                 .iter()
@@ -429,6 +451,10 @@ impl EngineApi for FakeEngine {
                 .map(|c| {
                     let mut l = c.listed.clone();
                     l.container.size_rw = query.size.then_some(4096);
+                    if l.container.has_stats() {
+                        l.container.status =
+                            format!("Up {}", human_duration(now.saturating_sub(c.started)));
+                    }
                     l
                 })
                 .collect())
@@ -452,6 +478,7 @@ impl EngineApi for FakeEngine {
                 state: Some(ContainerState {
                     oom_killed: Some(false),
                     exit_code: Some(0),
+                    started_at: Some(rfc3339(c.started)),
                     ..Default::default()
                 }),
                 host_config: Some(HostConfig::default()),
@@ -472,5 +499,39 @@ impl EngineApi for FakeEngine {
             self.stats_answer(id, one_shot).await
         }
         .boxed()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_texts_are_those_of_go_units() {
+        // Examples from go-units' own tests of HumanDuration.
+        let (m, h, d) = (60, 3600, 86_400);
+        for (secs, text) in [
+            (0, "Less than a second"),
+            (1, "1 second"),
+            (59, "59 seconds"),
+            (60, "About a minute"),
+            (35 * m + 40, "35 minutes"),
+            (59 * m, "59 minutes"),
+            (h + 29 * m, "About an hour"),
+            (h + 31 * m, "2 hours"),
+            (3 * h + 29 * m, "3 hours"),
+            (3 * h + 31 * m, "4 hours"),
+            (d + 12 * h, "36 hours"),
+            (13 * d + 5 * h, "13 days"),
+            (16 * d, "2 weeks"),
+            (30 * d, "4 weeks"),
+            (44 * d, "6 weeks"),
+            (60 * d, "2 months"),
+            (720 * d, "24 months"),
+            (734 * d, "2 years"),
+            (3 * 365 * d + 60 * d, "3 years"),
+        ] {
+            assert_eq!(human_duration(Duration::from_secs(secs)), text, "{secs} s");
+        }
     }
 }

@@ -20,6 +20,7 @@ use crate::scrape::fs_usage::{FsUsage, Sizes};
 use crate::scrape::lifecycle::Lifecycle;
 use crate::scrape::sample::Sample;
 use crate::scrape::state::{RoundEnd, StateTable};
+use crate::scrape::uptime::Listing;
 
 /// What a stats call without `one-shot` may take on an engine that waits for
 /// its collection tick: two ticks and room.
@@ -231,11 +232,13 @@ impl Scraper {
             label_filters: selection.engine_label_filter().unwrap_or_default(),
             size: false,
         };
+        let asked = Instant::now();
         let (listed, version, machine) = futures::join!(
             deadline.run(self.engine.list(&query)),
             self.version(deadline),
             self.machine_info(deadline)
         );
+        let answered = Instant::now();
         match listed {
             Ok(Ok(list)) => {
                 let mut chosen: Vec<ContainerRef> = list
@@ -253,11 +256,10 @@ impl Scraper {
                     .map(|c| c.id.clone())
                     .collect();
                 let running: Vec<&str> = running.iter().map(String::as_str).collect();
-                let fan_out = futures::future::join_all(
-                    chosen
-                        .into_iter()
-                        .map(|c| self.container(c, &version, deadline)),
-                );
+                let fan_out = futures::future::join_all(chosen.into_iter().map(|c| {
+                    let listing = Listing::new(&c.status, asked, answered);
+                    self.container(c, listing, &version, deadline)
+                }));
                 let (outcomes, sizes) = futures::join!(
                     fan_out,
                     self.fs_usage.sizes(&self.engine, &running, deadline)
@@ -335,12 +337,13 @@ impl Scraper {
     async fn container(
         &self,
         c: ContainerRef,
+        listing: Listing,
         version: &EngineVersion,
         deadline: &Deadline,
     ) -> Outcome {
         let (stats, lifecycle) = futures::join!(
             self.stats_of(&c, version, deadline),
-            self.lifecycle(&c, deadline)
+            self.lifecycle(&c, listing, deadline)
         );
         let failure = match (&stats, &lifecycle) {
             (Err(Failure::Gone), _) | (_, Err(Failure::Gone)) => Some(Failure::Gone),
@@ -455,18 +458,18 @@ impl Scraper {
     async fn lifecycle(
         &self,
         c: &ContainerRef,
+        listing: Listing,
         deadline: &Deadline,
     ) -> Result<Arc<Lifecycle>, Failure> {
         let key = c.lifecycle_key();
-        if let Some(hit) = self.state.inspect(&c.id, &key) {
-            if !started_since(&hit, c) {
-                return Ok(hit);
-            }
+        if let Some(hit) = self.state.inspect(&c.id, &key, &listing) {
+            return Ok(hit);
         }
         match deadline.run(self.engine.inspect(&c.id)).await {
             Ok(Ok(answer)) => {
                 let value = Arc::new(Lifecycle::from_inspect(&answer));
-                self.state.store_inspect(&c.id, &key, value.clone());
+                self.state
+                    .store_inspect(&c.id, &key, listing, value.clone());
                 Ok(value)
             }
             Ok(Err(e)) => {
@@ -478,21 +481,6 @@ impl Scraper {
             Err(Elapsed) => Err(Failure::Timeout),
         }
     }
-}
-
-/// Whether the container started again after the cached answer's start
-/// time: it has been up for less time than has passed since then (a restart
-/// policy restarts it between scrapes without the listed state changing).
-fn started_since(cached: &Lifecycle, c: &ContainerRef) -> bool {
-    let (Some(started_at), Some(up)) = (
-        cached.started_at,
-        crate::scrape::uptime::uptime_at_most(&c.status),
-    ) else {
-        return false;
-    };
-    // The engine's clock against ours: a skew beyond the text's rounding
-    // costs extra inspect calls in a container's first minute, no more.
-    unix_now() - started_at > up.as_secs_f64()
 }
 
 /// Fills in what needs the round as a whole: each container's cgroup path,
@@ -550,28 +538,5 @@ fn drop_podman_zeroes(s: &mut Sample) {
         i.tx_errors = None;
         i.rx_dropped = None;
         i.tx_dropped = None;
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_start_after_the_cached_answer_shows_in_the_uptime() {
-        let cached = Lifecycle {
-            started_at: Some(unix_now() - 600.0),
-            ..Default::default()
-        };
-        let listed = |status: &str| ContainerRef {
-            status: status.into(),
-            ..Default::default()
-        };
-        assert!(started_since(&cached, &listed("Up 14 seconds")));
-        assert!(!started_since(&cached, &listed("Up 10 minutes")));
-        assert!(!started_since(&cached, &listed("Up About an hour")));
-        assert!(!started_since(&cached, &listed("Exited (1) 3 seconds ago")));
-        let unknown = Lifecycle::default();
-        assert!(!started_since(&unknown, &listed("Up 14 seconds")));
     }
 }

@@ -13,6 +13,7 @@ use tokio::time::Instant;
 use crate::engine::Flavor;
 use crate::scrape::cpu::{CpuReading, CpuWindow};
 use crate::scrape::lifecycle::Lifecycle;
+use crate::scrape::uptime::Listing;
 
 /// How long a container no scrape has seen is remembered. Longer than any
 /// sensible scrape interval, and past Prometheus' 5 min staleness, after
@@ -23,6 +24,8 @@ pub const FORGET_AFTER: Duration = Duration::from_secs(10 * 60);
 struct CachedInspect {
     key: String,
     fetched: Instant,
+    /// The listing of the round that fetched it.
+    listing: Listing,
     value: Arc<Lifecycle>,
 }
 
@@ -122,23 +125,29 @@ impl StateTable {
     }
 
     /// The cached inspect answer for `id` while its listed state and health
-    /// (`key`) are unchanged and it is young enough. Each container's answer
-    /// expires between half and all of `inspect_max_age`, fixed per id, so
-    /// refreshes spread over scrapes instead of all landing in one.
-    pub fn inspect(&self, id: &str, key: &str) -> Option<Arc<Lifecycle>> {
+    /// (`key`) are unchanged, it is young enough, and the container, as
+    /// `listing` shows it now, has not started again since (which a restart
+    /// policy does without the listed state changing). Each container's
+    /// answer expires between half and all of `inspect_max_age`, fixed per
+    /// id, so refreshes spread over scrapes instead of all landing in one.
+    pub fn inspect(&self, id: &str, key: &str, listing: &Listing) -> Option<Arc<Lifecycle>> {
         let entries = self.lock();
         let cached = entries.get(id)?.inspect.as_ref()?;
-        (cached.key == key && cached.fetched.elapsed() < self.inspect_max_age_of(id))
-            .then(|| cached.value.clone())
+        (cached.key == key
+            && cached.fetched.elapsed() < self.inspect_max_age_of(id)
+            && !cached.listing.started_again_by(listing))
+        .then(|| cached.value.clone())
     }
 
-    /// Stores an inspect answer fetched now.
-    pub fn store_inspect(&self, id: &str, key: &str, value: Arc<Lifecycle>) {
+    /// Stores an inspect answer fetched now, in a round that listed the
+    /// container as `listing`.
+    pub fn store_inspect(&self, id: &str, key: &str, listing: Listing, value: Arc<Lifecycle>) {
         let mut entries = self.lock();
         let entry = entries.entry(id.to_string()).or_insert_with(Entry::new);
         entry.inspect = Some(CachedInspect {
             key: key.to_string(),
             fetched: Instant::now(),
+            listing,
             value,
         });
     }
@@ -188,15 +197,26 @@ mod tests {
         }
     }
 
+    /// A listing made now, of a container with `status`.
+    fn listed(status: &str) -> Listing {
+        Listing::new(status, Instant::now(), Instant::now())
+    }
+
     #[tokio::test(start_paused = true)]
     async fn inspect_answers_are_keyed_by_state_and_age() {
         let table = StateTable::new(Duration::from_secs(60));
         let v = Arc::new(Lifecycle::default());
-        table.store_inspect("a", "running", v.clone());
-        assert!(table.inspect("a", "running").is_some());
-        assert!(table.inspect("a", "exited").is_none(), "state changed");
+        table.store_inspect("a", "running", listed(""), v.clone());
+        assert!(table.inspect("a", "running", &listed("")).is_some());
+        assert!(
+            table.inspect("a", "exited", &listed("")).is_none(),
+            "state changed"
+        );
         tokio::time::advance(Duration::from_secs(61)).await;
-        assert!(table.inspect("a", "running").is_none(), "too old");
+        assert!(
+            table.inspect("a", "running", &listed("")).is_none(),
+            "too old"
+        );
 
         let spread = StateTable::new(Duration::from_secs(100));
         let ages: Vec<Duration> = (0..50)
@@ -213,11 +233,31 @@ mod tests {
     async fn a_restart_seen_in_the_cpu_counter_drops_the_inspect_answer() {
         let table = StateTable::new(Duration::from_secs(60));
         table.observe_cpu("a", reading(5_000, 10), Flavor::Docker);
-        table.store_inspect("a", "running", Arc::new(Lifecycle::default()));
+        table.store_inspect("a", "running", listed(""), Arc::new(Lifecycle::default()));
         table.observe_cpu("a", reading(6_000, 20), Flavor::Docker);
-        assert!(table.inspect("a", "running").is_some());
+        assert!(table.inspect("a", "running", &listed("")).is_some());
         table.observe_cpu("a", reading(100, 30), Flavor::Docker);
-        assert!(table.inspect("a", "running").is_none(), "restarted");
+        assert!(
+            table.inspect("a", "running", &listed("")).is_none(),
+            "restarted"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_start_again_seen_in_the_listed_uptime_drops_the_inspect_answer() {
+        let table = StateTable::new(Duration::from_secs(600));
+        let v = Arc::new(Lifecycle::default());
+        table.store_inspect("a", "running", listed("Up 10 minutes"), v);
+        tokio::time::advance(Duration::from_secs(30)).await;
+        assert!(table
+            .inspect("a", "running", &listed("Up 10 minutes"))
+            .is_some());
+        assert!(
+            table
+                .inspect("a", "running", &listed("Up 20 seconds"))
+                .is_none(),
+            "up for less than the 30 s since"
+        );
     }
 
     #[tokio::test(start_paused = true)]

@@ -474,6 +474,44 @@ async fn a_restart_between_scrapes_shows_in_the_restart_count_at_the_next_scrape
     assert_eq!(engine.calls().inspect, 2);
 }
 
+/// The fake engine's clock is a month behind ours, as a VM's may drift, and
+/// it lists Docker's status texts (`Up 5 minutes`): whether a container
+/// started again is read from those texts and our own clock's intervals, so
+/// a cached inspect answer is reused however far apart the clocks are, and
+/// a start again still shows at the next scrape.
+#[tokio::test(start_paused = true)]
+async fn an_engine_clock_far_from_ours_costs_no_inspect_calls_and_a_restart_still_shows() {
+    let engine = FakeEngine::docker("20.10.24");
+    // It uses no CPU: its restart shows in the listed uptime alone, not in
+    // a CPU counter starting again.
+    engine.add("steady", 0);
+    let s = scraper(
+        &engine,
+        ScrapeOptions {
+            inspect_max_age: Duration::from_secs(1200),
+            ..options()
+        },
+    );
+    let restarts = |snap: &Snapshot| {
+        snap.containers[0]
+            .lifecycle
+            .as_ref()
+            .and_then(|l| l.restart_count)
+    };
+    // Every 15 s for ten minutes: "Up 15 seconds" to "Up 10 minutes".
+    for _ in 0..40 {
+        let snap = round(&s, &all(), Duration::from_secs(5)).await;
+        assert_eq!(restarts(&snap), Some(0));
+        tokio::time::sleep(Duration::from_secs(15)).await;
+    }
+    assert_eq!(engine.calls().inspect, 1, "one answer, reused");
+    engine.restart("steady");
+    tokio::time::sleep(Duration::from_secs(15)).await;
+    let snap = round(&s, &all(), Duration::from_secs(5)).await;
+    assert_eq!(restarts(&snap), Some(1));
+    assert_eq!(engine.calls().inspect, 2);
+}
+
 /// 100 running containers whose stats calls take 20 ms on top of the
 /// engine's own waiting, and whose inspect calls take 5 ms.
 fn hundred_containers(version: &str) -> FakeEngine {
