@@ -24,10 +24,15 @@
 # (/var/lib/dse-vm/NAME), so its engine's images and containers stay between
 # a stop and the next start.
 #
-# qemu's user-mode network is restricted (restrict=on: the guest reaches
-# nothing outside); dockerd listens on tcp port 2375 inside the VM, which qemu
-# forwards to a port on 127.0.0.1, and socat serves that port as the unix
-# socket. The serial console goes to /run/dse-vm/NAME/console.log.
+# The VM's network is a tap device in a network namespace of its own,
+# dse-vm-NAME, holding nothing else: the guest (10.0.2.15) reaches the
+# namespace's end of the tap (10.0.2.2) and nothing beyond it, and the
+# host's own namespace sees neither. dockerd listens on tcp port 2375 inside
+# the VM; socat, in that namespace, serves it as the unix socket on the
+# host's file system. (qemu's user-mode network forwards a port through a
+# listen queue of one connection: a burst of a hundred calls then waits for
+# SYN retransmissions, up to a minute.) The serial console goes to
+# /run/dse-vm/NAME/console.log.
 #
 # Acceleration: KVM when DSE_VM_ACCEL=kvm, else TCG. On the machines this was
 # made on (a container on a KVM guest, no vmx flag in /proc/cpuinfo),
@@ -62,6 +67,9 @@ IMAGE_SIZE=6G              # sparse; the engine's images and containers live on 
 START_TIMEOUT=${DSE_VM_START_TIMEOUT:-300} # seconds until GET /_ping must answer
 STOP_TIMEOUT=40            # seconds for the guest to power off
 GUEST_PORT=2375
+GUEST_ADDR=10.0.2.15 # the guest's address, set in its systemd-networkd file
+TAP_ADDR=10.0.2.2    # the namespace's end of the tap, the guest's gateway
+TAP=dsevm0
 # apparmor=0: Debian's kernel enables AppArmor, and dockerd then wants
 # apparmor_parser for its default profile. The modules left out are ones udev
 # would load for qemu's emulated hardware (and for the nested virtualization
@@ -88,7 +96,7 @@ vm_paths() {
   CONSOLE="$RUN/console.log"
   QEMU_LOG="$RUN/qemu.log"
   SOCAT_LOG="$RUN/socat.log"
-  PORT_FILE="$RUN/port"
+  NETNS="dse-vm-$NAME"
   DATA="$DATA_BASE/$NAME"
   DISK="$DATA/disk.qcow2"
 }
@@ -267,7 +275,19 @@ ensure_disk() {
   echo "$made" >"$DATA/image-made"
 }
 
-port_free() { ! ss -Htln "sport = :$1" | grep -q .; }
+# The VM's network namespace and the tap in it, made if missing.
+ensure_netns() {
+  [ -e "/run/netns/$NETNS" ] || ip netns add "$NETNS"
+  ip -n "$NETNS" link set lo up
+  if ! ip -n "$NETNS" link show "$TAP" >/dev/null 2>&1; then
+    ip -n "$NETNS" tuntap add dev "$TAP" mode tap
+    ip -n "$NETNS" addr add "$TAP_ADDR/24" dev "$TAP"
+  fi
+  ip -n "$NETNS" link set "$TAP" up
+}
+
+# Runs a command in the VM's network namespace.
+in_netns() { nsenter --net="/run/netns/$NETNS" "$@"; }
 
 accel_args() {
   case ${DSE_VM_ACCEL:-tcg} in
@@ -278,21 +298,19 @@ accel_args() {
 }
 
 boot_vm() {
-  local port cpus=${DSE_VM_CPUS:-2} mem=${DSE_VM_MEMORY:-1536} until
+  local cpus=${DSE_VM_CPUS:-2} mem=${DSE_VM_MEMORY:-1536} until
   accel_args
   ensure_disk
+  ensure_netns
   rm -f "$QEMU_PID" "$QMP" "$CONSOLE"
-  port=$((20000 + $(cksum <<<"$NAME" | cut -d' ' -f1) % 20000))
-  while ! port_free "$port"; do port=$((port + 1)); done
-  echo "$port" >"$PORT_FILE"
-  log "booting VM '$NAME' (${DSE_VM_ACCEL:-tcg}, $cpus vCPUs, $mem MiB; engine on 127.0.0.1:$port; console: $CONSOLE)"
+  log "booting VM '$NAME' (${DSE_VM_ACCEL:-tcg}, $cpus vCPUs, $mem MiB; engine on $GUEST_ADDR:$GUEST_PORT in network namespace $NETNS; console: $CONSOLE)"
   BOOT_START=$(date +%s.%N)
-  qemu-system-x86_64 -name "dse-vm-$NAME" -nodefaults -no-user-config -display none \
+  in_netns qemu-system-x86_64 -name "dse-vm-$NAME" -nodefaults -no-user-config -display none \
     "${ACCEL[@]}" -smp "$cpus" -m "$mem" \
     -kernel "$IMG/vmlinuz" -initrd "$IMG/initrd.img" \
     -append "$KERNEL_ARGS" \
     -drive "file=$DISK,if=virtio,format=qcow2,cache=writeback,discard=unmap" \
-    -netdev "user,id=n0,restrict=on,hostfwd=tcp:127.0.0.1:$port-:$GUEST_PORT" \
+    -netdev "tap,id=n0,ifname=$TAP,script=no,downscript=no" \
     -device virtio-net-pci,netdev=n0 \
     -serial "file:$CONSOLE" \
     -qmp "unix:$QMP,server=on,wait=off" \
@@ -324,16 +342,15 @@ boot_vm() {
 # backlog: connections queue as they would on dockerd's own socket (socat's
 # default of 5 refuses the sixth of a burst while it forks for the first).
 start_forwarder() {
-  local port listen
-  port=$(cat "$PORT_FILE")
+  local listen
   listen="UNIX-LISTEN:$SOCK,fork,backlog=4096,mode=660,unlink-early"
-  if pid=$(socat_pid) && tr '\0' ' ' <"/proc/$pid/cmdline" | grep -qF "$listen TCP:127.0.0.1:$port"; then
+  if pid=$(socat_pid) && tr '\0' ' ' <"/proc/$pid/cmdline" | grep -qF "$listen TCP:$GUEST_ADDR:$GUEST_PORT"; then
     return 0
   fi
   stop_forwarder
   need socat socat
   rm -f "$SOCK"
-  setsid socat -t 86400 "$listen" "TCP:127.0.0.1:$port" \
+  in_netns setsid socat -t 86400 "$listen" "TCP:$GUEST_ADDR:$GUEST_PORT" \
     </dev/null >>"$SOCAT_LOG" 2>&1 8>&- 9>&- &
   echo $! >"$SOCAT_PID"
   local until=$((SECONDS + 10))
@@ -375,6 +392,7 @@ cmd_start() {
   need qemu-system-x86_64 qemu-system-x86
   need qemu-img qemu-utils
   need curl curl
+  need ip iproute2
   build_image
   boot_vm
   ensure_image
@@ -415,6 +433,8 @@ stop_vm() {
     fi
   fi
   rm -f "$QEMU_PID" "$QMP"
+  # The tap goes with the namespace.
+  if [ -e "/run/netns/$NETNS" ]; then ip netns delete "$NETNS"; fi
 }
 
 cmd_stop() {
