@@ -13,7 +13,8 @@
 //! `cpuacct.usage` or v2 `cpu.stat` `usage_usec`, and so on.
 
 use std::collections::BTreeMap;
-use std::process::Command;
+use std::process::{Child, Command};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use super::engine::{docker, docker_cmd, unique, Container};
 
@@ -294,6 +295,154 @@ impl Cgroups {
     pub fn read_now(&self, cgroup: &Cgroup) -> Reading {
         self.read(cgroup).unwrap_or_else(|e| panic!("{e}"))
     }
+}
+
+impl Cgroups {
+    /// Starts sampling `cgroup`'s CPU counter every 20 ms on the engine's
+    /// machine, with that machine's uptime, until the trace is dropped.
+    pub fn trace_cpu(&self, cgroup: &Cgroup) -> CpuTrace<'_> {
+        static TRACES: AtomicUsize = AtomicUsize::new(0);
+        let n = TRACES.fetch_add(1, Ordering::Relaxed);
+        let file = match self.version {
+            Version::V1 => format!("{}/cpuacct.usage", cgroup.dirs["cpuacct"]),
+            Version::V2 => format!("{}/cpu.stat", cgroup.dirs[""]),
+        };
+        // `read` and `echo` are the shell's own: a sample costs one `sleep`.
+        let sampler = |root: &str, out: &str| {
+            format!(
+                "C={root}; while :; do read up idle </proc/uptime; \
+                 read a b <\"$C{file}\" || exit 0; echo \"$up $a $b\"; sleep 0.02; \
+                 done >>{out}"
+            )
+        };
+        match &self.at {
+            Where::Engine(reader) => {
+                let out = format!("/tmp/cpu-trace-{n}");
+                docker(&[
+                    "exec",
+                    "-d",
+                    &reader.name,
+                    "sh",
+                    "-c",
+                    &sampler("/host-cgroup", &out),
+                ]);
+                CpuTrace {
+                    cgroups: self,
+                    out,
+                    here: None,
+                }
+            }
+            Where::Here => {
+                let out = std::env::temp_dir()
+                    .join(format!("dse-cpu-trace-{}-{n}", std::process::id()))
+                    .display()
+                    .to_string();
+                let child = Command::new("sh")
+                    .arg("-c")
+                    .arg(sampler("/sys/fs/cgroup", &out))
+                    .spawn()
+                    .unwrap_or_else(|e| panic!("starting the CPU sampler: {e}"));
+                CpuTrace {
+                    cgroups: self,
+                    out,
+                    here: Some(child),
+                }
+            }
+        }
+    }
+}
+
+/// A container's CPU counter sampled on its machine every 20 ms: the rates
+/// over every window a scrape may have used, where only the engine knows
+/// which (its collection tick).
+pub struct CpuTrace<'a> {
+    cgroups: &'a Cgroups,
+    /// The samples' file, where the sampler runs.
+    out: String,
+    /// The sampler, when it runs on this machine.
+    here: Option<Child>,
+}
+
+impl CpuTrace<'_> {
+    /// The samples so far: (machine uptime, CPU seconds), in time order.
+    pub fn samples(&self) -> Vec<(f64, f64)> {
+        let text = self
+            .cgroups
+            .sh(&format!("cat {}", self.out))
+            .unwrap_or_else(|e| panic!("the CPU trace: {e}"));
+        text.lines()
+            .filter_map(|l| {
+                let mut f = l.split_whitespace();
+                let at: f64 = f.next()?.parse().ok()?;
+                let cpu = match self.cgroups.version {
+                    // cpuacct.usage: nanoseconds.
+                    Version::V1 => f.next()?.parse::<f64>().ok()? / 1e9,
+                    // cpu.stat's first line: `usage_usec N`.
+                    Version::V2 => {
+                        (f.next()? == "usage_usec").then_some(())?;
+                        f.next()?.parse::<f64>().ok()? / 1e6
+                    }
+                };
+                Some((at, cpu))
+            })
+            .collect()
+    }
+}
+
+impl Drop for CpuTrace<'_> {
+    fn drop(&mut self) {
+        // Without one here, the sampler ends with its reader container.
+        if let Some(child) = &mut self.here {
+            let _ = child.kill();
+            let _ = child.wait();
+            let _ = std::fs::remove_file(&self.out);
+        }
+    }
+}
+
+/// The lowest and highest rate (CPU-seconds per second) a traced counter
+/// can have had over a window `[a, b]` with `a` in `starts`, `b` in `ends`
+/// and `b - a` at least `min_len`: the counter only grows, so between two
+/// samples around each end it grew by at least the inner pair's difference
+/// and at most the outer pair's. `None` if the samples do not cover both
+/// ranges.
+pub fn rate_bounds(
+    samples: &[(f64, f64)],
+    starts: (f64, f64),
+    ends: (f64, f64),
+    min_len: f64,
+) -> Option<(f64, f64)> {
+    let covers = |(lo, hi): (f64, f64)| {
+        samples.first().is_some_and(|s| s.0 <= lo) && samples.last().is_some_and(|s| s.0 >= hi)
+    };
+    if !covers(starts) || !covers(ends) {
+        return None;
+    }
+    // Adjacent pairs of samples around a point in `range`, with the part of
+    // `range` between them.
+    let around = |(lo, hi): (f64, f64)| -> Vec<(usize, f64, f64)> {
+        samples
+            .windows(2)
+            .enumerate()
+            .filter(|(_, w)| w[0].0 <= hi && w[1].0 >= lo)
+            .map(|(k, w)| (k, w[0].0.max(lo), w[1].0.min(hi)))
+            .collect()
+    };
+    let mut bounds: Option<(f64, f64)> = None;
+    for &(k, a_min, a_max) in &around(starts) {
+        for &(m, b_min, b_max) in &around(ends) {
+            if m <= k || b_max - a_min < min_len {
+                continue;
+            }
+            let longest = b_max - a_min;
+            let shortest = (b_min - a_max).max(min_len).max(1e-3);
+            let least = (samples[m].1 - samples[k + 1].1).max(0.0);
+            let most = samples[m + 1].1 - samples[k].1;
+            let (lo, hi) = (least / longest, most / shortest);
+            bounds = Some(bounds.map_or((lo, hi), |(l, h)| (l.min(lo), h.max(hi))));
+        }
+    }
+    bounds
 }
 
 /// Where one container's cgroup is: one directory on v2, one per controller

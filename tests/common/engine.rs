@@ -175,6 +175,18 @@ impl Container {
     pub fn inspect(&self, format: &str) -> String {
         docker_on(&self.host, &["inspect", "--format", format, &self.name])
     }
+
+    /// Waits until `docker inspect --format FORMAT` prints `want`.
+    pub fn wait_inspect(&self, format: &str, want: &str) {
+        super::wait_until(
+            &format!("{}: {format} = {want:?}", self.name),
+            super::PATIENCE,
+            || match self.inspect(format) {
+                got if got == want => Ok(()),
+                got => Err(got),
+            },
+        );
+    }
 }
 
 impl Drop for Container {

@@ -1,5 +1,5 @@
 //! Faults around the real engine: a socket the exporter may not open, an
-//! engine that fails or answers garbage for one container, containers paused,
+//! engine that fails or answers garbage for one container, containers
 //! stopped or removed during a scrape, and label values that need escaping.
 
 #![allow(clippy::unwrap_used)]
@@ -9,11 +9,11 @@ use crate::common;
 use std::process::Command;
 use std::time::Duration;
 
-use common::cgroup::{default_id_label, Cgroups};
+use common::cgroup::default_id_label;
 use common::proxy::{Fault, Proxy};
 use common::{
-    docker, engine_socket, names_config, unique, wait_until, wait_until_async, ChildServer,
-    Container, Exporter, Metrics, TempDir, BIN, MACHINE_ENGINE, PATIENCE,
+    docker, engine_socket, names_config, unique, wait_until, ChildServer, Container, Exporter,
+    Metrics, TempDir, BIN, MACHINE_ENGINE, PATIENCE,
 };
 
 #[tokio::test(flavor = "multi_thread")]
@@ -101,55 +101,6 @@ async fn engine_failing_or_answering_garbage_for_one_container_spares_the_others
         m.value("docker_stats_scrape_errors_total", &[("kind", "decode")]),
         Some(1.0)
     );
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn paused_container_keeps_its_stats_with_frozen_cpu() {
-    let cgroups = Cgroups::of_engine("paused");
-    let c = Container::run(
-        &unique("dse-fault-paused"),
-        &["--cpus", "0.2"],
-        &["sh", "-c", "yes >/dev/null"],
-    );
-    let cgroup = cgroups.of(&c);
-    docker(&["pause", &c.name]);
-    let frozen = cgroups.read_now(&cgroup).cpu_seconds();
-    let exporter = Exporter::local(&names_config(&[&c.name], "")).await;
-    let metric = "container_cpu_usage_seconds_total";
-    let first = exporter.metrics().await;
-    // A percent needs a window: an engine that reads stats at its tick gives
-    // none while the next tick has not come. Scrape until there is one.
-    let m = wait_until_async(
-        "a CPU percent of the paused container",
-        PATIENCE,
-        || async {
-            let m = exporter.metrics().await;
-            match m.get("container_cpu_usage_percent", &c.name) {
-                Some(_) => Ok(m),
-                None => Err(format!("{:?}", m.0)),
-            }
-        },
-    )
-    .await;
-    let still = cgroups.read_now(&cgroup).cpu_seconds();
-    docker(&["unpause", &c.name]);
-    assert_eq!(frozen, still, "the cgroup's CPU counter moved while paused");
-    assert_eq!(
-        m.value(
-            "container_state",
-            &[("name", c.name.as_str()), ("state", "paused")]
-        ),
-        Some(1.0)
-    );
-    assert!(m.get("container_memory_usage_bytes", &c.name).is_some());
-    for seen in [&first, &m] {
-        let cpu = seen.get(metric, &c.name).expect("cpu seconds");
-        assert!(
-            (cpu - frozen).abs() < 1e-6,
-            "cpu seconds {cpu}, cgroup {frozen}"
-        );
-    }
-    assert_eq!(m.get("container_cpu_usage_percent", &c.name), Some(0.0));
 }
 
 #[tokio::test(flavor = "multi_thread")]

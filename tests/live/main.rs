@@ -9,8 +9,8 @@
 #[path = "../common/mod.rs"]
 mod common;
 
-mod cgroup;
 mod engine;
 mod engine_tls;
 mod faults;
+mod kernel;
 mod lifecycle;
