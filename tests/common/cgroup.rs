@@ -299,7 +299,8 @@ impl Cgroups {
 
 impl Cgroups {
     /// Starts sampling `cgroup`'s CPU counter every 20 ms on the engine's
-    /// machine, with that machine's uptime, until the trace is dropped.
+    /// machine, with that machine's uptime and CPU time, until the trace is
+    /// dropped.
     pub fn trace_cpu(&self, cgroup: &Cgroup) -> CpuTrace<'_> {
         static TRACES: AtomicUsize = AtomicUsize::new(0);
         let n = TRACES.fetch_add(1, Ordering::Relaxed);
@@ -307,11 +308,15 @@ impl Cgroups {
             Version::V1 => format!("{}/cpuacct.usage", cgroup.dirs["cpuacct"]),
             Version::V2 => format!("{}/cpu.stat", cgroup.dirs[""]),
         };
-        // `read` and `echo` are the shell's own: a sample costs one `sleep`.
+        // `read`, `echo` and arithmetic are the shell's own: a sample costs
+        // one `sleep`. The machine's CPU time is the /proc/stat sum the
+        // engine's `system_cpu_usage` is (user to softirq, in 1/100 s).
         let sampler = |root: &str, out: &str| {
             format!(
                 "C={root}; while :; do read up idle </proc/uptime; \
-                 read a b <\"$C{file}\" || exit 0; echo \"$up $a $b\"; sleep 0.02; \
+                 read cpu u n s i w q sq rest </proc/stat; \
+                 read a b <\"$C{file}\" || exit 0; \
+                 echo \"$up $((u + n + s + i + w + q + sq)) $a $b\"; sleep 0.02; \
                  done >>{out}"
             )
         };
@@ -363,9 +368,21 @@ pub struct CpuTrace<'a> {
     here: Option<Child>,
 }
 
+/// One sample of a [`CpuTrace`].
+#[derive(Debug, Clone, Copy)]
+pub struct CpuSample {
+    /// The machine's uptime, in seconds.
+    pub at: f64,
+    /// CPU time of all the machine's CPUs, busy or idle, as /proc/stat
+    /// counts it (the engine's `system_cpu_usage`), in seconds.
+    pub machine: f64,
+    /// The container's CPU time, in seconds.
+    pub cpu: f64,
+}
+
 impl CpuTrace<'_> {
-    /// The samples so far: (machine uptime, CPU seconds), in time order.
-    pub fn samples(&self) -> Vec<(f64, f64)> {
+    /// The samples so far, in time order.
+    pub fn samples(&self) -> Vec<CpuSample> {
         let text = self
             .cgroups
             .sh(&format!("cat {}", self.out))
@@ -374,6 +391,7 @@ impl CpuTrace<'_> {
             .filter_map(|l| {
                 let mut f = l.split_whitespace();
                 let at: f64 = f.next()?.parse().ok()?;
+                let machine = f.next()?.parse::<f64>().ok()? / 100.0;
                 let cpu = match self.cgroups.version {
                     // cpuacct.usage: nanoseconds.
                     Version::V1 => f.next()?.parse::<f64>().ok()? / 1e9,
@@ -383,7 +401,7 @@ impl CpuTrace<'_> {
                         f.next()?.parse::<f64>().ok()? / 1e6
                     }
                 };
-                Some((at, cpu))
+                Some(CpuSample { at, machine, cpu })
             })
             .collect()
     }
@@ -400,45 +418,47 @@ impl Drop for CpuTrace<'_> {
     }
 }
 
-/// The lowest and highest rate (CPU-seconds per second) a traced counter
-/// can have had over a window `[a, b]` with `a` in `starts`, `b` in `ends`
-/// and `b - a` at least `min_len`: the counter only grows, so between two
-/// samples around each end it grew by at least the inner pair's difference
-/// and at most the outer pair's. `None` if the samples do not cover both
-/// ranges.
-pub fn rate_bounds(
-    samples: &[(f64, f64)],
+/// The lowest and highest CPU percent of the whole machine (the
+/// container's CPU time over the machine's, as the engine computes it) a
+/// traced container can have had over a window `[a, b]` with `a` in
+/// `starts`, `b` in `ends` (uptime) and `b - a` at least `min_len` seconds.
+/// Counters only grow: around each end lie two samples, and the window's
+/// share is at least the inner pair's and at most the outer pair's. `None`
+/// if the samples do not cover both ranges.
+pub fn percent_bounds(
+    samples: &[CpuSample],
     starts: (f64, f64),
     ends: (f64, f64),
     min_len: f64,
 ) -> Option<(f64, f64)> {
     let covers = |(lo, hi): (f64, f64)| {
-        samples.first().is_some_and(|s| s.0 <= lo) && samples.last().is_some_and(|s| s.0 >= hi)
+        samples.first().is_some_and(|s| s.at <= lo) && samples.last().is_some_and(|s| s.at >= hi)
     };
     if !covers(starts) || !covers(ends) {
         return None;
     }
-    // Adjacent pairs of samples around a point in `range`, with the part of
-    // `range` between them.
-    let around = |(lo, hi): (f64, f64)| -> Vec<(usize, f64, f64)> {
+    // The first of each two adjacent samples around a point in `range`.
+    let around = |(lo, hi): (f64, f64)| -> Vec<usize> {
         samples
             .windows(2)
             .enumerate()
-            .filter(|(_, w)| w[0].0 <= hi && w[1].0 >= lo)
-            .map(|(k, w)| (k, w[0].0.max(lo), w[1].0.min(hi)))
+            .filter(|(_, w)| w[0].at <= hi && w[1].at >= lo)
+            .map(|(k, _)| k)
             .collect()
     };
     let mut bounds: Option<(f64, f64)> = None;
-    for &(k, a_min, a_max) in &around(starts) {
-        for &(m, b_min, b_max) in &around(ends) {
-            if m <= k || b_max - a_min < min_len {
+    for &i in &around(starts) {
+        for &j in &around(ends) {
+            let (outer_a, inner_a, inner_b, outer_b) =
+                (samples[i], samples[i + 1], samples[j], samples[j + 1]);
+            if j <= i || outer_b.at - outer_a.at < min_len {
                 continue;
             }
-            let longest = b_max - a_min;
-            let shortest = (b_min - a_max).max(min_len).max(1e-3);
-            let least = (samples[m].1 - samples[k + 1].1).max(0.0);
-            let most = samples[m + 1].1 - samples[k].1;
-            let (lo, hi) = (least / longest, most / shortest);
+            let least = (inner_b.cpu - inner_a.cpu).max(0.0);
+            let most = outer_b.cpu - outer_a.cpu;
+            let longest = outer_b.machine - outer_a.machine;
+            let shortest = (inner_b.machine - inner_a.machine).max(0.01);
+            let (lo, hi) = (100.0 * least / longest, 100.0 * most / shortest);
             bounds = Some(bounds.map_or((lo, hi), |(l, h)| (l.min(lo), h.max(hi))));
         }
     }
