@@ -269,6 +269,22 @@ fn ensure_containers(n: usize, image: &str) -> anyhow::Result<Duration> {
     if !extra.is_empty() {
         remove_containers(&extra)?;
     }
+    // Kept containers of an engine that restarted since (a VM rebooted) are
+    // there but stopped.
+    let stopped: Vec<String> = existing
+        .intersection(&wanted)
+        .filter(|name| {
+            docker(&["inspect", "--format", "{{.State.Running}}", name])
+                .is_ok_and(|r| r.trim() == "false")
+        })
+        .cloned()
+        .collect();
+    if !stopped.is_empty() {
+        eprintln!("bench: starting {} stopped containers", stopped.len());
+        let mut args = vec!["start"];
+        args.extend(stopped.iter().map(String::as_str));
+        docker(&args).context("starting stopped bench containers")?;
+    }
     let missing: Vec<String> = wanted.difference(&existing).cloned().collect();
     if !missing.is_empty() {
         eprintln!("bench: starting {} containers", missing.len());
