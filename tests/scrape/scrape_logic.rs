@@ -440,26 +440,33 @@ async fn an_unreachable_engine_gives_docker_up_0_then_recovers() {
     assert_eq!(exported(&up), ["c"]);
 }
 
-#[tokio::test(start_paused = true)]
-async fn a_restart_between_scrapes_shows_in_the_restart_count_at_the_next_scrape() {
-    let engine = FakeEngine::docker("26.1.5");
-    engine.add("flaky", HALF_CPU);
-    // Inspect answers would otherwise be reused for ten minutes.
-    let s = scraper(
-        &engine,
+/// A scraper that would reuse inspect answers for twenty minutes: only a
+/// start again seen in the engine's answers makes it ask anew.
+fn scraper_keeping_inspect_answers(engine: &FakeEngine) -> Arc<Scraper> {
+    scraper(
+        engine,
         ScrapeOptions {
             inspect_max_age: Duration::from_secs(1200),
             ..options()
         },
-    );
-    let restarts = |snap: &Snapshot| {
-        snap.containers[0]
-            .lifecycle
-            .as_ref()
-            .and_then(|l| l.restart_count)
-    };
+    )
+}
+
+/// The first container's restart count, where inspect answered.
+fn restart_count(snap: &Snapshot) -> Option<u64> {
+    snap.containers[0]
+        .lifecycle
+        .as_ref()
+        .and_then(|l| l.restart_count)
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_restart_between_scrapes_shows_in_the_restart_count_at_the_next_scrape() {
+    let engine = FakeEngine::docker("26.1.5");
+    engine.add("flaky", HALF_CPU);
+    let s = scraper_keeping_inspect_answers(&engine);
     let first = round(&s, &all(), Duration::from_secs(5)).await;
-    assert_eq!(restarts(&first), Some(0));
+    assert_eq!(restart_count(&first), Some(0));
     tokio::time::sleep(Duration::from_secs(60)).await;
     round(&s, &all(), Duration::from_secs(5)).await;
     // Restarted by its policy between scrapes: listed as running both times.
@@ -470,7 +477,7 @@ async fn a_restart_between_scrapes_shows_in_the_restart_count_at_the_next_scrape
     round(&s, &all(), Duration::from_secs(5)).await;
     tokio::time::sleep(Duration::from_secs(15)).await;
     let third = round(&s, &all(), Duration::from_secs(5)).await;
-    assert_eq!(restarts(&third), Some(1));
+    assert_eq!(restart_count(&third), Some(1));
     assert_eq!(engine.calls().inspect, 2);
 }
 
@@ -485,30 +492,18 @@ async fn an_engine_clock_far_from_ours_costs_no_inspect_calls_and_a_restart_stil
     // It uses no CPU: its restart shows in the listed uptime alone, not in
     // a CPU counter starting again.
     engine.add("steady", 0);
-    let s = scraper(
-        &engine,
-        ScrapeOptions {
-            inspect_max_age: Duration::from_secs(1200),
-            ..options()
-        },
-    );
-    let restarts = |snap: &Snapshot| {
-        snap.containers[0]
-            .lifecycle
-            .as_ref()
-            .and_then(|l| l.restart_count)
-    };
+    let s = scraper_keeping_inspect_answers(&engine);
     // Every 15 s for ten minutes: "Up 15 seconds" to "Up 10 minutes".
     for _ in 0..40 {
         let snap = round(&s, &all(), Duration::from_secs(5)).await;
-        assert_eq!(restarts(&snap), Some(0));
+        assert_eq!(restart_count(&snap), Some(0));
         tokio::time::sleep(Duration::from_secs(15)).await;
     }
     assert_eq!(engine.calls().inspect, 1, "one answer, reused");
     engine.restart("steady");
     tokio::time::sleep(Duration::from_secs(15)).await;
     let snap = round(&s, &all(), Duration::from_secs(5)).await;
-    assert_eq!(restarts(&snap), Some(1));
+    assert_eq!(restart_count(&snap), Some(1));
     assert_eq!(engine.calls().inspect, 2);
 }
 
