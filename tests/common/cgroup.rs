@@ -13,7 +13,7 @@
 //! `cpuacct.usage` or v2 `cpu.stat` `usage_usec`, and so on.
 
 use std::collections::BTreeMap;
-use std::process::{Child, Command};
+use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use super::engine::{docker, docker_cmd, unique, Container};
@@ -298,12 +298,16 @@ impl Cgroups {
 }
 
 impl Cgroups {
-    /// Starts sampling `cgroup`'s CPU counter every 20 ms on the engine's
-    /// machine, with that machine's uptime and CPU time, until the trace is
-    /// dropped.
+    /// Starts sampling `cgroup`'s CPU counter every 20 ms in the reader
+    /// container, with the machine's uptime and CPU time; the sampler ends
+    /// with the reader. Through the engine only: the CPU percent it checks
+    /// is the engine's.
     pub fn trace_cpu(&self, cgroup: &Cgroup) -> CpuTrace<'_> {
         static TRACES: AtomicUsize = AtomicUsize::new(0);
-        let n = TRACES.fetch_add(1, Ordering::Relaxed);
+        let Where::Engine(reader) = &self.at else {
+            panic!("a CPU trace is taken through the engine (Cgroups::of_engine)");
+        };
+        let out = format!("/tmp/cpu-trace-{}", TRACES.fetch_add(1, Ordering::Relaxed));
         let file = match self.version {
             Version::V1 => format!("{}/cpuacct.usage", cgroup.dirs["cpuacct"]),
             Version::V2 => format!("{}/cpu.stat", cgroup.dirs[""]),
@@ -311,49 +315,15 @@ impl Cgroups {
         // `read`, `echo` and arithmetic are the shell's own: a sample costs
         // one `sleep`. The machine's CPU time is the /proc/stat sum the
         // engine's `system_cpu_usage` is (user to softirq, in 1/100 s).
-        let sampler = |root: &str, out: &str| {
-            format!(
-                "C={root}; while :; do read up idle </proc/uptime; \
-                 read cpu u n s i w q sq rest </proc/stat; \
-                 read a b <\"$C{file}\" || exit 0; \
-                 echo \"$up $((u + n + s + i + w + q + sq)) $a $b\"; sleep 0.02; \
-                 done >>{out}"
-            )
-        };
-        match &self.at {
-            Where::Engine(reader) => {
-                let out = format!("/tmp/cpu-trace-{n}");
-                docker(&[
-                    "exec",
-                    "-d",
-                    &reader.name,
-                    "sh",
-                    "-c",
-                    &sampler("/host-cgroup", &out),
-                ]);
-                CpuTrace {
-                    cgroups: self,
-                    out,
-                    here: None,
-                }
-            }
-            Where::Here => {
-                let out = std::env::temp_dir()
-                    .join(format!("dse-cpu-trace-{}-{n}", std::process::id()))
-                    .display()
-                    .to_string();
-                let child = Command::new("sh")
-                    .arg("-c")
-                    .arg(sampler("/sys/fs/cgroup", &out))
-                    .spawn()
-                    .unwrap_or_else(|e| panic!("starting the CPU sampler: {e}"));
-                CpuTrace {
-                    cgroups: self,
-                    out,
-                    here: Some(child),
-                }
-            }
-        }
+        let sampler = format!(
+            "while :; do read up idle </proc/uptime; \
+             read cpu u n s i w q sq rest </proc/stat; \
+             read a b <\"/host-cgroup{file}\" || exit 0; \
+             echo \"$up $((u + n + s + i + w + q + sq)) $a $b\"; sleep 0.02; \
+             done >>{out}"
+        );
+        docker(&["exec", "-d", &reader.name, "sh", "-c", &sampler]);
+        CpuTrace { cgroups: self, out }
     }
 }
 
@@ -362,10 +332,8 @@ impl Cgroups {
 /// which (its collection tick).
 pub struct CpuTrace<'a> {
     cgroups: &'a Cgroups,
-    /// The samples' file, where the sampler runs.
+    /// The samples' file in the reader container.
     out: String,
-    /// The sampler, when it runs on this machine.
-    here: Option<Child>,
 }
 
 /// One sample of a [`CpuTrace`].
@@ -404,17 +372,6 @@ impl CpuTrace<'_> {
                 Some(CpuSample { at, machine, cpu })
             })
             .collect()
-    }
-}
-
-impl Drop for CpuTrace<'_> {
-    fn drop(&mut self) {
-        // Without one here, the sampler ends with its reader container.
-        if let Some(child) = &mut self.here {
-            let _ = child.kill();
-            let _ = child.wait();
-            let _ = std::fs::remove_file(&self.out);
-        }
     }
 }
 
