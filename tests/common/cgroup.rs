@@ -13,7 +13,7 @@
 //! `cpuacct.usage` or v2 `cpu.stat` `usage_usec`, and so on.
 
 use std::collections::BTreeMap;
-use std::process::Command;
+use std::process::{Child, Command};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use super::engine::{docker, docker_cmd, unique, Container};
@@ -298,16 +298,12 @@ impl Cgroups {
 }
 
 impl Cgroups {
-    /// Starts sampling `cgroup`'s CPU counter every 20 ms in the reader
-    /// container, with the machine's uptime and CPU time; the sampler ends
-    /// with the reader. Through the engine only: the CPU percent it checks
-    /// is the engine's.
+    /// Starts sampling `cgroup`'s CPU counter every 20 ms where its files
+    /// are (the reader container, or this machine), with the machine's
+    /// uptime and CPU time, until the trace is dropped.
     pub fn trace_cpu(&self, cgroup: &Cgroup) -> CpuTrace<'_> {
         static TRACES: AtomicUsize = AtomicUsize::new(0);
-        let Where::Engine(reader) = &self.at else {
-            panic!("a CPU trace is taken through the engine (Cgroups::of_engine)");
-        };
-        let out = format!("/tmp/cpu-trace-{}", TRACES.fetch_add(1, Ordering::Relaxed));
+        let n = TRACES.fetch_add(1, Ordering::Relaxed);
         let file = match self.version {
             Version::V1 => format!("{}/cpuacct.usage", cgroup.dirs["cpuacct"]),
             Version::V2 => format!("{}/cpu.stat", cgroup.dirs[""]),
@@ -315,15 +311,44 @@ impl Cgroups {
         // `read`, `echo` and arithmetic are the shell's own: a sample costs
         // one `sleep`. The machine's CPU time is the /proc/stat sum the
         // engine's `system_cpu_usage` is (user to softirq, in 1/100 s).
-        let sampler = format!(
-            "while :; do read up idle </proc/uptime; \
-             read cpu u n s i w q sq rest </proc/stat; \
-             read a b <\"/host-cgroup{file}\" || exit 0; \
-             echo \"$up $((u + n + s + i + w + q + sq)) $a $b\"; sleep 0.02; \
-             done >>{out}"
-        );
-        docker(&["exec", "-d", &reader.name, "sh", "-c", &sampler]);
-        CpuTrace { cgroups: self, out }
+        let sampler = |root: &str, out: &str| {
+            format!(
+                "while :; do read up idle </proc/uptime; \
+                 read cpu u n s i w q sq rest </proc/stat; \
+                 read a b <\"{root}{file}\" || exit 0; \
+                 echo \"$up $((u + n + s + i + w + q + sq)) $a $b\"; sleep 0.02; \
+                 done >>{out}"
+            )
+        };
+        match &self.at {
+            // The sampler ends with the reader container.
+            Where::Engine(reader) => {
+                let out = format!("/tmp/cpu-trace-{n}");
+                let script = sampler("/host-cgroup", &out);
+                docker(&["exec", "-d", &reader.name, "sh", "-c", &script]);
+                CpuTrace {
+                    cgroups: self,
+                    out,
+                    here: None,
+                }
+            }
+            Where::Here => {
+                let out = std::env::temp_dir()
+                    .join(format!("dse-cpu-trace-{}-{n}", std::process::id()))
+                    .display()
+                    .to_string();
+                let child = Command::new("sh")
+                    .arg("-c")
+                    .arg(sampler("/sys/fs/cgroup", &out))
+                    .spawn()
+                    .unwrap_or_else(|e| panic!("starting the CPU sampler: {e}"));
+                CpuTrace {
+                    cgroups: self,
+                    out,
+                    here: Some(child),
+                }
+            }
+        }
     }
 }
 
@@ -332,8 +357,20 @@ impl Cgroups {
 /// which (its collection tick).
 pub struct CpuTrace<'a> {
     cgroups: &'a Cgroups,
-    /// The samples' file in the reader container.
+    /// The samples' file, where the sampler runs.
     out: String,
+    /// The sampler, when it runs on this machine; stopped by its handle.
+    here: Option<Child>,
+}
+
+impl Drop for CpuTrace<'_> {
+    fn drop(&mut self) {
+        if let Some(child) = &mut self.here {
+            let _ = child.kill();
+            let _ = child.wait();
+            let _ = std::fs::remove_file(&self.out);
+        }
+    }
 }
 
 /// One sample of a [`CpuTrace`].
@@ -349,8 +386,23 @@ pub struct CpuSample {
 }
 
 impl CpuTrace<'_> {
+    /// The samples once one is past `at` (machine uptime), in time order.
+    pub fn samples_past(&self, at: f64) -> Vec<CpuSample> {
+        super::wait_until(
+            &format!("a CPU sample past uptime {at}"),
+            super::PATIENCE,
+            || {
+                let samples = self.samples();
+                match samples.last() {
+                    Some(last) if last.at > at => Ok(samples),
+                    last => Err(format!("last sample {last:?}")),
+                }
+            },
+        )
+    }
+
     /// The samples so far, in time order.
-    pub fn samples(&self) -> Vec<CpuSample> {
+    fn samples(&self) -> Vec<CpuSample> {
         let text = self
             .cgroups
             .sh(&format!("cat {}", self.out))
@@ -420,6 +472,35 @@ pub fn percent_bounds(
         }
     }
     bounds
+}
+
+/// Asserts that a scrape's CPU percent is one the traced counters allow
+/// over some window starting in `starts` and ending in `ends` (machine
+/// uptime), at least `min_len` seconds long ([`percent_bounds`]). The engine
+/// picks the window (its collection tick, or a reading the exporter takes a
+/// moment later), and on a busy machine, a VM above all, a burner's rate
+/// moves from one second to the next: the reference is every window the
+/// scrape may have used, not one. The room is for the 10 ms ticks of
+/// /proc/stat.
+pub fn assert_percent_in_trace(
+    what: &str,
+    pct: f64,
+    samples: &[CpuSample],
+    starts: (f64, f64),
+    ends: (f64, f64),
+    min_len: f64,
+) {
+    let (lo, hi) = percent_bounds(samples, starts, ends, min_len).unwrap_or_else(|| {
+        panic!(
+            "{what}: the trace does not cover {starts:?} to {ends:?}: {:?} to {:?}",
+            samples.first(),
+            samples.last()
+        )
+    });
+    assert!(
+        lo * 0.98 - 0.5 <= pct && pct <= hi * 1.02 + 0.5,
+        "{what}: {pct} % outside what the cgroup allows, [{lo}, {hi}] %"
+    );
 }
 
 /// Where one container's cgroup is: one directory on v2, one per controller

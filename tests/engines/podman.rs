@@ -9,7 +9,7 @@ use crate::common;
 use std::process::Command;
 use std::sync::OnceLock;
 
-use common::cgroup::{Cgroups, Reading};
+use common::cgroup::{assert_percent_in_trace, Cgroups, CpuSample};
 use common::proxy::Proxy;
 use common::{host_cpus, names_config, unique, wait_until, Exporter, TempDir, PATIENCE};
 
@@ -110,9 +110,10 @@ async fn podman_cpu_memory_and_selection() {
         &["sleep", "3600"],
     );
     let _other = Pod::run(&unique("dse-pm-other"), &[], &["sleep", "3600"]);
+    // A first window of a second, as the Docker tests have.
     let exporter = Exporter::start(
         &format!(
-            "[containers]\nnames = [\"{}\"]\nlabels = [\"{sel}\"]\n",
+            "first_cpu_window = \"1s\"\n[containers]\nnames = [\"{}\"]\nlabels = [\"{sel}\"]\n",
             burner.name
         ),
         podman_url(),
@@ -130,9 +131,18 @@ async fn podman_cpu_memory_and_selection() {
         ]))
         .unwrap_or_else(|e| panic!("the burner's cgroup: {e}"));
     let usage = || cgroups.read_now(&cgroup);
-    // Host percent of the burner's CPU between two cgroup reads.
-    let rate = |from: &Reading, to: &Reading| {
-        (to.cpu_seconds() - from.cpu_seconds()) / (to.at - from.at) / host_cpus() * 100.0
+    let trace = cgroups.trace_cpu(&cgroup);
+    // Podman's percent is over wall time and the CPUs (its system counter
+    // counts only busy time): the machine's CPU time by its uptime.
+    let samples_past = |at: f64| -> Vec<CpuSample> {
+        trace
+            .samples_past(at)
+            .into_iter()
+            .map(|s| CpuSample {
+                machine: s.at * host_cpus(),
+                ..s
+            })
+            .collect()
     };
     let c0 = usage();
     let first = exporter.metrics().await;
@@ -160,32 +170,37 @@ async fn podman_cpu_memory_and_selection() {
     assert_eq!(id, cgroup.path(), "the kernel's cgroup of the burner");
     assert!(id.contains(&burner.id), "{id}");
     // Podman zeroes precpu_stats; the exporter reads a new container twice,
-    // first_cpu_window apart, so the first scrape has a percent too. The
-    // cgroup's rate around the scrape is the reference.
+    // first_cpu_window apart, so the first scrape has a percent too, over
+    // a window of about a second within the scrape.
     let pct = first
         .get("container_cpu_usage_percent", &burner.name)
         .expect("cpu percent on the first scrape");
-    let want = rate(&c0, &c1);
-    assert!(
-        (pct - want).abs() < 5.0,
-        "first scrape {pct}, cgroup {want}"
-    );
+    let span = (c0.at, c1.at);
+    assert_percent_in_trace("first scrape", pct, &samples_past(c1.at), span, span, 0.75);
 
-    // From the second scrape on, the window since the previous scrape: one
-    // long enough for a CPU-second of the burner, measured by its cgroup
-    // over the same span (a busy host may hold it below its cap).
+    // From the second scrape on, the window from the first scrape's reading
+    // to this one's: long enough for a CPU-second of the burner (a busy host
+    // only makes it longer).
     wait_until("a CPU-second of the burner", PATIENCE, || {
         match usage().cpu_seconds() - c1.cpu_seconds() {
             s if s >= 1.0 => Ok(()),
             s => Err(format!("{s} s")),
         }
     });
+    let c2 = usage();
     let second = exporter.metrics().await;
-    let want = rate(&c1, &usage());
+    let c3 = usage();
     let pct = second
         .get("container_cpu_usage_percent", &burner.name)
         .expect("cpu percent on the second scrape");
-    assert!((pct - want).abs() < 5.0, "podman {pct}, cgroup {want}");
+    assert_percent_in_trace(
+        "second scrape",
+        pct,
+        &samples_past(c3.at),
+        span,
+        (c2.at, c3.at),
+        0.0,
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

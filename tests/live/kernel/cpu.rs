@@ -5,41 +5,10 @@
 
 use crate::common;
 
-use common::cgroup::{percent_bounds, Cgroups, CpuTrace};
+use common::cgroup::{assert_percent_in_trace, Cgroups};
 use common::{
     docker, names_config, unique, wait_until, wait_until_async, Container, Exporter, PATIENCE,
 };
-
-/// Asserts that a scrape's CPU percent is one the traced counters allow
-/// over some window starting in `starts` and ending in `ends` (machine
-/// uptime), at least `min_len` seconds long. The engine picks the window
-/// (its collection tick), and on a busy machine, a VM above all, the burner's
-/// rate moves from one second to the next: the reference is every window the
-/// scrape may have used, not one. The percent is of the machine's CPU time
-/// as its kernel counts it, as the engine's is: a VM that loses ticks while
-/// its host is busy counts less time than passed. The room is for the 10 ms
-/// ticks of /proc/stat.
-fn assert_percent_in_trace(
-    what: &str,
-    pct: f64,
-    trace: &CpuTrace,
-    starts: (f64, f64),
-    ends: (f64, f64),
-    min_len: f64,
-) {
-    let samples = trace.samples();
-    let (lo, hi) = percent_bounds(&samples, starts, ends, min_len).unwrap_or_else(|| {
-        panic!(
-            "{what}: the trace does not cover {starts:?} to {ends:?}: {:?} to {:?}",
-            samples.first(),
-            samples.last()
-        )
-    });
-    assert!(
-        lo * 0.98 - 0.5 <= pct && pct <= hi * 1.02 + 0.5,
-        "{what}: {pct} % outside what the cgroup allows, [{lo}, {hi}] %"
-    );
-}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn cpu_of_a_half_cpu_burner_matches_the_cgroup() {
@@ -71,7 +40,14 @@ async fn cpu_of_a_half_cpu_burner_matches_the_cgroup() {
         .expect("cpu percent on the first scrape");
     // A tick late by a quarter of a second still leaves 0.75 s.
     let span = (c0.at, c1.at);
-    assert_percent_in_trace("first scrape", pct, &trace, span, span, 0.75);
+    assert_percent_in_trace(
+        "first scrape",
+        pct,
+        &trace.samples_past(c1.at),
+        span,
+        span,
+        0.75,
+    );
 
     // Second scrape: a one-shot answer, the window from the first scrape's
     // reading to this one's. Half a CPU-second of the burner makes it long
@@ -88,7 +64,14 @@ async fn cpu_of_a_half_cpu_burner_matches_the_cgroup() {
     let pct = second
         .get("container_cpu_usage_percent", &burner.name)
         .expect("cpu percent from the previous scrape");
-    assert_percent_in_trace("second scrape", pct, &trace, span, (c2.at, c3.at), 0.0);
+    assert_percent_in_trace(
+        "second scrape",
+        pct,
+        &trace.samples_past(c3.at),
+        span,
+        (c2.at, c3.at),
+        0.0,
+    );
 
     // The CPU counter sits between two cgroup reads around a scrape.
     let before = cgroups.read_now(&cgroup);
