@@ -17,6 +17,7 @@ use std::process::{Child, Command};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use super::engine::{docker, docker_cmd, unique, Container};
+use super::{wait_until, Exporter, Metrics, PATIENCE};
 
 /// The cgroup interface of the engine's machine.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -328,6 +329,8 @@ impl Cgroups {
                 docker(&["exec", "-d", &reader.name, "sh", "-c", &script]);
                 CpuTrace {
                     cgroups: self,
+                    cgroup: cgroup.clone(),
+                    clock: Clock::ProcStat,
                     out,
                     here: None,
                 }
@@ -344,6 +347,8 @@ impl Cgroups {
                     .unwrap_or_else(|e| panic!("starting the CPU sampler: {e}"));
                 CpuTrace {
                     cgroups: self,
+                    cgroup: cgroup.clone(),
+                    clock: Clock::ProcStat,
                     out,
                     here: Some(child),
                 }
@@ -357,6 +362,8 @@ impl Cgroups {
 /// which (its collection tick).
 pub struct CpuTrace<'a> {
     cgroups: &'a Cgroups,
+    cgroup: Cgroup,
+    clock: Clock,
     /// The samples' file, where the sampler runs.
     out: String,
     /// The sampler, when it runs on this machine; stopped by its handle.
@@ -373,6 +380,34 @@ impl Drop for CpuTrace<'_> {
     }
 }
 
+/// What an engine divides a container's CPU time by for its percent.
+#[derive(Debug, Clone, Copy)]
+enum Clock {
+    /// The machine's CPU time as /proc/stat counts it, idle included
+    /// (Docker's `system_cpu_usage`).
+    ProcStat,
+    /// Wall time by this many CPUs (Podman, whose system counter counts
+    /// only busy time).
+    Wall(f64),
+}
+
+/// One `GET /metrics` between two reads of a traced cgroup.
+pub struct TracedScrape {
+    /// The read just before the scrape.
+    pub before: Reading,
+    /// The scrape.
+    pub metrics: Metrics,
+    /// The read just after it.
+    pub after: Reading,
+}
+
+impl TracedScrape {
+    /// The machine uptimes the scrape lies within.
+    pub fn span(&self) -> (f64, f64) {
+        (self.before.at, self.after.at)
+    }
+}
+
 /// One sample of a [`CpuTrace`].
 #[derive(Debug, Clone, Copy)]
 pub struct CpuSample {
@@ -386,19 +421,66 @@ pub struct CpuSample {
 }
 
 impl CpuTrace<'_> {
-    /// The samples once one is past `at` (machine uptime), in time order.
-    pub fn samples_past(&self, at: f64) -> Vec<CpuSample> {
-        super::wait_until(
-            &format!("a CPU sample past uptime {at}"),
-            super::PATIENCE,
-            || {
-                let samples = self.samples();
-                match samples.last() {
-                    Some(last) if last.at > at => Ok(samples),
-                    last => Err(format!("last sample {last:?}")),
-                }
+    /// For an engine whose percent is over wall time and `cpus` CPUs.
+    pub fn over_wall_time(mut self, cpus: f64) -> Self {
+        self.clock = Clock::Wall(cpus);
+        self
+    }
+
+    /// Scrapes `exporter` between two reads of the traced cgroup.
+    pub async fn scrape(&self, exporter: &Exporter) -> TracedScrape {
+        let before = self.cgroups.read_now(&self.cgroup);
+        let metrics = exporter.metrics().await;
+        let after = self.cgroups.read_now(&self.cgroup);
+        TracedScrape {
+            before,
+            metrics,
+            after,
+        }
+    }
+
+    /// Waits until the container has used `seconds` of CPU since `since`,
+    /// so that a window from then on is long enough to measure.
+    pub fn wait_for_cpu(&self, since: &Reading, seconds: f64) {
+        wait_until(
+            &format!("{seconds} CPU-seconds more"),
+            PATIENCE,
+            || match self.cgroups.read(&self.cgroup)?.cpu_seconds() - since.cpu_seconds() {
+                s if s >= seconds => Ok(()),
+                s => Err(format!("{s} s")),
             },
-        )
+        );
+    }
+
+    /// Asserts that `name`'s `container_cpu_usage_percent` in `scrape` is
+    /// one the trace allows over a window starting within `starts`, ending
+    /// within the scrape and at least `min_len` s long
+    /// ([`assert_percent_in_trace`]).
+    pub fn assert_percent(
+        &self,
+        what: &str,
+        scrape: &TracedScrape,
+        name: &str,
+        starts: (f64, f64),
+        min_len: f64,
+    ) {
+        let pct = scrape
+            .metrics
+            .get("container_cpu_usage_percent", name)
+            .unwrap_or_else(|| panic!("{what}: no cpu percent for {name}"));
+        let samples = self.samples_past(scrape.after.at);
+        assert_percent_in_trace(what, pct, &samples, starts, scrape.span(), min_len);
+    }
+
+    /// The samples once one is past `at` (machine uptime), in time order.
+    fn samples_past(&self, at: f64) -> Vec<CpuSample> {
+        wait_until(&format!("a CPU sample past uptime {at}"), PATIENCE, || {
+            let samples = self.samples();
+            match samples.last() {
+                Some(last) if last.at > at => Ok(samples),
+                last => Err(format!("last sample {last:?}")),
+            }
+        })
     }
 
     /// The samples so far, in time order.
@@ -421,6 +503,10 @@ impl CpuTrace<'_> {
                         f.next()?.parse::<f64>().ok()? / 1e6
                     }
                 };
+                let machine = match self.clock {
+                    Clock::ProcStat => machine,
+                    Clock::Wall(cpus) => at * cpus,
+                };
                 Some(CpuSample { at, machine, cpu })
             })
             .collect()
@@ -434,7 +520,7 @@ impl CpuTrace<'_> {
 /// Counters only grow: around each end lie two samples, and the window's
 /// share is at least the inner pair's and at most the outer pair's. `None`
 /// if the samples do not cover both ranges.
-pub fn percent_bounds(
+fn percent_bounds(
     samples: &[CpuSample],
     starts: (f64, f64),
     ends: (f64, f64),
@@ -482,7 +568,7 @@ pub fn percent_bounds(
 /// moves from one second to the next: the reference is every window the
 /// scrape may have used, not one. The room is for the 10 ms ticks of
 /// /proc/stat.
-pub fn assert_percent_in_trace(
+fn assert_percent_in_trace(
     what: &str,
     pct: f64,
     samples: &[CpuSample],

@@ -9,9 +9,9 @@ use crate::common;
 use std::process::Command;
 use std::sync::OnceLock;
 
-use common::cgroup::{assert_percent_in_trace, Cgroups, CpuSample};
+use common::cgroup::Cgroups;
 use common::proxy::Proxy;
-use common::{host_cpus, names_config, unique, wait_until, Exporter, TempDir, PATIENCE};
+use common::{host_cpus, names_config, unique, Exporter, TempDir};
 
 /// The service's `unix://` URL, set up once per test binary.
 fn podman_url() -> &'static str {
@@ -130,23 +130,11 @@ async fn podman_cpu_memory_and_selection() {
             &burner.name,
         ]))
         .unwrap_or_else(|e| panic!("the burner's cgroup: {e}"));
-    let usage = || cgroups.read_now(&cgroup);
-    let trace = cgroups.trace_cpu(&cgroup);
     // Podman's percent is over wall time and the CPUs (its system counter
-    // counts only busy time): the machine's CPU time by its uptime.
-    let samples_past = |at: f64| -> Vec<CpuSample> {
-        trace
-            .samples_past(at)
-            .into_iter()
-            .map(|s| CpuSample {
-                machine: s.at * host_cpus(),
-                ..s
-            })
-            .collect()
-    };
-    let c0 = usage();
-    let first = exporter.metrics().await;
-    let c1 = usage();
+    // counts only busy time).
+    let trace = cgroups.trace_cpu(&cgroup).over_wall_time(host_cpus());
+    let scrape = trace.scrape(&exporter).await;
+    let first = &scrape.metrics;
     assert_eq!(first.value("docker_up", &[]), Some(1.0));
     assert_eq!(
         first.names("container_memory_usage_bytes"),
@@ -172,35 +160,14 @@ async fn podman_cpu_memory_and_selection() {
     // Podman zeroes precpu_stats; the exporter reads a new container twice,
     // first_cpu_window apart, so the first scrape has a percent too, over
     // a window of about a second within the scrape.
-    let pct = first
-        .get("container_cpu_usage_percent", &burner.name)
-        .expect("cpu percent on the first scrape");
-    let span = (c0.at, c1.at);
-    assert_percent_in_trace("first scrape", pct, &samples_past(c1.at), span, span, 0.75);
+    trace.assert_percent("first scrape", &scrape, &burner.name, scrape.span(), 0.75);
 
     // From the second scrape on, the window from the first scrape's reading
     // to this one's: long enough for a CPU-second of the burner (a busy host
     // only makes it longer).
-    wait_until("a CPU-second of the burner", PATIENCE, || {
-        match usage().cpu_seconds() - c1.cpu_seconds() {
-            s if s >= 1.0 => Ok(()),
-            s => Err(format!("{s} s")),
-        }
-    });
-    let c2 = usage();
-    let second = exporter.metrics().await;
-    let c3 = usage();
-    let pct = second
-        .get("container_cpu_usage_percent", &burner.name)
-        .expect("cpu percent on the second scrape");
-    assert_percent_in_trace(
-        "second scrape",
-        pct,
-        &samples_past(c3.at),
-        span,
-        (c2.at, c3.at),
-        0.0,
-    );
+    trace.wait_for_cpu(&scrape.after, 1.0);
+    let second = trace.scrape(&exporter).await;
+    trace.assert_percent("second scrape", &second, &burner.name, scrape.span(), 0.0);
 }
 
 #[tokio::test(flavor = "multi_thread")]

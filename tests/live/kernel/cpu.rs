@@ -5,7 +5,7 @@
 
 use crate::common;
 
-use common::cgroup::{assert_percent_in_trace, Cgroups};
+use common::cgroup::Cgroups;
 use common::{
     docker, names_config, unique, wait_until, wait_until_async, Container, Exporter, PATIENCE,
 };
@@ -31,56 +31,25 @@ async fn cpu_of_a_half_cpu_burner_matches_the_cgroup() {
     let exporter = Exporter::local(&config).await;
 
     // First scrape: a new container, a window of about a second that the
-    // engine or the exporter takes within the call.
-    let c0 = cgroups.read_now(&cgroup);
-    let first = exporter.metrics().await;
-    let c1 = cgroups.read_now(&cgroup);
-    let pct = first
-        .get("container_cpu_usage_percent", &burner.name)
-        .expect("cpu percent on the first scrape");
-    // A tick late by a quarter of a second still leaves 0.75 s.
-    let span = (c0.at, c1.at);
-    assert_percent_in_trace(
-        "first scrape",
-        pct,
-        &trace.samples_past(c1.at),
-        span,
-        span,
-        0.75,
-    );
+    // engine or the exporter takes within the call. A tick late by a
+    // quarter of a second still leaves 0.75 s.
+    let first = trace.scrape(&exporter).await;
+    trace.assert_percent("first scrape", &first, &burner.name, first.span(), 0.75);
 
     // Second scrape: a one-shot answer, the window from the first scrape's
     // reading to this one's. Half a CPU-second of the burner makes it long
     // enough; a busy host only makes it longer.
-    wait_until("half a CPU-second more", PATIENCE, || {
-        match cgroups.read(&cgroup)?.cpu_seconds() - c1.cpu_seconds() {
-            s if s >= 0.5 => Ok(()),
-            s => Err(format!("{s} s")),
-        }
-    });
-    let c2 = cgroups.read_now(&cgroup);
-    let second = exporter.metrics().await;
-    let c3 = cgroups.read_now(&cgroup);
-    let pct = second
-        .get("container_cpu_usage_percent", &burner.name)
-        .expect("cpu percent from the previous scrape");
-    assert_percent_in_trace(
-        "second scrape",
-        pct,
-        &trace.samples_past(c3.at),
-        span,
-        (c2.at, c3.at),
-        0.0,
-    );
+    trace.wait_for_cpu(&first.after, 0.5);
+    let second = trace.scrape(&exporter).await;
+    trace.assert_percent("second scrape", &second, &burner.name, first.span(), 0.0);
 
     // The CPU counter sits between two cgroup reads around a scrape.
-    let before = cgroups.read_now(&cgroup);
-    let third = exporter.metrics().await;
-    let after = cgroups.read_now(&cgroup);
+    let third = trace.scrape(&exporter).await;
     let total = third
+        .metrics
         .get("container_cpu_usage_seconds_total", &burner.name)
         .expect("cpu seconds");
-    let (lo, hi) = (before.cpu_seconds(), after.cpu_seconds());
+    let (lo, hi) = (third.before.cpu_seconds(), third.after.cpu_seconds());
     assert!(
         lo - 0.01 <= total && total <= hi + 0.01,
         "cpu seconds {total} not within cgroup reads [{lo}, {hi}]"
