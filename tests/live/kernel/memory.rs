@@ -90,12 +90,15 @@ async fn working_set_and_limit_match_docker_stats() {
 async fn container_killed_by_its_memory_limit_is_oom_killed() {
     // Docker 20.10 on cgroup v1 sometimes misses the OOM event of a process
     // it killed (exit 137, OOMKilled false); try until the engine saw it.
+    // The limit leaves room for runc's own start in the container's cgroup:
+    // at 8 MiB, on an emulated VM, runc was killed before the command ran
+    // ("cannot start a stopped process").
     let mut attempt = 0;
     let c = loop {
         let c = Container::run(
             &unique("dse-lc-oom"),
-            &["--memory", "8m", "--memory-swap", "8m"],
-            &["sh", "-c", "dd if=/dev/zero of=/dev/null bs=32M count=1"],
+            &["--memory", "32m", "--memory-swap", "32m"],
+            &["sh", "-c", "dd if=/dev/zero of=/dev/null bs=128M count=1"],
         );
         c.wait_inspect("{{.State.Status}} {{.State.ExitCode}}", "exited 137");
         if c.inspect("{{.State.OOMKilled}}") == "true" {
