@@ -321,19 +321,13 @@ impl Cgroups {
                  done >>{out}"
             )
         };
-        match &self.at {
+        let (out, here) = match &self.at {
             // The sampler ends with the reader container.
             Where::Engine(reader) => {
                 let out = format!("/tmp/cpu-trace-{n}");
                 let script = sampler("/host-cgroup", &out);
                 docker(&["exec", "-d", &reader.name, "sh", "-c", &script]);
-                CpuTrace {
-                    cgroups: self,
-                    cgroup: cgroup.clone(),
-                    clock: Clock::ProcStat,
-                    out,
-                    here: None,
-                }
+                (out, None)
             }
             Where::Here => {
                 let out = std::env::temp_dir()
@@ -345,14 +339,15 @@ impl Cgroups {
                     .arg(sampler("/sys/fs/cgroup", &out))
                     .spawn()
                     .unwrap_or_else(|e| panic!("starting the CPU sampler: {e}"));
-                CpuTrace {
-                    cgroups: self,
-                    cgroup: cgroup.clone(),
-                    clock: Clock::ProcStat,
-                    out,
-                    here: Some(child),
-                }
+                (out, Some(child))
             }
+        };
+        CpuTrace {
+            cgroups: self,
+            cgroup: cgroup.clone(),
+            clock: Clock::ProcStat,
+            out,
+            here,
         }
     }
 }
