@@ -61,7 +61,7 @@ pub fn state_with_engines(
     let options = scrape::ScrapeOptions {
         max_concurrency: config.max_concurrency,
         inspect_max_age: config.inspect_max_age,
-        first_cpu_window: config.first_cpu_window,
+        cpu_percent_min_window: config.cpu_percent_min_window,
         fs_usage_max_age: config.fs_usage_max_age,
     };
     let engines = engines

@@ -24,9 +24,18 @@ pub const DEFAULT_MAX_CONCURRENCY: usize = 512;
 /// How long an inspect answer (restart count, health, limits) is reused while
 /// the container's listed state stays the same.
 pub const DEFAULT_INSPECT_MAX_AGE: Duration = Duration::from_secs(60);
-/// On engines that answer stats at once (Docker 25+, Podman), how far apart
-/// the two readings of a container seen for the first time are taken.
-pub const DEFAULT_FIRST_CPU_WINDOW: Duration = Duration::from_millis(500);
+/// The shortest window a CPU percent is computed over, and on engines that
+/// answer stats at once (Docker 25+, Podman) how far apart a new container's
+/// two first readings are taken. Ten CFS periods: a quota-capped container's
+/// percent over it is within about 1.5 points of its true rate (README, "What
+/// window each value covers"), and it is the engine's own tick on Docker 24
+/// and older.
+pub const DEFAULT_CPU_PERCENT_MIN_WINDOW: Duration = Duration::from_secs(1);
+/// The bounds of `cpu_percent_min_window`: under one CFS period (100 ms) a
+/// percent is mostly aliasing with the quota; over 5 s a new container's
+/// first scrape waits longer than a scrape should.
+pub const CPU_PERCENT_MIN_WINDOW_RANGE: (Duration, Duration) =
+    (Duration::from_millis(100), Duration::from_secs(5));
 /// How long one answer of writable-layer sizes (`container_fs_usage_bytes`)
 /// is reused: the engine walks every container's files to give it.
 pub const DEFAULT_FS_USAGE_MAX_AGE: Duration = Duration::from_secs(300);
@@ -50,7 +59,9 @@ struct RawConfig {
     timeout: Option<Spanned<String>>,
     max_concurrency: Option<Spanned<i64>>,
     inspect_max_age: Option<Spanned<String>>,
-    first_cpu_window: Option<Spanned<String>>,
+    // Its name up to 0.1: it was only the first scrape's gap then.
+    #[serde(alias = "first_cpu_window")]
+    cpu_percent_min_window: Option<Spanned<String>>,
     fs_usage: Option<Spanned<bool>>,
     engines: Option<Vec<RawEngine>>,
     fs_usage_max_age: Option<Spanned<String>>,
@@ -168,8 +179,9 @@ pub struct Config {
     pub max_concurrency: usize,
     /// Reuse of inspect answers.
     pub inspect_max_age: Duration,
-    /// Gap between the two first readings on engines that answer directly.
-    pub first_cpu_window: Duration,
+    /// The shortest window of a CPU percent; also the gap between a new
+    /// container's two first readings on engines that answer directly.
+    pub cpu_percent_min_window: Duration,
     /// Reuse of writable-layer sizes; `None` when `fs_usage = false`.
     pub fs_usage_max_age: Option<Duration>,
     /// Which containers are exported.
@@ -276,19 +288,23 @@ impl Config {
             None => DEFAULT_INSPECT_MAX_AGE,
         };
 
-        let first_cpu_window = match &raw.first_cpu_window {
+        let cpu_percent_min_window = match &raw.cpu_percent_min_window {
             Some(v) => {
-                let d = parse_duration(v.get_ref()).context(at(v.span(), "first_cpu_window"))?;
-                if d > Duration::from_secs(5) {
+                let key = "cpu_percent_min_window";
+                let d = parse_duration(v.get_ref()).context(at(v.span(), key))?;
+                let (lo, hi) = CPU_PERCENT_MIN_WINDOW_RANGE;
+                if d < lo || d > hi {
                     bail!(
-                        "{}: {:?} is longer than a scrape should wait; at most 5s",
-                        at(v.span(), "first_cpu_window"),
-                        v.get_ref()
+                        "{}: {:?} is out of range: from {} to {} (a shorter window aliases with the CPU quota, a longer one holds up a new container's first scrape)",
+                        at(v.span(), key),
+                        v.get_ref(),
+                        humantime::format_duration(lo),
+                        humantime::format_duration(hi)
                     );
                 }
                 d
             }
-            None => DEFAULT_FIRST_CPU_WINDOW,
+            None => DEFAULT_CPU_PERCENT_MIN_WINDOW,
         };
 
         let fs_usage_max_age = match &raw.fs_usage_max_age {
@@ -359,7 +375,7 @@ impl Config {
             timeout,
             max_concurrency,
             inspect_max_age,
-            first_cpu_window,
+            cpu_percent_min_window,
             fs_usage_max_age,
             engines,
             selection: Selection::new(names, selectors),
@@ -790,5 +806,28 @@ mod tests {
         assert!(parse_duration("0s").is_err());
         assert!(parse_duration("5").is_err());
         assert!(parse_duration("s").is_err());
+    }
+
+    #[test]
+    fn cpu_percent_min_window_is_checked_and_keeps_its_old_name() {
+        assert_eq!(
+            parse("").unwrap().cpu_percent_min_window,
+            DEFAULT_CPU_PERCENT_MIN_WINDOW
+        );
+        let c = parse("cpu_percent_min_window = \"2s\"").unwrap();
+        assert_eq!(c.cpu_percent_min_window, Duration::from_secs(2));
+        let c = parse("first_cpu_window = \"500ms\"").unwrap();
+        assert_eq!(c.cpu_percent_min_window, Duration::from_millis(500));
+        let e = err("timeout = \"10s\"\ncpu_percent_min_window = \"50ms\"");
+        assert!(
+            e.contains("test.toml, line 2")
+                && e.contains("cpu_percent_min_window")
+                && e.contains("100ms"),
+            "{e}"
+        );
+        let e = err("cpu_percent_min_window = \"6s\"");
+        assert!(e.contains("out of range") && e.contains("5s"), "{e}");
+        let e = err("cpu_percent_min_window = \"soon\"");
+        assert!(e.contains("cpu_percent_min_window"), "{e}");
     }
 }

@@ -39,6 +39,10 @@ pub struct Behaviour {
     pub inspect_fails: Option<Failure>,
     /// A stats call never answers.
     pub stats_hangs: bool,
+    /// CPU as a CFS quota lets a busy container have it: this much of the
+    /// first part of every 100 ms period and nothing in the rest, instead
+    /// of the even rate it was added with.
+    pub cfs_quota: Option<Duration>,
 }
 
 #[derive(Debug, Clone)]
@@ -300,12 +304,12 @@ impl FakeEngine {
         let podman = self.inner.version.flavor == Flavor::Podman;
         let reading = |t: Duration| ContainerCpuStats {
             cpu_usage: Some(ContainerCpuUsage {
-                total_usage: Some(cpu_ns(c.cpu_rate, t.saturating_sub(c.started))),
+                total_usage: Some(c.cpu_used(t)),
                 ..Default::default()
             }),
             // Podman counts the host's busy time, Docker its capacity.
             system_cpu_usage: Some(if podman {
-                cpu_ns(c.cpu_rate, t.saturating_sub(c.started)) + 1
+                c.cpu_used(t) + 1
             } else {
                 system_ns(t)
             }),
@@ -322,6 +326,22 @@ impl FakeEngine {
                 ..Default::default()
             }),
             ..Default::default()
+        }
+    }
+}
+
+impl FakeContainer {
+    /// CPU nanoseconds used by engine time `t`.
+    fn cpu_used(&self, t: Duration) -> u64 {
+        let up = t.saturating_sub(self.started);
+        match self.behaviour.cfs_quota {
+            Some(quota) => {
+                const PERIOD: u128 = 100_000_000;
+                let ns = up.as_nanos();
+                let run = ns / PERIOD * quota.as_nanos() + (ns % PERIOD).min(quota.as_nanos());
+                u64::try_from(run).unwrap_or(u64::MAX / 2) + 1_000_000
+            }
+            None => cpu_ns(self.cpu_rate, up),
         }
     }
 }

@@ -1,6 +1,9 @@
 //! CPU readings and the window a CPU percent is computed over. Pure: no
 //! engine, no clock; the scraper feeds readings in.
 
+use std::collections::VecDeque;
+use std::time::Duration;
+
 use bollard::models::ContainerCpuStats;
 
 use crate::engine::Flavor;
@@ -73,58 +76,66 @@ pub fn percent_for(flavor: Flavor, now: CpuReading, before: CpuReading) -> Optio
     }
 }
 
-/// The last two distinct CPU readings of a container. Two of them, so that
-/// scrapes landing in the same engine tick (HA Prometheus pairs) still get the
-/// window before it instead of a zero-length one.
-#[derive(Debug, Clone, Copy, PartialEq)]
+/// The last few distinct CPU readings of a container, oldest first, enough
+/// to close every window at a reading at least a floor old. A percent over
+/// a shorter window aliases with the CFS quota period: a container capped at
+/// half a CPU runs 50 ms of every 100 ms, so a window of a few periods reads
+/// anywhere from 13 to 39 % of a 2-CPU host for a true 25 %. Two readers
+/// close together (an HA Prometheus pair, the live view beside Prometheus,
+/// an ad-hoc curl) would otherwise make each other's windows that short.
+#[derive(Debug, Clone, PartialEq)]
 pub struct CpuWindow {
-    last: CpuReading,
-    before: Option<CpuReading>,
+    /// Never empty; in the engine's time order.
+    readings: VecDeque<CpuReading>,
 }
+
+/// Readings kept at most: a flood of readers within one floor keeps the
+/// base and the newest few, and the windows only get longer.
+const KEPT: usize = 8;
 
 impl CpuWindow {
     /// A window that starts at `first`.
     pub fn new(first: CpuReading) -> Self {
         Self {
-            last: first,
-            before: None,
+            readings: VecDeque::from([first]),
         }
     }
 
     /// The latest reading.
     pub fn last(&self) -> CpuReading {
-        self.last
+        *self.readings.back().unwrap_or(&EMPTY)
     }
 
     /// Whether `now` shows the container started again since the last
     /// reading: a later reading whose CPU counter went backwards.
     pub fn restarted(&self, now: &CpuReading) -> bool {
-        now.order(&self.last) == Some(std::cmp::Ordering::Greater)
-            && now.total_ns < self.last.total_ns
+        let last = self.last();
+        now.order(&last) == Some(std::cmp::Ordering::Greater) && now.total_ns < last.total_ns
     }
 
-    /// Takes `now` in and returns the percent since the previous distinct
-    /// reading:
-    /// - a later reading closes the window since the last one;
-    /// - a reading of the same engine tick reuses the window before it;
+    /// Takes `now` in and returns the percent over the window that ends at
+    /// `now` and starts at the latest reading at least `floor` before it:
+    /// - a later reading closes that window and is kept;
+    /// - a reading of the same engine tick as the last one gives the same
+    ///   kind of window and is not kept twice;
+    /// - where no reading is `floor` old yet, nothing;
     /// - counters that went backwards (the container restarted in place)
     ///   start a new window and give nothing this time;
     /// - an older reading (a slow answer overtaken by a newer one) is
     ///   ignored.
-    pub fn observe(&mut self, now: CpuReading, flavor: Flavor) -> Option<f64> {
+    pub fn observe(&mut self, now: CpuReading, flavor: Flavor, floor: Duration) -> Option<f64> {
         use std::cmp::Ordering::*;
-        match now.order(&self.last) {
+        match now.order(&self.last()) {
             Some(Greater) if self.restarted(&now) => {
                 *self = Self::new(now);
                 None
             }
             Some(Greater) => {
-                let pct = percent_for(flavor, now, self.last);
-                self.before = Some(self.last);
-                self.last = now;
+                let pct = self.percent_since_floor(now, flavor, floor);
+                self.keep(now, flavor, floor);
                 pct
             }
-            Some(Equal) => self.before.and_then(|b| percent_for(flavor, now, b)),
+            Some(Equal) => self.percent_since_floor(now, flavor, floor),
             Some(Less) => None,
             // Nothing to order by: start over from this reading.
             None => {
@@ -133,11 +144,170 @@ impl CpuWindow {
             }
         }
     }
+
+    /// The percent from the latest reading at least `floor` before `now`.
+    fn percent_since_floor(&self, now: CpuReading, flavor: Flavor, floor: Duration) -> Option<f64> {
+        let base = self.base_for(&now, flavor, floor)?;
+        percent_for(flavor, now, self.readings[base])
+    }
+
+    /// The index of the latest reading at least `floor` before `now`, to a
+    /// millisecond: read times are Unix seconds in an `f64`, good to a
+    /// microsecond, and a reading taken a floor after another must count.
+    fn base_for(&self, now: &CpuReading, flavor: Flavor, floor: Duration) -> Option<usize> {
+        let floor = floor.as_secs_f64();
+        let floor = floor - (floor / 2.0).min(0.001);
+        (0..self.readings.len())
+            .rev()
+            .find(|&i| seconds_between(flavor, now, &self.readings[i]).is_some_and(|s| s >= floor))
+    }
+
+    /// Appends `now` and drops what no later window can start at: readings
+    /// older than the current base, and the newest one where `now` follows
+    /// the one before it by less than a quarter of the floor (so that kept
+    /// readings stay a quarter floor apart and few, and a window is at most
+    /// that much longer than the floor needs).
+    fn keep(&mut self, now: CpuReading, flavor: Flavor, floor: Duration) {
+        let close = floor.as_secs_f64() / 4.0;
+        let n = self.readings.len();
+        let crowded = n >= 2
+            && seconds_between(flavor, &now, &self.readings[n - 2]).is_some_and(|s| s < close);
+        if crowded {
+            self.readings.pop_back();
+        }
+        self.readings.push_back(now);
+        if let Some(base) = self.base_for(&now, flavor, floor) {
+            self.readings.drain(..base);
+        }
+        while self.readings.len() > KEPT {
+            // Keep the oldest, a base for the next reading.
+            self.readings.remove(1);
+        }
+    }
+}
+
+/// A reading to stand for none; never held.
+const EMPTY: CpuReading = CpuReading {
+    total_ns: 0,
+    system_ns: None,
+    at: None,
+    cpus: None,
+};
+
+/// Seconds from `then` to `now` in the engine's time: its read times where
+/// both have them, else, on Docker, the host counter by CPUs (Podman's
+/// counts busy time only).
+fn seconds_between(flavor: Flavor, now: &CpuReading, then: &CpuReading) -> Option<f64> {
+    if let (Some(a), Some(b)) = (now.at, then.at) {
+        return Some(a - b);
+    }
+    match flavor {
+        Flavor::Docker => {
+            let system = now.system_ns?.checked_sub(then.system_ns?)?;
+            Some(system as f64 / 1e9 / f64::from(now.cpus?.max(1)))
+        }
+        Flavor::Podman => None,
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A floor under the engine's resolution: the window since the previous
+    /// distinct reading.
+    const TICK_FLOOR: Duration = Duration::from_nanos(1);
+    const FLOOR: Duration = Duration::from_secs(1);
+
+    /// A reading at `t` s of a container capped at half a CPU on a 2-CPU
+    /// host, which the CFS quota lets run the first 50 ms of every 100 ms
+    /// period: 25 % of the host over a long window, 0 or 50 % over 50 ms.
+    fn capped(t: f64) -> CpuReading {
+        let ms = (t * 1000.0).round() as u64;
+        let run_ms = ms / 100 * 50 + (ms % 100).min(50);
+        CpuReading {
+            total_ns: 1_000_000 + run_ms * 1_000_000,
+            system_ns: Some(ms * 2_000_000),
+            at: Some(1_800_000_000.0 + t),
+            cpus: Some(2),
+        }
+    }
+
+    /// The age of the reading the next window would start at.
+    fn base_age(w: &CpuWindow, now: f64) -> Option<f64> {
+        let base = w.base_for(&capped(now), Flavor::Docker, FLOOR)?;
+        Some(now - (w.readings[base].at? - 1_800_000_000.0))
+    }
+
+    #[test]
+    fn two_readers_50_ms_apart_each_get_a_window_of_at_least_the_floor() {
+        let mut w = CpuWindow::new(capped(0.0));
+        for k in 1..=10 {
+            let a = f64::from(k) * 1.5;
+            for (who, t) in [("first", a), ("second", a + 0.05)] {
+                assert!(base_age(&w, t).unwrap() > 0.999, "{who} reader at {t}");
+                let pct = w.observe(capped(t), Flavor::Docker, FLOOR).unwrap();
+                // Over 50 ms the same burner reads 0 or 50 %.
+                assert!((pct - 25.0).abs() <= 1.7, "{who} reader at {t}: {pct} %");
+            }
+        }
+    }
+
+    #[test]
+    fn without_the_floor_the_second_reader_aliases() {
+        // What the floor prevents: the window since the previous reading.
+        let mut w = CpuWindow::new(capped(0.0));
+        w.observe(capped(1.5), Flavor::Docker, TICK_FLOOR);
+        let pct = w.observe(capped(1.55), Flavor::Docker, TICK_FLOOR).unwrap();
+        assert!((pct - 25.0).abs() > 10.0, "{pct} %");
+    }
+
+    #[test]
+    fn no_reading_a_floor_old_gives_nothing_until_there_is_one() {
+        let mut w = CpuWindow::new(capped(0.0));
+        assert_eq!(w.observe(capped(0.3), Flavor::Docker, FLOOR), None);
+        assert_eq!(w.observe(capped(0.9), Flavor::Docker, FLOOR), None);
+        let pct = w.observe(capped(1.0), Flavor::Docker, FLOOR).unwrap();
+        assert!(
+            (pct - 25.0).abs() < 1e-9,
+            "a window of exactly the floor: {pct}"
+        );
+    }
+
+    #[test]
+    fn a_flood_of_readers_keeps_few_readings_and_windows_near_the_floor() {
+        let mut w = CpuWindow::new(capped(0.0));
+        for k in 1..=2000 {
+            let t = f64::from(k) * 0.01;
+            let age = base_age(&w, t);
+            let pct = w.observe(capped(t), Flavor::Docker, FLOOR);
+            assert!(w.readings.len() <= KEPT, "{} readings", w.readings.len());
+            if t >= 1.0 {
+                let age = age.unwrap();
+                // A quarter floor apart: the base is at most that past it.
+                assert!((0.999..=1.26).contains(&age), "window of {age} s at {t}");
+                assert!((pct.unwrap() - 25.0).abs() <= 1.7);
+            }
+        }
+    }
+
+    #[test]
+    fn podman_windows_are_measured_by_read_time() {
+        let at = |total_ns, t| CpuReading {
+            total_ns,
+            system_ns: Some(total_ns + 1),
+            at: Some(t),
+            cpus: Some(2),
+        };
+        let mut w = CpuWindow::new(at(1_000_000_000, 100.0));
+        assert_eq!(
+            w.observe(at(1_100_000_000, 100.2), Flavor::Podman, FLOOR),
+            None
+        );
+        // Half a CPU on a 2-CPU host, from the latest reading a floor old.
+        let pct = w.observe(at(2_000_000_000, 102.0), Flavor::Podman, FLOOR);
+        assert!((pct.unwrap() - 25.0).abs() < 1e-6, "{pct:?}");
+    }
 
     fn r(total_ns: u64, system_ns: u64) -> CpuReading {
         CpuReading {
@@ -151,23 +321,38 @@ mod tests {
     #[test]
     fn later_reading_closes_the_window_since_the_last() {
         let mut w = CpuWindow::new(r(1_000, 10_000));
-        assert_eq!(w.observe(r(2_000, 20_000), Flavor::Docker), Some(10.0));
-        assert_eq!(w.observe(r(4_000, 30_000), Flavor::Docker), Some(20.0));
+        assert_eq!(
+            w.observe(r(2_000, 20_000), Flavor::Docker, TICK_FLOOR),
+            Some(10.0)
+        );
+        assert_eq!(
+            w.observe(r(4_000, 30_000), Flavor::Docker, TICK_FLOOR),
+            Some(20.0)
+        );
     }
 
     #[test]
     fn same_tick_reading_reuses_the_window_before_it() {
         let mut w = CpuWindow::new(r(1_000, 10_000));
-        assert_eq!(w.observe(r(2_000, 20_000), Flavor::Docker), Some(10.0));
+        assert_eq!(
+            w.observe(r(2_000, 20_000), Flavor::Docker, TICK_FLOOR),
+            Some(10.0)
+        );
         // The HA twin scrape lands in the same engine tick.
-        assert_eq!(w.observe(r(2_000, 20_000), Flavor::Docker), Some(10.0));
+        assert_eq!(
+            w.observe(r(2_000, 20_000), Flavor::Docker, TICK_FLOOR),
+            Some(10.0)
+        );
         assert_eq!(w.last(), r(2_000, 20_000));
     }
 
     #[test]
     fn same_tick_without_an_earlier_window_gives_nothing() {
         let mut w = CpuWindow::new(r(1_000, 10_000));
-        assert_eq!(w.observe(r(1_000, 10_000), Flavor::Docker), None);
+        assert_eq!(
+            w.observe(r(1_000, 10_000), Flavor::Docker, TICK_FLOOR),
+            None
+        );
     }
 
     #[test]
@@ -175,14 +360,20 @@ mod tests {
         let mut w = CpuWindow::new(r(5_000, 10_000));
         assert!(w.restarted(&r(100, 20_000)));
         assert!(!w.restarted(&r(6_000, 20_000)));
-        assert_eq!(w.observe(r(100, 20_000), Flavor::Docker), None);
-        assert_eq!(w.observe(r(1_100, 30_000), Flavor::Docker), Some(10.0));
+        assert_eq!(w.observe(r(100, 20_000), Flavor::Docker, TICK_FLOOR), None);
+        assert_eq!(
+            w.observe(r(1_100, 30_000), Flavor::Docker, TICK_FLOOR),
+            Some(10.0)
+        );
     }
 
     #[test]
     fn overtaken_answer_is_ignored() {
         let mut w = CpuWindow::new(r(2_000, 20_000));
-        assert_eq!(w.observe(r(1_000, 10_000), Flavor::Docker), None);
+        assert_eq!(
+            w.observe(r(1_000, 10_000), Flavor::Docker, TICK_FLOOR),
+            None
+        );
         assert_eq!(w.last(), r(2_000, 20_000));
     }
 
@@ -197,7 +388,7 @@ mod tests {
         let mut w = CpuWindow::new(at(1_000_000_000, 100.0));
         // Half a CPU for 2 s on a 2-CPU host: 25 % of the host.
         assert_eq!(
-            w.observe(at(2_000_000_000, 102.0), Flavor::Podman),
+            w.observe(at(2_000_000_000, 102.0), Flavor::Podman, TICK_FLOOR),
             Some(25.0)
         );
     }
@@ -212,7 +403,7 @@ mod tests {
         };
         let mut w = CpuWindow::new(at(1_000, 1.0));
         // Docker's formula needs the host counter: no percent, but the window moves on.
-        assert_eq!(w.observe(at(2_000, 2.0), Flavor::Docker), None);
+        assert_eq!(w.observe(at(2_000, 2.0), Flavor::Docker, TICK_FLOOR), None);
         assert_eq!(w.last(), at(2_000, 2.0));
     }
 

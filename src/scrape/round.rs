@@ -90,10 +90,11 @@ pub struct ScrapeOptions {
     pub max_concurrency: usize,
     /// Longest reuse of an inspect answer.
     pub inspect_max_age: Duration,
-    /// On engines that answer stats directly (Docker 25+, Podman), a
-    /// container seen for the first time is read twice this far apart, so
-    /// that its first scrape has a CPU percent.
-    pub first_cpu_window: Duration,
+    /// The shortest window a CPU percent covers. On engines that answer
+    /// stats directly (Docker 25+, Podman), a container seen for the first
+    /// time is also read twice this far apart, so that its first scrape has
+    /// a CPU percent.
+    pub cpu_percent_min_window: Duration,
     /// Reuse of writable-layer sizes; `None` leaves them out.
     pub fs_usage_max_age: Option<Duration>,
 }
@@ -103,7 +104,7 @@ impl Default for ScrapeOptions {
         Self {
             max_concurrency: crate::config::DEFAULT_MAX_CONCURRENCY,
             inspect_max_age: crate::config::DEFAULT_INSPECT_MAX_AGE,
-            first_cpu_window: crate::config::DEFAULT_FIRST_CPU_WINDOW,
+            cpu_percent_min_window: crate::config::DEFAULT_CPU_PERCENT_MIN_WINDOW,
             fs_usage_max_age: Some(crate::config::DEFAULT_FS_USAGE_MAX_AGE),
         }
     }
@@ -127,7 +128,7 @@ pub struct Scraper {
     version: Mutex<Option<EngineVersion>>,
     info: Mutex<Option<(Instant, EngineInfo)>>,
     fs_usage: FsUsage,
-    first_cpu_window: Duration,
+    cpu_percent_min_window: Duration,
     errors: [AtomicU64; Failure::ALL.len()],
 }
 
@@ -138,11 +139,11 @@ impl Scraper {
         Self {
             engine: limits.clone(),
             limits,
-            state: StateTable::new(options.inspect_max_age),
+            state: StateTable::new(options.inspect_max_age, options.cpu_percent_min_window),
             version: Mutex::new(None),
             info: Mutex::new(None),
             fs_usage: FsUsage::new(options.fs_usage_max_age),
-            first_cpu_window: options.first_cpu_window,
+            cpu_percent_min_window: options.cpu_percent_min_window,
             errors: Default::default(),
         }
     }
@@ -392,11 +393,11 @@ impl Scraper {
         }
         // A direct engine gives one reading and no window: take a second
         // reading a short while later, if the deadline leaves room.
-        if deadline.remaining() < self.first_cpu_window * 2 {
+        if deadline.remaining() < self.cpu_percent_min_window * 2 {
             return Ok(Some((first, None)));
         }
         let second = deadline.run(async {
-            tokio::time::sleep(self.first_cpu_window).await;
+            tokio::time::sleep(self.cpu_percent_min_window).await;
             self.read_stats(c, true, version.flavor, deadline).await
         });
         match second.await {

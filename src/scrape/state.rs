@@ -64,15 +64,18 @@ pub struct RoundEnd<'a> {
 #[derive(Debug)]
 pub struct StateTable {
     inspect_max_age: Duration,
+    cpu_min_window: Duration,
     entries: Mutex<HashMap<String, Entry>>,
 }
 
 impl StateTable {
     /// An empty table whose inspect answers are reused for up to
-    /// `inspect_max_age`.
-    pub fn new(inspect_max_age: Duration) -> Self {
+    /// `inspect_max_age` and whose CPU percents cover at least
+    /// `cpu_min_window`.
+    pub fn new(inspect_max_age: Duration, cpu_min_window: Duration) -> Self {
         Self {
             inspect_max_age,
+            cpu_min_window,
             entries: Mutex::new(HashMap::new()),
         }
     }
@@ -102,7 +105,8 @@ impl StateTable {
         self.lock().get(id).is_some_and(|e| e.missed)
     }
 
-    /// Takes a reading into the container's window; the percent it closes.
+    /// Takes a reading into the container's window; the percent since the
+    /// latest reading at least the minimum window before it.
     /// A reading that shows the container started again (its CPU counter
     /// went back) also drops its cached inspect answer, so the restart count
     /// and OOM kill are asked anew at the next scrape rather than up to
@@ -115,7 +119,7 @@ impl StateTable {
                 if window.restarted(&reading) {
                     entry.inspect = None;
                 }
-                window.observe(reading, flavor)
+                window.observe(reading, flavor, self.cpu_min_window)
             }
             None => {
                 entry.cpu = Some(CpuWindow::new(reading));
@@ -204,7 +208,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn inspect_answers_are_keyed_by_state_and_age() {
-        let table = StateTable::new(Duration::from_secs(60));
+        let table = StateTable::new(Duration::from_secs(60), Duration::from_secs(1));
         let v = Arc::new(Lifecycle::default());
         table.store_inspect("a", "running", listed(""), v.clone());
         assert!(table.inspect("a", "running", &listed("")).is_some());
@@ -218,7 +222,7 @@ mod tests {
             "too old"
         );
 
-        let spread = StateTable::new(Duration::from_secs(100));
+        let spread = StateTable::new(Duration::from_secs(100), Duration::from_secs(1));
         let ages: Vec<Duration> = (0..50)
             .map(|i| spread.inspect_max_age_of(&format!("{i:064x}")))
             .collect();
@@ -231,7 +235,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_restart_seen_in_the_cpu_counter_drops_the_inspect_answer() {
-        let table = StateTable::new(Duration::from_secs(60));
+        let table = StateTable::new(Duration::from_secs(60), Duration::from_secs(1));
         table.observe_cpu("a", reading(5_000, 10), Flavor::Docker);
         table.store_inspect("a", "running", listed(""), Arc::new(Lifecycle::default()));
         table.observe_cpu("a", reading(6_000, 20), Flavor::Docker);
@@ -245,7 +249,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_start_again_seen_in_the_listed_uptime_drops_the_inspect_answer() {
-        let table = StateTable::new(Duration::from_secs(600));
+        let table = StateTable::new(Duration::from_secs(600), Duration::from_secs(1));
         let v = Arc::new(Lifecycle::default());
         table.store_inspect("a", "running", listed("Up 10 minutes"), v);
         tokio::time::advance(Duration::from_secs(30)).await;
@@ -262,7 +266,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_full_round_forgets_what_it_did_not_list() {
-        let table = StateTable::new(Duration::from_secs(60));
+        let table = StateTable::new(Duration::from_secs(60), Duration::from_secs(1));
         table.observe_cpu("a", reading(1, 10), Flavor::Docker);
         table.observe_cpu("b", reading(1, 10), Flavor::Docker);
         // A narrowed round that listed only "a" keeps "b".
@@ -282,7 +286,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn what_no_round_has_seen_for_a_while_is_forgotten() {
-        let table = StateTable::new(Duration::from_secs(60));
+        let table = StateTable::new(Duration::from_secs(60), Duration::from_secs(1));
         table.observe_cpu("old", reading(1, 10), Flavor::Docker);
         tokio::time::advance(FORGET_AFTER / 2).await;
         table.observe_cpu("new", reading(1, 10), Flavor::Docker);
@@ -301,7 +305,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn missed_deadlines_are_remembered_for_one_round() {
-        let table = StateTable::new(Duration::from_secs(60));
+        let table = StateTable::new(Duration::from_secs(60), Duration::from_secs(1));
         table.finish_round(&RoundEnd {
             listed: vec!["slow", "fast"],
             missed: HashSet::from(["slow"]),

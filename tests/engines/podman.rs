@@ -113,7 +113,7 @@ async fn podman_cpu_memory_and_selection() {
     // A first window of a second, as the Docker tests have.
     let exporter = Exporter::start(
         &format!(
-            "first_cpu_window = \"1s\"\n[containers]\nnames = [\"{}\"]\nlabels = [\"{sel}\"]\n",
+            "cpu_percent_min_window = \"1s\"\n[containers]\nnames = [\"{}\"]\nlabels = [\"{sel}\"]\n",
             burner.name
         ),
         podman_url(),
@@ -158,7 +158,7 @@ async fn podman_cpu_memory_and_selection() {
     assert_eq!(id, cgroup.path(), "the kernel's cgroup of the burner");
     assert!(id.contains(&burner.id), "{id}");
     // Podman zeroes precpu_stats; the exporter reads a new container twice,
-    // first_cpu_window apart, so the first scrape has a percent too, over
+    // cpu_percent_min_window apart, so the first scrape has a percent too, over
     // a window of about a second within the scrape.
     trace.assert_percent("first scrape", &scrape, &burner.name, scrape.span(), 0.75);
 

@@ -118,7 +118,7 @@ async fn direct_engine_reads_a_new_container_twice_and_never_waits_two_ticks() {
     let s = scraper(
         &engine,
         ScrapeOptions {
-            first_cpu_window: window,
+            cpu_percent_min_window: window,
             ..options()
         },
     );
@@ -136,6 +136,47 @@ async fn direct_engine_reads_a_new_container_twice_and_never_waits_two_ticks() {
     assert_eq!(engine.calls().stats, 3);
 }
 
+/// Two readers 50 ms apart, ten times, on a direct engine: each percent
+/// covers at least the minimum window, so a quota-capped burner (50 ms of
+/// every 100 ms, a quarter of the 2-CPU host) reads a quarter each time;
+/// over the 50 ms between the readers it would read 0 or 50 %.
+#[tokio::test(start_paused = true)]
+async fn a_second_reader_50_ms_later_gets_a_window_of_at_least_the_minimum() {
+    let engine = FakeEngine::docker("28.5.2");
+    engine.add("burner", HALF_CPU);
+    engine.set_behaviour(
+        "burner",
+        Behaviour {
+            cfs_quota: Some(Duration::from_millis(50)),
+            ..Default::default()
+        },
+    );
+    let s = scraper(&engine, options());
+    let min = ScrapeOptions::default().cpu_percent_min_window;
+    let first = round(&s, &all(), Duration::from_secs(10)).await;
+    assert_near_quarter(cpu_of(&first, "burner"), min);
+    // Windows that start 20 ms into a period: the worst case for the
+    // quota's phase over a 50 ms window, harmless over a second.
+    tokio::time::sleep(Duration::from_millis(1_520)).await;
+    for _ in 0..10 {
+        let a = round(&s, &all(), Duration::from_secs(10)).await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let b = round(&s, &all(), Duration::from_secs(10)).await;
+        assert_near_quarter(cpu_of(&a, "burner"), min);
+        assert_near_quarter(cpu_of(&b, "burner"), min);
+        tokio::time::sleep(Duration::from_millis(1_430)).await;
+    }
+    assert_eq!(engine.calls().stats, 22, "one call per reading");
+}
+
+/// A quarter of the host, as a quota-capped burner reads over a window of at
+/// least `min`: the quota's phase moves at most 25 ms of its CPU time.
+fn assert_near_quarter(pct: Option<f64>, min: Duration) {
+    let pct = pct.expect("a CPU percent");
+    let room = 100.0 * 0.025 / (2.0 * min.as_secs_f64());
+    assert!((pct - 25.0).abs() <= room + 1e-6, "{pct} %, room {room}");
+}
+
 #[tokio::test(start_paused = true)]
 async fn direct_engine_with_a_short_deadline_skips_the_second_reading() {
     let engine = FakeEngine::docker("26.1.5");
@@ -143,7 +184,7 @@ async fn direct_engine_with_a_short_deadline_skips_the_second_reading() {
     let s = scraper(
         &engine,
         ScrapeOptions {
-            first_cpu_window: Duration::from_millis(500),
+            cpu_percent_min_window: Duration::from_millis(500),
             ..options()
         },
     );
@@ -381,7 +422,7 @@ async fn a_container_starved_by_the_deadline_is_exported_by_the_next_round() {
         ScrapeOptions {
             max_concurrency: 2,
             // Only the fixed part of the logic: one reading per scrape.
-            first_cpu_window: Duration::from_secs(60),
+            cpu_percent_min_window: Duration::from_secs(60),
             ..options()
         },
     );

@@ -7,7 +7,8 @@ use crate::common;
 
 use common::cgroup::Cgroups;
 use common::{
-    docker, names_config, unique, wait_until, wait_until_async, Container, Exporter, PATIENCE,
+    docker, get, names_config, unique, wait_until, wait_until_async, Container, Exporter, Metrics,
+    PATIENCE,
 };
 
 #[tokio::test(flavor = "multi_thread")]
@@ -26,8 +27,9 @@ async fn cpu_of_a_half_cpu_burner_matches_the_cgroup() {
             s => Err(format!("{s} s")),
         }
     });
-    // A window of a second on an engine without a tick, as on one with.
-    let config = names_config(&[&burner.name], "first_cpu_window = \"1s\"\n");
+    // The default minimum window, a second: on an engine without a tick
+    // as on one with.
+    let config = names_config(&[&burner.name], "");
     let exporter = Exporter::local(&config).await;
 
     // First scrape: a new container, a window of about a second that the
@@ -59,6 +61,67 @@ async fn cpu_of_a_half_cpu_burner_matches_the_cgroup() {
         lo - 0.01 <= total && total <= hi + 0.01,
         "cpu seconds {total} not within cgroup reads [{lo}, {hi}]"
     );
+}
+
+/// Two readers 50 ms apart (a Prometheus HA pair, the live view beside a
+/// Prometheus), ten times: each reader's percent is the cgroup's own rate
+/// over a window at least the default minimum of a second long, not over
+/// the 50 ms between them, where a burner capped at half a CPU reads
+/// anywhere from 13 to 39 %.
+/// The readers ask for different selections so that neither joins the
+/// other's round.
+#[tokio::test(flavor = "multi_thread")]
+async fn two_readers_50_ms_apart_each_get_the_cgroups_rate_over_a_second_or_more() {
+    let cgroups = Cgroups::of_engine("readers");
+    let burner = Container::run(
+        &unique("dse-cpu-readers"),
+        &["--cpus", "0.5"],
+        &["sh", "-c", "yes >/dev/null"],
+    );
+    let cgroup = cgroups.of(&burner);
+    let trace = cgroups.trace_cpu(&cgroup);
+    wait_until("the burner to use CPU", PATIENCE, || {
+        match cgroups.read(&cgroup)?.cpu_seconds() {
+            s if s >= 0.05 => Ok(()),
+            s => Err(format!("{s} s")),
+        }
+    });
+    let exporter = Exporter::local(&names_config(&[&burner.name], "")).await;
+    let second_reader = format!("/metrics?name={}", burner.name);
+    let first_scrape = trace.scrape(&exporter).await;
+    let (mut previous, mut previous_end) = (first_scrape.span(), first_scrape.after);
+    for pair in 1..=10 {
+        // More than the minimum window since the last pair, in the
+        // burner's own CPU time, however busy the host.
+        trace.wait_for_cpu(&previous_end, 0.7);
+        let before = cgroups.read_now(&cgroup);
+        let first = exporter.scrape_in_background();
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        let (status, body) = get(exporter.addr, &second_reader, &[]).await;
+        assert_eq!(status, 200, "{body}");
+        let (status, first) = first.await.expect("first reader");
+        assert_eq!(status, 200, "{first}");
+        let after = cgroups.read_now(&cgroup);
+        for (who, text) in [("first", first), ("second", body)] {
+            let scrape = common::cgroup::TracedScrape {
+                before: before.clone(),
+                metrics: Metrics::parse(&text),
+                after: after.clone(),
+            };
+            // The window is at least a second long and starts at a reading
+            // of the previous pair or, on an engine that reads at its 1 s
+            // tick (the second reader waiting for the tick after the
+            // first's), at the first reader's.
+            trace.assert_percent(
+                &format!("pair {pair}, {who} reader"),
+                &scrape,
+                &burner.name,
+                (previous.0, after.at),
+                1.0,
+            );
+        }
+        (previous, previous_end) = ((before.at, after.at), after);
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
