@@ -192,6 +192,7 @@ fn snapshot(n: usize) -> anyhow::Result<Snapshot> {
                 state: "running".to_string(),
                 status: "Up 5 minutes".to_string(),
                 size_rw: None,
+                health: None,
             },
             sample: Some(sample.clone()),
             cpu_percent: Some(12.5 + i as f64 / 100.0),

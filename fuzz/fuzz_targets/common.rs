@@ -27,6 +27,7 @@ pub fn container(
         state: state.to_string(),
         status: String::new(),
         size_rw: None,
+        health: None,
     }
 }
 

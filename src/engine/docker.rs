@@ -251,6 +251,11 @@ fn listed(s: bollard::models::ContainerSummary) -> Option<Listed> {
             state: s.state.map(|st| st.to_string()).unwrap_or_default(),
             status: s.status.unwrap_or_default(),
             size_rw: s.size_rw.and_then(|n| u64::try_from(n).ok()),
+            health: s.health.map(|h| {
+                h.status
+                    .map(|st| st.to_string())
+                    .filter(|st| !st.is_empty() && st != "none")
+            }),
         },
         names,
     })
@@ -311,6 +316,34 @@ fn listen_queue_full(err: &BollardError) -> bool {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn health_is_taken_from_lists_that_carry_it() {
+        let text = include_str!("../../tests/fixtures/containers-list-api1.52-published.json");
+        let list: Vec<bollard::models::ContainerSummary> = serde_json::from_str(text).unwrap();
+        let health: Vec<_> = list
+            .into_iter()
+            .filter_map(listed)
+            .map(|l| (l.container.name, l.container.health))
+            .collect();
+        assert_eq!(
+            health,
+            [
+                (
+                    "funny_chatelet".to_string(),
+                    Some(Some("healthy".to_string()))
+                ),
+                ("no_check".to_string(), Some(None)),
+            ]
+        );
+        let older = include_str!("../../tests/fixtures/containers-list-docker20.10.json");
+        let list: Vec<bollard::models::ContainerSummary> = serde_json::from_str(older).unwrap();
+        assert!(list
+            .into_iter()
+            .filter_map(listed)
+            .all(|l| l.container.health.is_none()));
+    }
+
     use super::*;
 
     #[test]

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use bollard::models::{
     ContainerCpuStats, ContainerCpuUsage, ContainerInspectResponse, ContainerMemoryStats,
-    ContainerState, ContainerStatsResponse, HostConfig,
+    ContainerState, ContainerStatsResponse, Health, HostConfig,
 };
 use futures::FutureExt;
 use tokio::time::Instant;
@@ -54,6 +54,8 @@ struct FakeContainer {
     started: Duration,
     restarts: i64,
     behaviour: Behaviour,
+    /// The health check's verdict; `None` without a health check.
+    health: Option<String>,
 }
 
 /// Requests received, by path kind.
@@ -156,6 +158,7 @@ impl FakeEngine {
             state: state.into(),
             status: String::new(),
             size_rw: None,
+            health: None,
         };
         let listed = Listed {
             names: vec![format!("/{name}")],
@@ -169,6 +172,7 @@ impl FakeEngine {
             started: self.inner.started.elapsed(),
             restarts: 0,
             behaviour,
+            health: None,
         });
     }
 
@@ -179,6 +183,28 @@ impl FakeEngine {
                 c.behaviour = behaviour.clone();
             }
         }
+    }
+
+    /// Gives a container a health check with this verdict (`starting`,
+    /// `healthy`, `unhealthy`), or none.
+    pub fn set_health(&self, name: &str, health: Option<&str>) {
+        for c in self.lock_containers().iter_mut() {
+            if c.listed.container.name == name {
+                c.health = health.map(str::to_string);
+            }
+        }
+    }
+
+    /// Whether its list answers carry each container's health (API 1.52,
+    /// Engine 29); older ones put it in the status text only.
+    fn lists_health(&self) -> bool {
+        let v = &self.inner.version;
+        v.flavor == Flavor::Docker
+            && v.version
+                .split('.')
+                .next()
+                .and_then(|major| major.parse::<u32>().ok())
+                .is_some_and(|major| major >= 29)
     }
 
     /// Restarts a container in place, as a restart policy does: its CPU
@@ -463,6 +489,7 @@ impl EngineApi for FakeEngine {
                 })
             };
             let now = self.inner.started.elapsed();
+            let lists_health = self.lists_health();
             Ok(self
                 .lock_containers()
                 .iter()
@@ -474,6 +501,14 @@ impl EngineApi for FakeEngine {
                     if l.container.has_stats() {
                         l.container.status =
                             format!("Up {}", human_duration(now.saturating_sub(c.started)));
+                        match (&c.health, lists_health) {
+                            (health, true) => l.container.health = Some(health.clone()),
+                            (Some(h), false) if h == "starting" => {
+                                l.container.status.push_str(" (health: starting)")
+                            }
+                            (Some(h), false) => l.container.status.push_str(&format!(" ({h})")),
+                            (None, false) => {}
+                        }
                     }
                     l
                 })
@@ -499,6 +534,10 @@ impl EngineApi for FakeEngine {
                     oom_killed: Some(false),
                     exit_code: Some(0),
                     started_at: Some(rfc3339(c.started)),
+                    health: c.health.as_deref().map(|h| Health {
+                        status: h.parse().ok(),
+                        ..Default::default()
+                    }),
                     ..Default::default()
                 }),
                 host_config: Some(HostConfig::default()),

@@ -42,6 +42,11 @@ pub struct ContainerRef {
     /// Size of the writable layer in bytes, where the list call was asked
     /// for sizes.
     pub size_rw: Option<u64>,
+    /// The health check's verdict as the list reports it from API 1.52
+    /// (Engine 29): `Some(None)` without a health check, `Some(Some(s))`
+    /// with one (`starting`, `healthy`, `unhealthy`), `None` where the list
+    /// does not carry it and only inspect tells.
+    pub health: Option<Option<String>>,
 }
 
 impl ContainerRef {
@@ -51,8 +56,13 @@ impl ContainerRef {
     }
 
     /// What must stay the same for a cached inspect answer to be reused:
-    /// the state and, from the status text, the health.
+    /// the state and, where the list does not carry the health itself, the
+    /// health from the status text. A list that carries it (API 1.52) needs
+    /// no inspect call when only the health changed.
     pub fn lifecycle_key(&self) -> String {
+        if self.health.is_some() {
+            return self.state.clone();
+        }
         let health = ["(healthy)", "(unhealthy)", "(health: starting)"]
             .into_iter()
             .find(|h| self.status.contains(h))

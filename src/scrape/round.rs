@@ -355,12 +355,13 @@ impl Scraper {
             Ok(Some((sample, pct))) => (Some(sample), pct),
             _ => (None, None),
         };
+        let lifecycle = lifecycle.ok().map(|l| with_listed_health(l, &c));
         Outcome {
             metrics: ContainerMetrics {
                 container: c,
                 sample,
                 cpu_percent,
-                lifecycle: lifecycle.ok(),
+                lifecycle,
                 ..Default::default()
             },
             failure,
@@ -481,6 +482,19 @@ impl Scraper {
             }
             Err(Elapsed) => Err(Failure::Timeout),
         }
+    }
+}
+
+/// The inspect answer with the health the list gave this round, where the
+/// list carries it (API 1.52): newer than a cached answer, which a change of
+/// health alone no longer refreshes.
+fn with_listed_health(l: Arc<Lifecycle>, c: &ContainerRef) -> Arc<Lifecycle> {
+    match &c.health {
+        Some(health) if *health != l.health => Arc::new(Lifecycle {
+            health: health.clone(),
+            ..(*l).clone()
+        }),
+        _ => l,
     }
 }
 

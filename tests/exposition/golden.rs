@@ -36,6 +36,7 @@ fn listed(name: &str, state: &str) -> ContainerRef {
         state: state.into(),
         status: String::new(),
         size_rw: None,
+        health: None,
     }
 }
 

@@ -609,3 +609,40 @@ async fn a_first_scrape_holds_inspect_calls_to_their_own_limit() {
         );
     }
 }
+
+fn health_of(snap: &Snapshot, name: &str) -> Option<String> {
+    snap.containers
+        .iter()
+        .find(|c| c.container.name == name)?
+        .lifecycle
+        .as_ref()?
+        .health
+        .clone()
+}
+
+/// From API 1.52 (Engine 29) the list carries each container's health: a
+/// change of health alone is exported from the list, with no inspect call;
+/// before, only the status text tells, and the change is inspected anew.
+#[tokio::test(start_paused = true)]
+async fn health_from_the_list_needs_no_inspect_call_on_engine_29() {
+    for (version, inspects_after_flip) in [("29.0.0", 1), ("28.5.2", 2)] {
+        let engine = FakeEngine::docker(version);
+        engine.add("web", HALF_CPU);
+        engine.set_health("web", Some("starting"));
+        let s = scraper(&engine, options());
+        let first = round(&s, &all(), Duration::from_secs(10)).await;
+        assert_eq!(health_of(&first, "web").as_deref(), Some("starting"));
+        assert_eq!(engine.calls().inspect, 1, "{version}");
+
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        engine.set_health("web", Some("healthy"));
+        let later = round(&s, &all(), Duration::from_secs(10)).await;
+        assert_eq!(health_of(&later, "web").as_deref(), Some("healthy"));
+        assert_eq!(engine.calls().inspect, inspects_after_flip, "{version}");
+
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        engine.set_health("web", None);
+        let none = round(&s, &all(), Duration::from_secs(10)).await;
+        assert_eq!(health_of(&none, "web"), None, "{version}");
+    }
+}
