@@ -26,7 +26,8 @@
 //! `--engine unix:///path.sock` benchmarks another engine (e.g. the Docker 26.1
 //! engine of `scripts/private-engine.sh start docker26 26.1`, or the cgroup v2
 //! VM's of `scripts/cgroup2-vm.sh start NAME`); the default is
-//! /var/run/docker.sock. Needs /usr/bin/docker.
+//! /var/run/docker.sock. Needs /usr/bin/docker, or the CLI `--docker` names
+//! (`/usr/local/bin/docker` for an engine that refuses API 1.41 clients).
 //! Containers named `dse-bench-*` are removed at start, at the end, on Ctrl-C
 //! and on panic; with `--keep-containers` they are reused from a run before
 //! and left running, for an engine slow to start them (one in a VM under
@@ -49,7 +50,13 @@ use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite};
 
-const DOCKER: &str = "/usr/bin/docker";
+/// The docker CLI: /usr/bin/docker unless `--docker` names another (one that
+/// speaks API 1.44 for an engine that refuses older clients, as Engine 29).
+static DOCKER: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+fn docker_bin() -> &'static str {
+    DOCKER.get().map_or("/usr/bin/docker", String::as_str)
+}
 /// The engine's socket: /var/run/docker.sock unless `--engine` names another.
 static ENGINE_SOCK: std::sync::OnceLock<String> = std::sync::OnceLock::new();
 
@@ -61,7 +68,7 @@ fn engine_sock() -> &'static str {
 
 /// The docker CLI, talking to the bench's engine.
 fn docker_cmd() -> Command {
-    let mut cmd = Command::new(DOCKER);
+    let mut cmd = Command::new(docker_bin());
     cmd.args(["-H", &format!("unix://{}", engine_sock())]);
     cmd
 }
@@ -149,12 +156,16 @@ fn parse_args() -> anyhow::Result<Args> {
                 };
                 a.engine = Some(path.to_string());
             }
+            "--docker" => {
+                let path = value()?;
+                let _ = DOCKER.set(path);
+            }
             "-h" | "--help" => {
                 println!(
                     "usage: bench [--containers 10,100,300] [--rounds 7] [--gap-secs 3] \
                      [--idle-secs 10] [--no-proxy] [--no-build] [--max-concurrency K] \
                      [--timeout 10s] [--image IMAGE] [--engine unix:///path.sock] \
-                     [--keep-containers]"
+                     [--keep-containers] [--docker /usr/local/bin/docker]"
                 );
                 std::process::exit(0);
             }
@@ -174,7 +185,7 @@ fn docker(args: &[&str]) -> anyhow::Result<String> {
         .args(args)
         .stdin(Stdio::null())
         .output()
-        .with_context(|| format!("cannot run {DOCKER}"))?;
+        .with_context(|| format!("cannot run {}", docker_bin()))?;
     if !out.status.success() {
         bail!(
             "docker {} failed: {}",
@@ -215,7 +226,7 @@ fn remove_containers(names: &[String]) -> anyhow::Result<()> {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .spawn()
-            .with_context(|| format!("cannot run {DOCKER}"))?;
+            .with_context(|| format!("cannot run {}", docker_bin()))?;
         let deadline = Instant::now() + Duration::from_secs(120);
         loop {
             if let Some(status) = child.try_wait()? {
@@ -877,7 +888,7 @@ fn machine_line() -> String {
     // The engine's own machine may be another (a VM): its kernel, cgroups
     // and CPUs as it reports them.
     let engine = cmd(
-        DOCKER,
+        docker_bin(),
         &[
             "-H",
             &host,
@@ -888,7 +899,7 @@ fn machine_line() -> String {
         ],
     );
     let version = cmd(
-        DOCKER,
+        docker_bin(),
         &[
             "-H",
             &host,
