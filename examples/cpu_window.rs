@@ -12,8 +12,11 @@
 //! and for each window length takes every pair of readings that far apart
 //! (the first reading at least that far after each start) and compares the
 //! percent over it, docker's formula without `online_cpus`, with the rate
-//! over the whole run. It prints a Markdown table: windows, pairs, the
-//! largest and the 95th-percentile error in points of the host's CPU.
+//! over the same window widened by `--context` (default 1.5 s) on each side:
+//! what the quota's phase adds, without what a busy host's changing share
+//! adds over the run. It prints a Markdown table: windows, pairs, the
+//! largest and the 95th-percentile error in points of the host's CPU, and
+//! the same against the whole run's rate.
 //! `--docker` is the CLI that starts the burner (one that speaks the
 //! engine's API: `/usr/local/bin/docker` for an engine refusing API 1.41).
 
@@ -31,6 +34,7 @@ struct Args {
     docker: String,
     cpus: String,
     seconds: f64,
+    context: f64,
     windows: Vec<Duration>,
 }
 
@@ -49,6 +53,7 @@ fn args() -> anyhow::Result<Args> {
         docker: "/usr/bin/docker".into(),
         cpus: "0.5".into(),
         seconds: 30.0,
+        context: 1.5,
         windows: ["50ms", "100ms", "250ms", "500ms", "1s", "2s"]
             .iter()
             .map(|w| humantime::parse_duration(w))
@@ -62,6 +67,11 @@ fn args() -> anyhow::Result<Args> {
             "--docker" => a.docker = value,
             "--cpus" => a.cpus = value,
             "--seconds" => a.seconds = value.parse().context("--seconds")?,
+            "--context" => {
+                a.context = humantime::parse_duration(&value)
+                    .context("--context")?
+                    .as_secs_f64()
+            }
             "--windows" => {
                 a.windows = value
                     .split(',')
@@ -123,23 +133,46 @@ fn percent(a: Reading, b: Reading) -> f64 {
     (b.cpu - a.cpu) as f64 / (b.system - a.system) as f64 * 100.0
 }
 
+/// The first reading at least `t` (s) after reading `from`, by index.
+fn at_or_after(readings: &[Reading], from: usize, t: f64) -> Option<usize> {
+    (from..readings.len()).find(|&j| readings[j].at >= t)
+}
+
+/// The last reading at or before `t`, by index.
+fn at_or_before(readings: &[Reading], t: f64) -> Option<usize> {
+    readings.iter().rposition(|r| r.at <= t)
+}
+
 /// Errors of every window `w` long (from each reading to the first one at
-/// least `w` after it) against `reference`, sorted.
-fn errors(readings: &[Reading], w: f64, reference: f64) -> Vec<f64> {
-    let mut out = Vec::new();
-    let mut j = 0;
+/// least `w` after it), against the rate over the window widened by
+/// `context` s each side and against `whole`, each sorted.
+fn errors(readings: &[Reading], w: f64, context: f64, whole: f64) -> (Vec<f64>, Vec<f64>) {
+    let (mut local, mut overall) = (Vec::new(), Vec::new());
     for (i, a) in readings.iter().enumerate() {
-        j = j.max(i + 1);
-        while j < readings.len() && readings[j].at - a.at < w {
-            j += 1;
-        }
-        let Some(b) = readings.get(j) else { break };
+        let Some(j) = at_or_after(readings, i + 1, a.at + w) else {
+            break;
+        };
+        let b = readings[j];
+        let (Some(lo), Some(hi)) = (
+            at_or_before(readings, a.at - context),
+            at_or_after(readings, j, b.at + context),
+        ) else {
+            continue;
+        };
         if b.system > a.system {
-            out.push((percent(*a, *b) - reference).abs());
+            let pct = percent(*a, b);
+            local.push((pct - percent(readings[lo], readings[hi])).abs());
+            overall.push((pct - whole).abs());
         }
     }
-    out.sort_by(f64::total_cmp);
-    out
+    local.sort_by(f64::total_cmp);
+    overall.sort_by(f64::total_cmp);
+    (local, overall)
+}
+
+/// The largest and the 95th-percentile value of sorted errors.
+fn spread(e: &[f64]) -> Option<(f64, f64)> {
+    Some((*e.last()?, *e.get(e.len() * 95 / 100)?))
 }
 
 #[tokio::main(flavor = "current_thread")]
@@ -190,17 +223,19 @@ async fn main() -> anyhow::Result<()> {
         last.at - first.at,
         (last.at - first.at) / readings.len() as f64 * 1e3
     );
-    println!("| window | pairs | largest error | 95th percentile |");
-    println!("|---|---:|---:|---:|");
+    println!(
+        "| window | pairs | largest error | 95th percentile | largest, against the whole run | 95th, against the whole run |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|");
     for w in &a.windows {
-        let e = errors(&readings, w.as_secs_f64(), reference);
-        let (Some(max), Some(p95)) = (e.last(), e.get(e.len() * 95 / 100)) else {
+        let (local, overall) = errors(&readings, w.as_secs_f64(), a.context, reference);
+        let (Some((max, p95)), Some((omax, op95))) = (spread(&local), spread(&overall)) else {
             continue;
         };
         println!(
-            "| {} | {} | {max:.2} | {p95:.2} |",
+            "| {} | {} | {max:.2} | {p95:.2} | {omax:.2} | {op95:.2} |",
             humantime::format_duration(*w),
-            e.len()
+            local.len()
         );
     }
     Ok(())
