@@ -1,8 +1,10 @@
 //! Bcrypt checks that a flood of wrong passwords cannot starve: they run on
 //! the blocking pool, a few at a time; one client address has one check at a
 //! time, waits longer after each failure and may queue only a few more, so
-//! it holds one place in the shared queue however much it sends, and a
-//! scraper from another address waits for a handful of checks at most.
+//! it holds one place in the shared queue however much it sends. Addresses
+//! whose last check failed share one place between them, so a scraper from
+//! an address without failures waits for about one check, however many
+//! addresses flood.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr};
@@ -16,8 +18,12 @@ use tokio::time::Instant;
 use crate::http::limits::client_of;
 
 /// Checks one client may have waiting behind its running one; more are
-/// answered 429 at once.
+/// answered 429 after [`BUSY_DELAY`].
 pub const MAX_WAITING_PER_CLIENT: usize = 4;
+/// How long a check refused as [`Busy`] is held before its answer: answered
+/// at once, a flood would come straight back and spend the CPU the scraper's
+/// checks need (300 clients made thousands of requests a second).
+pub const BUSY_DELAY: Duration = Duration::from_secs(1);
 /// The wait before a client's next check after its first failure; it doubles
 /// with each further failure up to [`MAX_FAILURE_DELAY`].
 pub const FAILURE_DELAY: Duration = Duration::from_millis(100);
@@ -34,6 +40,8 @@ pub struct Busy;
 #[derive(Debug)]
 pub struct Throttle {
     checks: Semaphore,
+    // The one place in `checks`' queue for addresses with failures.
+    suspects: Semaphore,
     clients: Mutex<HashMap<IpAddr, Arc<Client>>>,
 }
 
@@ -62,6 +70,7 @@ impl Throttle {
     pub fn new(parallel: usize) -> Self {
         Self {
             checks: Semaphore::new(parallel.max(1)),
+            suspects: Semaphore::new(1),
             clients: Mutex::default(),
         }
     }
@@ -75,6 +84,7 @@ impl Throttle {
         let client = self.client(client_of(peer.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED))));
         if client.waiting.fetch_add(1, Ordering::AcqRel) > MAX_WAITING_PER_CLIENT {
             client.waiting.fetch_sub(1, Ordering::AcqRel);
+            tokio::time::sleep(BUSY_DELAY).await;
             return Err(Busy);
         }
         let _waiting = Waiting(&client.waiting);
@@ -83,6 +93,10 @@ impl Throttle {
             tokio::time::sleep_until(at).await;
         }
         let ok = {
+            let _lane = match backoff.failures {
+                0 => None,
+                _ => Some(self.suspects.acquire().await.map_err(|_| Busy)?),
+            };
             let _permit = self.checks.acquire().await.map_err(|_| Busy)?;
             tokio::task::spawn_blocking(verify).await.unwrap_or(false)
         };
@@ -148,6 +162,42 @@ mod tests {
         let after = Instant::now();
         assert_eq!(t.check(ip("10.0.0.1"), || true).await, Ok(true));
         assert_eq!(after.elapsed(), Duration::ZERO);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn addresses_with_failures_share_one_place_in_the_queue() {
+        let t = Arc::new(Throttle::new(1));
+        let slow = || {
+            std::thread::sleep(Duration::from_millis(20));
+            false
+        };
+        // Ten addresses fail once each, then all try again at once.
+        for i in 0..10 {
+            assert_eq!(
+                t.check(ip(&format!("10.0.1.{i}")), || false).await,
+                Ok(false)
+            );
+        }
+        tokio::time::sleep(MAX_FAILURE_DELAY).await;
+        let flood: Vec<_> = (0..10)
+            .map(|i| {
+                let t = Arc::clone(&t);
+                tokio::spawn(async move { t.check(ip(&format!("10.0.1.{i}")), slow).await })
+            })
+            .collect();
+        tokio::task::yield_now().await;
+        let real = std::time::Instant::now();
+        assert_eq!(t.check(ip("10.0.0.2"), || true).await, Ok(true));
+        // At most the running check and the suspects' one place: 2 x 20 ms,
+        // not 10.
+        assert!(
+            real.elapsed() < Duration::from_millis(150),
+            "{:?}",
+            real.elapsed()
+        );
+        for f in flood {
+            assert_eq!(f.await.unwrap(), Ok(false));
+        }
     }
 
     #[tokio::test(start_paused = true)]
