@@ -100,7 +100,7 @@ pub async fn timed_get(
 }
 
 /// The median of `n` timings of `get` (failures count as their time);
-/// every sample too.
+/// every sample too, in order (the worst is `samples.iter().max()`).
 pub async fn median_of<F, Fut>(n: usize, mut get: F) -> (Duration, Vec<Duration>)
 where
     F: FnMut() -> Fut,

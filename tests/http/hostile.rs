@@ -112,11 +112,14 @@ async fn clients_that_never_read_do_not_hold_the_server() {
     });
     assert_eq!(wait_for_count(&flood, 515, PATIENT).await, 515);
     let (healthz_under, h) = median_of(5, || timed_get(addr, "/healthz", &[], PATIENT)).await;
-    let (scrape_under, m) = median_of(3, || timed_get(addr, metrics, &[], PATIENT)).await;
+    let (_, m) = median_of(3, || timed_get(addr, metrics, &[], PATIENT)).await;
+    let scrape_under = m.iter().copied().max().unwrap_or_default();
     eprintln!(
-        "FIGURE never-reading x515: /healthz {healthz:?} -> {healthz_under:?} {h:?}; \
-         /metrics {scrape:?} -> {scrape_under:?} {m:?}"
+        "FIGURE never-reading x515: /healthz median {healthz:?} -> {healthz_under:?} {h:?}; \
+         /metrics median {scrape:?} -> worst {scrape_under:?} {m:?}"
     );
+    // /healthz by its median (a 2 ms answer has outliers on a busy machine),
+    // every scrape by itself.
     assert!(within_twice(healthz, healthz_under), "{healthz:?} -> {h:?}");
     assert!(within_twice(scrape, scrape_under), "{scrape:?} -> {m:?}");
     // The attackers still hold their sockets; the server lets go of them
@@ -302,11 +305,14 @@ async fn slowloris_connections_do_not_queue_out_the_scraper() {
         }
     });
     assert!(wait_for_count(&flood, 1000, PATIENT).await >= 1000);
-    let (under, samples) = median_of(3, || timed_get(addr, metrics, &[], PATIENT)).await;
+    // Every scrape by itself: the slots free in waves, at the header
+    // timeout, so some scrapes used to get through at once.
+    let (_, samples) = median_of(5, || timed_get(addr, metrics, &[], PATIENT)).await;
+    let under = samples.iter().copied().max().unwrap_or_default();
     let connects = flood.counted();
     drop(flood);
     eprintln!(
-        "FIGURE slowloris x1000: /metrics {usual:?} -> {under:?} {samples:?} \
+        "FIGURE slowloris x1000: /metrics median {usual:?} -> worst {under:?} {samples:?} \
          ({connects} connections made)"
     );
     assert!(within_twice(usual, under), "{usual:?} -> {samples:?}");
