@@ -415,6 +415,25 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_client_that_stops_reading_is_dropped_at_the_write_timeout() {
+        const BIG: usize = 64 << 20;
+        let router = Router::new().route("/big", get(|| async { vec![b'x'; BIG] }));
+        let mut o = options();
+        o.write_timeout = Duration::from_millis(300);
+        let (addr, _stop) = start(router, o).await;
+        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+        s.write_all(b"GET /big HTTP/1.0\r\n\r\n").await.unwrap();
+        // Socket buffers take a few MB; the rest waits for a reader that
+        // comes back after the write timeout.
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        let mut got = Vec::new();
+        let _ = tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut got))
+            .await
+            .expect("the connection ends");
+        assert!(got.len() < BIG / 2, "{} bytes arrived", got.len());
+    }
+
+    #[tokio::test]
     async fn a_connection_closes_after_its_request_cap() {
         let router = Router::new().route("/ok", get(|| async { "ok\n" }));
         let mut o = options();
