@@ -317,3 +317,44 @@ async fn slowloris_connections_do_not_queue_out_the_scraper() {
     );
     assert!(within_twice(usual, under), "{usual:?} -> {samples:?}");
 }
+
+/// HEAD answers the headers without a round: against an engine that
+/// accepts and never answers, HEAD is back at once while GET waits for the
+/// scrape timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn head_costs_no_round() {
+    let mute = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let host = format!("tcp://{}", mute.local_addr().unwrap());
+    let held = tokio::spawn(async move {
+        let mut conns = Vec::new();
+        while let Ok((c, _)) = mute.accept().await {
+            conns.push(c);
+        }
+    });
+    let dir = TempDir::new("hostile-head");
+    let config = dir.0.join("dse.toml");
+    std::fs::write(&config, "timeout = \"3s\"\n").unwrap();
+    let exporter = exporter(&["--docker-host", &host, "--config", config.to_str().unwrap()]);
+    let addr = exporter.addr;
+    for path in ["/metrics", "/api/containers"] {
+        let t = std::time::Instant::now();
+        let mut s = connect_from(std::net::Ipv4Addr::LOCALHOST, addr)
+            .await
+            .unwrap();
+        s.write_all(format!("HEAD {path} HTTP/1.0\r\n\r\n").as_bytes())
+            .await
+            .unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).await.unwrap();
+        assert!(out.starts_with("HTTP/1.0 200"), "{out}");
+        assert!(out.contains("content-type:"), "{out}");
+        assert!(
+            t.elapsed() < Duration::from_secs(2),
+            "{path}: {:?}",
+            t.elapsed()
+        );
+    }
+    let get = timed_get(addr, "/metrics", &[], PATIENT).await.unwrap();
+    assert!(get.took >= Duration::from_secs(2), "{:?}", get.took);
+    held.abort();
+}
