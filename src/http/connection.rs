@@ -86,10 +86,17 @@ impl hyper::service::Service<Request<Incoming>> for ConnectionService {
             return Box::pin(async { Ok(too_large()) });
         }
         req.extensions_mut().insert(Peer(self.peer));
-        let last = self.served.fetch_add(1, Ordering::Relaxed) + 1 >= self.max_requests;
-        let answer = self.inner.call(req);
+        let served = self.served.fetch_add(1, Ordering::Relaxed);
+        let last = served + 1 >= self.max_requests;
+        let inner = self.inner.clone();
         Box::pin(async move {
-            let mut res = answer.await?;
+            // One request per turn on the one thread that serves HTTP: a
+            // connection with requests pipelined would otherwise answer
+            // them back to back while a new scraper's connection waits.
+            if served > 0 {
+                tokio::task::yield_now().await;
+            }
+            let mut res = inner.call(req).await?;
             if last {
                 res.headers_mut()
                     .insert(CONNECTION, HeaderValue::from_static("close"));
