@@ -336,7 +336,11 @@ impl BasicAuth {
         };
         let (pw, h) = (password, hash.clone());
         // 72 bytes or more: an error, so no match (not a match on a prefix).
-        let verify = move || bcrypt::non_truncating_verify(pw, &h).unwrap_or(false);
+        let verify = async move {
+            tokio::task::spawn_blocking(move || bcrypt::non_truncating_verify(pw, &h))
+                .await
+                .is_ok_and(|r| r.unwrap_or(false))
+        };
         match (self.throttle.check(peer, verify).await, found) {
             (Err(Busy), _) => Verdict::Busy,
             (Ok(true), Some((name, hash))) => {
