@@ -103,7 +103,9 @@ pub async fn serve(config: config::Config, web: http::web_config::WebConfig) -> 
         basic_auth = web.auth.is_some(),
         "serving /metrics"
     );
-    let options = http::server::Options::new(config.timeout, web);
+    let mut options = http::server::Options::new(config.timeout, web);
+    options.max_connections = config.max_connections;
+    options.max_connections_per_client = config.max_connections_per_client;
     http::server::run(listener, app(state(&config)), options, shutdown_signal())
         .await
         .context("server failed")

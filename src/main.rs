@@ -52,7 +52,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     };
     init_logging(&cli)?;
     // Each engine has its own call limit.
-    raise_open_file_limit(config.max_concurrency * config.engines.len().max(1));
+    raise_open_file_limit(
+        config.max_concurrency * config.engines.len().max(1),
+        config.max_connections,
+    );
     runtime.block_on(docker_stats_exporter::serve(config, web))
 }
 
@@ -83,10 +86,11 @@ fn log_filter(spec: &str) -> anyhow::Result<Targets> {
         .with_context(|| format!("invalid --log-level {spec:?}"))
 }
 
-/// Each stats call in flight holds a socket, beside up to 512 client
-/// connections: lift the soft open-file limit (often 1024) towards the hard one.
-fn raise_open_file_limit(max_concurrency: usize) {
-    let want = (max_concurrency + 512 + 64) as u64;
+/// Each stats call in flight holds a socket, beside the client connections
+/// (and the 64 more a new client may get over the cap): lift the soft
+/// open-file limit (often 1024) towards the hard one.
+fn raise_open_file_limit(max_concurrency: usize, max_connections: usize) {
+    let want = (max_concurrency + max_connections + 64 + 64) as u64;
     match rlimit::increase_nofile_limit(want.max(4096)) {
         Ok(got) if got < want => tracing::warn!(
             "open-file limit is {got}; max_concurrency {max_concurrency} may need {want}: \

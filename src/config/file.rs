@@ -21,6 +21,12 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 /// costs one 1 s engine tick, so the default covers a 300-container host in
 /// one wave (see the benchmark in the README).
 pub const DEFAULT_MAX_CONCURRENCY: usize = 512;
+/// Client connections served at once, all clients together.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
+/// Connections one client address (an IPv6 /64) may hold. One Prometheus
+/// keeps one per target, a browser six; 64 leaves room for an HA pair behind
+/// one NAT and for proxies, and keeps most of the global cap for others.
+pub const DEFAULT_MAX_CONNECTIONS_PER_CLIENT: usize = 64;
 /// How long an inspect answer (restart count, health, limits) is reused while
 /// the container's listed state stays the same.
 pub const DEFAULT_INSPECT_MAX_AGE: Duration = Duration::from_secs(60);
@@ -58,6 +64,8 @@ struct RawConfig {
     docker_host: Option<Spanned<String>>,
     timeout: Option<Spanned<String>>,
     max_concurrency: Option<Spanned<i64>>,
+    max_connections: Option<Spanned<i64>>,
+    max_connections_per_client: Option<Spanned<i64>>,
     inspect_max_age: Option<Spanned<String>>,
     // Its name up to 0.1: it was only the first scrape's gap then.
     #[serde(alias = "first_cpu_window")]
@@ -177,6 +185,10 @@ pub struct Config {
     pub timeout: Duration,
     /// Stats calls in flight at once.
     pub max_concurrency: usize,
+    /// Client connections served at once; more are refused.
+    pub max_connections: usize,
+    /// Client connections one address may hold; more are refused.
+    pub max_connections_per_client: usize,
     /// Reuse of inspect answers.
     pub inspect_max_age: Duration,
     /// The shortest window of a CPU percent; also the gap between a new
@@ -283,6 +295,8 @@ impl Config {
             None => DEFAULT_MAX_CONCURRENCY,
         };
 
+        let (max_connections, max_connections_per_client) = connection_caps(&raw, &at)?;
+
         let inspect_max_age = match &raw.inspect_max_age {
             Some(v) => parse_duration(v.get_ref()).context(at(v.span(), "inspect_max_age"))?,
             None => DEFAULT_INSPECT_MAX_AGE,
@@ -374,6 +388,8 @@ impl Config {
             engine_source,
             timeout,
             max_concurrency,
+            max_connections,
+            max_connections_per_client,
             inspect_max_age,
             cpu_percent_min_window,
             fs_usage_max_age,
@@ -382,6 +398,38 @@ impl Config {
             labels,
         })
     }
+}
+
+/// `max_connections` (1 to 65536) and `max_connections_per_client` (1 to
+/// `max_connections`).
+fn connection_caps(
+    raw: &RawConfig,
+    at: &dyn Fn(std::ops::Range<usize>, &str) -> String,
+) -> anyhow::Result<(usize, usize)> {
+    let cap = |v: &Option<Spanned<i64>>, key: &str, default: usize, most: usize| match v {
+        None => Ok(default),
+        Some(v) => match usize::try_from(*v.get_ref()) {
+            Ok(n) if (1..=most).contains(&n) => Ok(n),
+            _ => Err(anyhow::anyhow!(
+                "{}: must be between 1 and {most}, got {}",
+                at(v.span(), key),
+                v.get_ref()
+            )),
+        },
+    };
+    let global = cap(
+        &raw.max_connections,
+        "max_connections",
+        DEFAULT_MAX_CONNECTIONS,
+        65536,
+    )?;
+    let per_client = cap(
+        &raw.max_connections_per_client,
+        "max_connections_per_client",
+        DEFAULT_MAX_CONNECTIONS_PER_CLIENT.min(global),
+        global,
+    )?;
+    Ok((global, per_client))
 }
 
 impl Config {
@@ -540,6 +588,25 @@ mod tests {
         assert!(e.contains("test.toml"), "{e}");
         assert!(e.contains("line 2"), "{e}");
         assert!(e.contains("listen_port"), "{e}");
+    }
+
+    #[test]
+    fn connection_caps_default_and_are_checked() {
+        let c = parse("").unwrap();
+        assert_eq!(c.max_connections, DEFAULT_MAX_CONNECTIONS);
+        assert_eq!(
+            c.max_connections_per_client,
+            DEFAULT_MAX_CONNECTIONS_PER_CLIENT
+        );
+        let c = parse("max_connections = 10\n").unwrap();
+        assert_eq!((c.max_connections, c.max_connections_per_client), (10, 10));
+        let e = err("max_connections = 0\n");
+        assert!(e.contains("line 1, key `max_connections`"), "{e}");
+        let e = err("max_connections = 100\nmax_connections_per_client = 101\n");
+        assert!(
+            e.contains("line 2, key `max_connections_per_client`") && e.contains("1 and 100"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -149,6 +149,19 @@ pub async fn containers(
     json(status, body)
 }
 
+/// `HEAD /api/containers`: the headers of a GET, without a scrape.
+pub async fn containers_head() -> Response {
+    (
+        [
+            (CONTENT_TYPE, "application/json"),
+            (CACHE_CONTROL, "no-store"),
+            (X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        ],
+        (),
+    )
+        .into_response()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,6 +1,7 @@
 //! The HTTP side: `/metrics`, health endpoints, and the routes of the live
 //! view (in [`super::live`]).
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -92,23 +93,44 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/", get(super::live::page))
         .route("/live.js", get(super::live::script))
         .route("/live.css", get(super::live::style))
-        .route("/api/containers", get(super::live::containers))
-        .route("/metrics", get(metrics))
+        .route(
+            "/api/containers",
+            get(super::live::containers).head(super::live::containers_head),
+        )
+        .route("/metrics", get(metrics).head(metrics_head))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .with_state(state)
 }
 
+/// The least time a scrape timeout header can give a scrape. Below it no
+/// round does useful work (a stats call on Docker up to 24 waits for a 1 s
+/// tick), so a lower header only made rounds that answer nothing.
+pub const MIN_HEADER_BUDGET: Duration = Duration::from_millis(500);
+
 /// Time a scrape may spend: the configured timeout, lowered to Prometheus'
-/// own scrape timeout minus a margin for encoding and the network.
+/// own scrape timeout minus a margin for encoding and the network, but not
+/// below [`MIN_HEADER_BUDGET`] (the first such header is logged).
 pub fn scrape_budget(configured: Duration, header: Option<&str>) -> Duration {
+    static FLOOR_LOGGED: AtomicBool = AtomicBool::new(false);
     let from_header = header
         .and_then(|h| h.trim().parse::<f64>().ok())
         .filter(|s| s.is_finite() && *s > 0.0)
-        .map(|s| (s - (s * 0.1).clamp(0.1, 0.5)).max(0.05))
+        .map(|s| s - (s * 0.1).clamp(0.1, 0.5))
         // Beyond what a Duration holds (1e20): no bound below the configured one.
-        .and_then(|s| Duration::try_from_secs_f64(s).ok());
+        .and_then(|s| Duration::try_from_secs_f64(s.max(0.0)).ok());
     match from_header {
+        Some(h) if h < MIN_HEADER_BUDGET => {
+            if !FLOOR_LOGGED.swap(true, Ordering::Relaxed) {
+                tracing::warn!(
+                    header = header.unwrap_or_default(),
+                    floor = ?MIN_HEADER_BUDGET,
+                    "a scrape timeout header leaves less than the floor; the floor is used \
+                     (logged once)"
+                );
+            }
+            MIN_HEADER_BUDGET.min(configured)
+        }
         Some(h) => h.min(configured),
         None => configured,
     }
@@ -190,6 +212,14 @@ async fn metrics(
     }
 }
 
+/// HEAD /metrics: the headers a GET would have, without a scrape (HEAD
+/// must not cost the engine a round).
+async fn metrics_head(headers: HeaderMap) -> Response {
+    let accept = headers.get(ACCEPT).and_then(|v| v.to_str().ok());
+    let format = Format::from_accept(accept);
+    ([(CONTENT_TYPE, format.content_type())], ()).into_response()
+}
+
 async fn healthz() -> &'static str {
     "ok\n"
 }
@@ -264,8 +294,23 @@ mod tests {
         assert_eq!(scrape_budget(ten, Some("-1")), ten);
         assert_eq!(scrape_budget(ten, Some("2")), Duration::from_millis(1800));
         assert_eq!(scrape_budget(ten, Some("5")), Duration::from_millis(4500));
-        assert_eq!(scrape_budget(ten, Some("0.5")), Duration::from_millis(400));
+        assert_eq!(scrape_budget(ten, Some("0.6")), Duration::from_millis(500));
         assert_eq!(scrape_budget(ten, Some("60")), ten);
+    }
+
+    #[test]
+    fn an_impatient_header_gets_the_floor() {
+        let ten = Duration::from_secs(10);
+        for header in ["0.5", "0.001", "1e-300"] {
+            assert_eq!(
+                scrape_budget(ten, Some(header)),
+                MIN_HEADER_BUDGET,
+                "{header}"
+            );
+        }
+        // The configured timeout is the operator's: it may be lower.
+        let short = Duration::from_millis(200);
+        assert_eq!(scrape_budget(short, Some("0.001")), short);
     }
 
     #[test]

@@ -1,36 +1,47 @@
-//! The HTTP server around the routes: a bounded accept loop with header and
-//! request timeouts, optional TLS and basic auth, a panic catcher and
-//! graceful shutdown.
+//! The HTTP server around the routes: an accept loop that refuses what is
+//! over the connection limits, header, write and request timeouts, a bound on
+//! header size, optional TLS and basic auth, a panic catcher and graceful
+//! shutdown.
 
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::{Request, State};
-use axum::http::header::{AUTHORIZATION, CONTENT_TYPE, WWW_AUTHENTICATE};
-use axum::http::StatusCode;
+use axum::http::header::{
+    AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE, X_CONTENT_TYPE_OPTIONS,
+};
+use axum::http::{HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::Router;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::{GracefulShutdown, Watcher};
-use hyper_util::service::TowerToHyperService;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::timeout::TimeoutLayer;
 
-use crate::http::web_config::{BasicAuth, WebConfig};
+use crate::http::connection::{self, ConnectionService, Peer};
+use crate::http::limits::{self, ConnectionLimits, Refused};
+use crate::http::stall::WriteTimeout;
+use crate::http::web_config::{BasicAuth, Verdict, WebConfig};
 
 /// Time a client has to send a request's headers (and, with TLS, to finish
 /// the handshake) before its connection is closed.
 pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
-/// Connections served at once. Further clients wait in the kernel's accept
-/// queue until one finishes; they are not refused.
-pub const MAX_CONNECTIONS: usize = 512;
+/// Time a write may wait for the client to read before the connection is
+/// dropped: a Prometheus reads at once, a client that stopped reading only
+/// holds a slot.
+pub const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Largest request head (request line and headers); longer ones are
+/// answered 431. Prometheus sends under 1 KiB even with basic auth and a
+/// selection; nginx allows 4 x 8 KiB. It is also hyper's read buffer limit,
+/// which bounds what one connection can make the exporter hold before auth:
+/// hyper's default (about 400 KiB) let 500 unfinished heads take 185 MB.
+pub const MAX_HEADER_BYTES: usize = 32 * 1024;
 /// What a request may take beyond the configured scrape timeout before it is
 /// answered 503.
 pub const REQUEST_TIMEOUT_MARGIN: Duration = Duration::from_secs(10);
@@ -42,8 +53,16 @@ pub struct Options {
     pub header_read_timeout: Duration,
     /// Longest time for one request, headers read to response head.
     pub request_timeout: Duration,
-    /// See [`MAX_CONNECTIONS`].
+    /// See [`WRITE_TIMEOUT`].
+    pub write_timeout: Duration,
+    /// See [`MAX_HEADER_BYTES`].
+    pub max_header_bytes: usize,
+    /// See [`limits::MAX_CONNECTIONS`].
     pub max_connections: usize,
+    /// See [`limits::MAX_CONNECTIONS_PER_CLIENT`].
+    pub max_connections_per_client: usize,
+    /// See [`connection::MAX_REQUESTS_PER_CONNECTION`].
+    pub max_requests_per_connection: usize,
     /// Longest wait for requests in flight after a shutdown signal.
     pub shutdown_grace: Duration,
     /// TLS and basic auth.
@@ -58,7 +77,11 @@ impl Options {
         Self {
             header_read_timeout: HEADER_READ_TIMEOUT,
             request_timeout,
-            max_connections: MAX_CONNECTIONS,
+            write_timeout: WRITE_TIMEOUT,
+            max_header_bytes: MAX_HEADER_BYTES,
+            max_connections: limits::MAX_CONNECTIONS,
+            max_connections_per_client: limits::MAX_CONNECTIONS_PER_CLIENT,
+            max_requests_per_connection: connection::MAX_REQUESTS_PER_CONNECTION,
             shutdown_grace: request_timeout,
             web,
         }
@@ -66,8 +89,9 @@ impl Options {
 }
 
 /// `router` with basic auth (on every path, as the exporter toolkit does),
-/// the request timeout and a panic catcher that answers 500.
+/// the request timeout, `nosniff` and a panic catcher that answers 500.
 pub fn harden(router: Router, options: &Options) -> Router {
+    let router = router.layer(axum::middleware::map_response(nosniff));
     let router = match &options.web.auth {
         Some(auth) => router.layer(axum::middleware::from_fn_with_state(
             auth.clone(),
@@ -83,17 +107,32 @@ pub fn harden(router: Router, options: &Options) -> Router {
         .layer(CatchPanicLayer::custom(panic_response))
 }
 
+/// Every answer says what it is: a browser does not guess a type for a
+/// plain-text error that echoes the request.
+async fn nosniff(mut res: Response) -> Response {
+    res.headers_mut()
+        .entry(X_CONTENT_TYPE_OPTIONS)
+        .or_insert(HeaderValue::from_static("nosniff"));
+    res
+}
+
 async fn require_auth(State(auth): State<Arc<BasicAuth>>, req: Request, next: Next) -> Response {
+    let peer = req.extensions().get::<Peer>().map(|p| p.0.ip());
     let header = req.headers().get(AUTHORIZATION).map(|v| v.as_bytes());
-    if auth.check(header).await {
-        next.run(req).await
-    } else {
-        (
+    match auth.check(peer, header).await {
+        Verdict::Allowed => next.run(req).await,
+        Verdict::Denied => (
             StatusCode::UNAUTHORIZED,
             [(WWW_AUTHENTICATE, "Basic realm=\"docker-stats-exporter\"")],
             "Unauthorized\n",
         )
-            .into_response()
+            .into_response(),
+        Verdict::Busy => (
+            StatusCode::TOO_MANY_REQUESTS,
+            [(RETRY_AFTER, "1")],
+            "Too many password checks from this address\n",
+        )
+            .into_response(),
     }
 }
 
@@ -123,22 +162,18 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let app = harden(router, &options);
     let tls = options.web.tls.clone().map(TlsAcceptor::from);
-    let slots = Arc::new(Semaphore::new(options.max_connections.max(1)));
+    let limits = ConnectionLimits::new(options.max_connections, options.max_connections_per_client);
     let graceful = GracefulShutdown::new();
     let mut http = http1::Builder::new();
     http.timer(TokioTimer::new())
-        .header_read_timeout(options.header_read_timeout);
+        .header_read_timeout(options.header_read_timeout)
+        // hyper's floor is 8 KiB.
+        .max_buf_size(options.max_header_bytes.max(8192));
     let handshake_timeout = options.header_read_timeout;
+    let mut refusals = RefusalLog::default();
 
     tokio::pin!(shutdown);
     loop {
-        let slot = tokio::select! {
-            () = &mut shutdown => break,
-            slot = slots.clone().acquire_owned() => match slot {
-                Ok(slot) => slot,
-                Err(_) => break,
-            },
-        };
         let (stream, peer) = tokio::select! {
             () = &mut shutdown => break,
             accepted = listener.accept() => match accepted {
@@ -151,8 +186,22 @@ pub async fn run(
                 }
             },
         };
+        let slot = match limits.admit(peer.ip()) {
+            Ok(slot) => slot,
+            Err(why) => {
+                refusals.note(peer, why);
+                refuse(stream, tls.is_none());
+                continue;
+            }
+        };
         let _ = stream.set_nodelay(true);
-        let service = TowerToHyperService::new(app.clone());
+        let stream = WriteTimeout::new(stream, options.write_timeout);
+        let service = ConnectionService::new(
+            app.clone(),
+            peer,
+            options.max_requests_per_connection,
+            options.max_header_bytes,
+        );
         let (http, tls, watcher) = (http.clone(), tls.clone(), graceful.watcher());
         tokio::spawn(async move {
             let _slot = slot;
@@ -178,12 +227,47 @@ pub async fn run(
     Ok(())
 }
 
-async fn serve_io<I>(
-    http: &http1::Builder,
-    io: I,
-    service: TowerToHyperService<Router>,
-    watcher: Watcher,
-) where
+/// Closes a connection over the limits at once; plain HTTP clients get a
+/// 503 first if their socket takes it without waiting.
+fn refuse(stream: tokio::net::TcpStream, plain: bool) {
+    if plain {
+        let _ = stream.try_write(
+            b"HTTP/1.1 503 Service Unavailable\r\nconnection: close\r\nretry-after: 1\r\n\
+              content-length: 0\r\n\r\n",
+        );
+    }
+}
+
+/// Logs refusals once a minute at most, with how many there were: a flood
+/// must not flood the log too.
+#[derive(Debug, Default)]
+struct RefusalLog {
+    since: Option<tokio::time::Instant>,
+    count: u64,
+}
+
+impl RefusalLog {
+    fn note(&mut self, peer: std::net::SocketAddr, why: Refused) {
+        self.count += 1;
+        let now = tokio::time::Instant::now();
+        if self
+            .since
+            .is_none_or(|t| now - t >= Duration::from_secs(60))
+        {
+            tracing::warn!(
+                %peer,
+                reason = ?why,
+                refused = self.count,
+                "connections refused over the connection limits (logged once a minute)"
+            );
+            self.since = Some(now);
+            self.count = 0;
+        }
+    }
+}
+
+async fn serve_io<I>(http: &http1::Builder, io: I, service: ConnectionService, watcher: Watcher)
+where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let conn = http.serve_connection(TokioIo::new(io), service);
@@ -268,30 +352,96 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn half_a_header_is_cut_off_and_excess_connections_wait() {
+    async fn half_a_header_is_cut_off_and_excess_connections_are_refused_at_once() {
         let router = Router::new().route("/ok", get(|| async { "ok\n" }));
         let mut o = options();
         o.header_read_timeout = Duration::from_millis(500);
-        o.max_connections = 1;
+        o.max_connections_per_client = 1;
         let (addr, _stop) = start(router, o).await;
         let mut slow = tokio::net::TcpStream::connect(addr).await.unwrap();
         slow.write_all(b"GET /ok HTTP/1.1\r\nHost: lo")
             .await
             .unwrap();
-        // The only slot is taken: a second client waits for it.
+        // The client's only slot is taken: a second connection is refused,
+        // not queued behind the first.
         let t = std::time::Instant::now();
         let answer = raw(addr, "GET /ok HTTP/1.0\r\n\r\n").await;
-        assert!(answer.starts_with("HTTP/1.0 200"), "{answer}");
+        assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
         assert!(
-            t.elapsed() >= Duration::from_millis(300),
+            t.elapsed() < Duration::from_millis(400),
             "{:?}",
             t.elapsed()
         );
-        // By now the half-sent header has been cut off.
+        // The half-sent header is cut off, and its slot is free again.
         let mut rest = Vec::new();
         let _ = tokio::time::timeout(Duration::from_secs(3), slow.read_to_end(&mut rest))
             .await
             .expect("connection closed");
+        let answer = raw(addr, "GET /ok HTTP/1.0\r\n\r\n").await;
+        assert!(answer.starts_with("HTTP/1.0 200"), "{answer}");
+    }
+
+    #[tokio::test]
+    async fn a_head_over_the_size_limit_is_answered_431() {
+        let router = Router::new().route("/ok", get(|| async { "ok\n" }));
+        let (addr, _stop) = start(router, options()).await;
+        let big = format!("GET /ok HTTP/1.0\r\nX-Pad: {}\r\n\r\n", "a".repeat(33_000));
+        let answer = raw(addr, &big).await;
+        assert!(answer.starts_with("HTTP/1.0 431"), "{answer}");
+        assert!(
+            answer.contains("x-content-type-options: nosniff"),
+            "{answer}"
+        );
+        // A head that never ends is cut off when the buffer is full, not
+        // held growing.
+        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+        s.write_all(b"GET /ok HTTP/1.1\r\nX-Pad: ").await.unwrap();
+        let pad = vec![b'a'; 1024];
+        let mut sent = 0;
+        while sent < 400 * 1024 && s.write_all(&pad).await.is_ok() {
+            sent += pad.len();
+        }
+        assert!(
+            sent < 400 * 1024,
+            "the server took {sent} bytes of one head"
+        );
+        let fits = format!("GET /ok HTTP/1.0\r\nX-Pad: {}\r\n\r\n", "a".repeat(16_000));
+        let answer = raw(addr, &fits).await;
+        assert!(answer.starts_with("HTTP/1.0 200"), "{answer}");
+        assert!(
+            answer.contains("x-content-type-options: nosniff"),
+            "{answer}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_client_that_stops_reading_is_dropped_at_the_write_timeout() {
+        const BIG: usize = 64 << 20;
+        let router = Router::new().route("/big", get(|| async { vec![b'x'; BIG] }));
+        let mut o = options();
+        o.write_timeout = Duration::from_millis(300);
+        let (addr, _stop) = start(router, o).await;
+        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+        s.write_all(b"GET /big HTTP/1.0\r\n\r\n").await.unwrap();
+        // Socket buffers take a few MB; the rest waits for a reader that
+        // comes back after the write timeout.
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        let mut got = Vec::new();
+        let _ = tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut got))
+            .await
+            .expect("the connection ends");
+        assert!(got.len() < BIG / 2, "{} bytes arrived", got.len());
+    }
+
+    #[tokio::test]
+    async fn a_connection_closes_after_its_request_cap() {
+        let router = Router::new().route("/ok", get(|| async { "ok\n" }));
+        let mut o = options();
+        o.max_requests_per_connection = 3;
+        let (addr, _stop) = start(router, o).await;
+        let answer = raw(addr, &"GET /ok HTTP/1.1\r\nHost: x\r\n\r\n".repeat(10)).await;
+        assert_eq!(answer.matches("HTTP/1.1 200").count(), 3, "{answer}");
+        assert!(answer.contains("connection: close"), "{answer}");
     }
 
     #[tokio::test]

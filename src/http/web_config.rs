@@ -3,6 +3,7 @@
 //! read and checked before the exporter listens.
 
 use std::collections::{BTreeMap, HashMap};
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -14,6 +15,8 @@ use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use serde::Deserialize;
 use subtle::ConstantTimeEq;
+
+use crate::http::auth_throttle::{Busy, Throttle};
 
 /// The validated web configuration; the default serves plain HTTP to anyone.
 #[derive(Debug, Clone, Default)]
@@ -246,14 +249,27 @@ fn read_key(path: &Path) -> anyhow::Result<PrivateKeyDer<'static>> {
 }
 
 /// Basic auth against bcrypt hashes. A password that verified once is
-/// remembered (as a salted SHA-256, per user and hash) so that later scrapes
-/// skip the deliberately slow bcrypt; failed attempts always pay it, one at a
-/// time.
+/// remembered (as a salted SHA-256, per user and hash, as the exporter
+/// toolkit does) so that later scrapes skip the deliberately slow bcrypt;
+/// other attempts pay it in the turn [`Throttle`] gives their address.
+/// Passwords of 72 bytes or more never match: bcrypt would compare their
+/// first 72 bytes only.
 pub struct BasicAuth {
     users: Vec<(String, String)>,
     salt: [u8; 32],
     verified: Mutex<HashMap<(String, String), [u8; 32]>>,
-    bcrypt_turn: tokio::sync::Mutex<()>,
+    throttle: Throttle,
+}
+
+/// What a password check decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// A user and its password.
+    Allowed,
+    /// Anything else.
+    Denied,
+    /// Not checked: the client has too many checks waiting.
+    Busy,
 }
 
 impl std::fmt::Debug for BasicAuth {
@@ -286,15 +302,15 @@ impl BasicAuth {
             users: checked,
             salt,
             verified: Mutex::default(),
-            bcrypt_turn: tokio::sync::Mutex::new(()),
+            throttle: Throttle::default(),
         })
     }
 
-    /// Whether an `Authorization` header value names a user and its
-    /// password.
-    pub async fn check(&self, header: Option<&[u8]>) -> bool {
+    /// Whether an `Authorization` header value from `peer` names a user
+    /// and its password.
+    pub async fn check(&self, peer: Option<IpAddr>, header: Option<&[u8]>) -> Verdict {
         let Some((user, password)) = header.and_then(decode_basic) else {
-            return false;
+            return Verdict::Denied;
         };
         // Compare every name, so the time taken does not tell which exist.
         let mut found = None;
@@ -311,26 +327,29 @@ impl BasicAuth {
                 .ok()
                 .and_then(|m| m.get(&(name.clone(), hash.clone())).copied());
             if cached.is_some_and(|c| bool::from(c.ct_eq(&digest))) {
-                return true;
+                return Verdict::Allowed;
             }
         }
         // An unknown user costs one bcrypt as well, against the first hash.
         let Some(hash) = found.map(|(_, h)| h).or(self.users.first().map(|(_, h)| h)) else {
-            return false;
+            return Verdict::Denied;
         };
-        let _turn = self.bcrypt_turn.lock().await;
-        let (pw, h) = (password.clone(), hash.clone());
-        let matches = tokio::task::spawn_blocking(move || bcrypt::verify(pw, &h).unwrap_or(false))
-            .await
-            .unwrap_or(false);
-        match found {
-            Some((name, hash)) if matches => {
+        let (pw, h) = (password, hash.clone());
+        // 72 bytes or more: an error, so no match (not a match on a prefix).
+        let verify = async move {
+            tokio::task::spawn_blocking(move || bcrypt::non_truncating_verify(pw, &h))
+                .await
+                .is_ok_and(|r| r.unwrap_or(false))
+        };
+        match (self.throttle.check(peer, verify).await, found) {
+            (Err(Busy), _) => Verdict::Busy,
+            (Ok(true), Some((name, hash))) => {
                 if let Ok(mut m) = self.verified.lock() {
                     m.insert((name.clone(), hash.clone()), digest);
                 }
-                true
+                Verdict::Allowed
             }
-            _ => false,
+            _ => Verdict::Denied,
         }
     }
 
@@ -448,25 +467,36 @@ mod tests {
         ))
         .unwrap();
         let auth = c.auth.unwrap();
-        assert!(!auth.check(None).await);
-        assert!(!auth.check(Some(b"Bearer x")).await);
-        assert!(!auth.check(Some(b"Basic !!!")).await);
-        assert!(!auth.check(Some(&basic("alice", "wrong"))).await);
-        assert!(!auth.check(Some(&basic("carol", "s3cret"))).await);
+        let check = |h: Option<&[u8]>| {
+            let auth = Arc::clone(&auth);
+            let h = h.map(<[u8]>::to_vec);
+            async move { auth.check(None, h.as_deref()).await == Verdict::Allowed }
+        };
+        assert!(!check(None).await);
+        assert!(!check(Some(b"Bearer x")).await);
+        assert!(!check(Some(b"Basic !!!")).await);
+        assert!(!check(Some(&basic("alice", "wrong"))).await);
+        assert!(!check(Some(&basic("carol", "s3cret"))).await);
         assert!(auth.verified.lock().unwrap().is_empty());
-        assert!(auth.check(Some(&basic("alice", "s3cret"))).await);
+        assert!(check(Some(&basic("alice", "s3cret"))).await);
         assert_eq!(auth.verified.lock().unwrap().len(), 1);
-        // Remembered: the second check does not wait for bcrypt.
-        let _held = auth.bcrypt_turn.lock().await;
-        assert!(auth.check(Some(&basic("alice", "s3cret"))).await);
-        assert!(
-            tokio::time::timeout(
-                std::time::Duration::from_millis(200),
-                auth.check(Some(&basic("alice", "other")))
-            )
-            .await
-            .is_err(),
-            "a wrong password must go through bcrypt"
-        );
+        // Remembered: the second check does not wait for bcrypt (nor for
+        // the failures' back-off above).
+        let t = std::time::Instant::now();
+        assert!(check(Some(&basic("alice", "s3cret"))).await);
+        assert!(t.elapsed() < std::time::Duration::from_millis(50));
+    }
+
+    #[tokio::test]
+    async fn passwords_of_72_bytes_or_more_never_match() {
+        let long = "x".repeat(72);
+        let hash = bcrypt::hash(&long[..71], 4).unwrap();
+        let auth = parse(&format!("basic_auth_users:\n  alice: '{hash}'\n"))
+            .unwrap()
+            .auth
+            .unwrap();
+        let (over, at) = (basic("alice", &long), basic("alice", &long[..71]));
+        assert_eq!(auth.check(None, Some(&over)).await, Verdict::Denied);
+        assert_eq!(auth.check(None, Some(&at)).await, Verdict::Allowed);
     }
 }

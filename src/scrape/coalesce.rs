@@ -2,28 +2,45 @@
 //! same selection is in flight share it, so N concurrent scrapers of one
 //! selection cost the engine one round. Rounds of different selections run
 //! side by side; the engine's call limit bounds them together.
+//!
+//! A round's deadline is fixed when it starts: no scraper cuts it short for
+//! the others. A scraper joins a round that ends by its own deadline and was
+//! given at least half its own budget, so what it gets is about what a round
+//! of its own would have got; otherwise (it is more impatient, or much more
+//! patient, than the round) it starts a round of its own, which later
+//! scrapers like it share in turn.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use futures::future::{BoxFuture, FutureExt, Shared};
 use tokio::time::Instant;
 
 use crate::config::selector::Selection;
-use crate::scrape::deadline::{deadline, DeadlineHandle};
+use crate::scrape::deadline::Deadline;
 use crate::scrape::{Scraper, Snapshot};
 
 struct Flight {
     id: u64,
-    deadline: DeadlineHandle,
+    until: Instant,
+    budget: Duration,
     result: Shared<BoxFuture<'static, Arc<Snapshot>>>,
+}
+
+impl Flight {
+    /// Whether a scraper that wants an answer by `until` after `budget` is
+    /// served by this round as well as by one of its own.
+    fn suits(&self, until: Instant, budget: Duration) -> bool {
+        self.until <= until && self.budget * 2 >= budget
+    }
 }
 
 /// Hands out snapshots, sharing rounds between concurrent callers.
 pub struct Coalescer {
     scraper: Arc<Scraper>,
-    flights: Mutex<HashMap<Selection, Flight>>,
+    flights: Mutex<HashMap<Selection, Vec<Flight>>>,
     next_id: AtomicU64,
 }
 
@@ -50,35 +67,38 @@ impl Coalescer {
 
     /// Rounds in flight now.
     pub fn in_flight(&self) -> usize {
-        self.lock().len()
+        self.lock().values().map(Vec::len).sum()
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Selection, Flight>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Selection, Vec<Flight>>> {
         self.flights.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// A snapshot of `selection` finished by `until`: the round in flight for
-    /// the same selection (its deadline brought forward to `until` if that
-    /// is earlier), or a new one. `full` marks the configured selection (see
-    /// [`Scraper::collect`]). The round runs in its own task, so a scraper
-    /// hanging up does not cancel it for the others.
+    /// A snapshot of `selection` finished by `until`: from the round in
+    /// flight for the same selection that suits it (see the module's
+    /// comment), or from a new one. `full` marks the configured selection
+    /// (see [`Scraper::collect`]). The round runs in its own task, so a
+    /// scraper hanging up does not cancel it for the others.
     pub async fn snapshot(
         self: &Arc<Self>,
         selection: &Selection,
         until: Instant,
         full: bool,
     ) -> Arc<Snapshot> {
+        let budget = until.saturating_duration_since(Instant::now());
         let result = {
             let mut flights = self.lock();
-            match flights.get(selection) {
-                Some(f) => {
-                    f.deadline.lower_to(until);
-                    f.result.clone()
-                }
+            let same = flights.entry(selection.clone()).or_default();
+            match same
+                .iter()
+                .filter(|f| f.suits(until, budget))
+                .max_by_key(|f| f.until)
+            {
+                Some(f) => f.result.clone(),
                 None => {
-                    let flight = self.start(selection.clone(), until, full);
+                    let flight = self.start(selection.clone(), until, budget, full);
                     let result = flight.result.clone();
-                    flights.insert(selection.clone(), flight);
+                    same.push(flight);
                     result
                 }
             }
@@ -86,8 +106,14 @@ impl Coalescer {
         result.await
     }
 
-    fn start(self: &Arc<Self>, selection: Selection, until: Instant, full: bool) -> Flight {
-        let (handle, round_deadline) = deadline(until);
+    fn start(
+        self: &Arc<Self>,
+        selection: Selection,
+        until: Instant,
+        budget: Duration,
+        full: bool,
+    ) -> Flight {
+        let round_deadline = Deadline::fixed(until);
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let this = Arc::clone(self);
         let task = tokio::spawn(async move {
@@ -110,15 +136,19 @@ impl Coalescer {
         .shared();
         Flight {
             id,
-            deadline: handle,
+            until,
+            budget,
             result,
         }
     }
 
     fn land(&self, selection: &Selection, id: u64) {
         let mut flights = self.lock();
-        if flights.get(selection).is_some_and(|f| f.id == id) {
-            flights.remove(selection);
+        if let Some(same) = flights.get_mut(selection) {
+            same.retain(|f| f.id != id);
+            if same.is_empty() {
+                flights.remove(selection);
+            }
         }
     }
 }

@@ -83,6 +83,11 @@ impl ChildServer {
         }
     }
 
+    /// Its process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Everything it wrote to stderr so far.
     pub fn logs(&self) -> String {
         self.logs.lock().unwrap_or_else(|p| p.into_inner()).clone()

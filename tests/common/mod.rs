@@ -5,6 +5,7 @@
 #![allow(dead_code, unused_imports, clippy::unwrap_used)]
 
 pub mod accounted;
+pub mod attack;
 pub mod cgroup;
 pub mod child;
 pub mod cmd;

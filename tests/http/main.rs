@@ -8,6 +8,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod hostile;
 mod live_api;
 mod live_browser;
 mod live_cost;

@@ -247,6 +247,57 @@ async fn concurrent_scrapes_of_one_selection_share_one_round() {
     assert_eq!(rounds.in_flight(), 0);
 }
 
+/// A scraper with a far shorter deadline does not bring the shared round's
+/// forward: it gets a round of its own (shared by scrapers like it), and the
+/// normal scrapes meanwhile are complete.
+#[tokio::test(start_paused = true)]
+async fn an_impatient_scraper_does_not_cut_the_shared_round_short() {
+    let engine = FakeEngine::docker("20.10.24");
+    for i in 0..4 {
+        let slow = Behaviour {
+            stats_delay: Duration::from_millis(300 * i),
+            ..Default::default()
+        };
+        engine.add_with(&format!("c{i}"), "running", HALF_CPU, HashMap::new(), slow);
+    }
+    let rounds = Coalescer::new(scraper(&engine, options()));
+    let sel = all();
+    let impatient = tokio::spawn({
+        let (rounds, sel) = (rounds.clone(), sel.clone());
+        async move {
+            let mut answers = Vec::new();
+            for _ in 0..40 {
+                let (rounds, sel) = (rounds.clone(), sel.clone());
+                answers.push(tokio::spawn(async move {
+                    let until = Instant::now() + Duration::from_millis(500);
+                    rounds.snapshot(&sel, until, true).await
+                }));
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            answers
+        }
+    });
+    for _ in 0..3 {
+        let start = Instant::now();
+        let snap = rounds
+            .snapshot(&sel, start + Duration::from_secs(10), true)
+            .await;
+        assert!(!snap.failed, "{snap:?}");
+        assert_eq!(exported(&snap).len(), 4);
+        assert!(snap.containers.iter().all(|c| c.cpu_percent.is_some()));
+    }
+    let mut impatient_rounds = 0;
+    for answer in impatient.await.unwrap() {
+        let snap = answer.await.unwrap();
+        impatient_rounds += usize::from(snap.failed);
+    }
+    // The impatient rounds did time out: the test exercised the cut-off.
+    assert!(impatient_rounds > 0);
+    // They shared rounds among themselves: 40 requests over 4 s of 0.5 s
+    // deadlines, far fewer rounds than requests.
+    assert!(engine.calls().list < 20, "{:?}", engine.calls());
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_storm_of_distinct_selections_keeps_engine_calls_at_the_limit() {
     let engine = FakeEngine::docker("26.1.5");
