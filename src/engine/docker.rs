@@ -316,6 +316,7 @@ fn listen_queue_full(err: &BollardError) -> bool {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
 
     #[test]
     fn health_is_taken_from_lists_that_carry_it() {
@@ -343,8 +344,6 @@ mod tests {
             .filter_map(listed)
             .all(|l| l.container.health.is_none()));
     }
-
-    use super::*;
 
     #[test]
     fn not_found_and_conflict_mean_gone() {
