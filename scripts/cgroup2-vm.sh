@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# A Docker engine on cgroup v2 in a virtual machine, the shape of Docker
-# Desktop: the engine runs in a Debian 12 VM (systemd, unified cgroup
-# hierarchy), and the host sees it as a unix socket.
+# Container engines on cgroup v2 in a virtual machine, the shape of today's
+# Docker Desktop and of a current Linux distribution: Docker 28.5 (the
+# containerd image store, API 1.44 at the least) and Podman 5 (rootful and
+# rootless) in a Debian 13 VM (systemd, unified cgroup hierarchy); the host
+# sees each engine as a unix socket.
 #
 #   scripts/cgroup2-vm.sh start NAME    # boots (or reuses) VM NAME
 #   scripts/cgroup2-vm.sh stop NAME     # powers it off; keeps its disk
@@ -9,17 +11,39 @@
 #   scripts/cgroup2-vm.sh purge NAME    # stop, then delete its disk
 #   scripts/cgroup2-vm.sh image         # only make the cached VM image
 #
-# `start` prints the engine's DOCKER_HOST (unix:///run/dse-vm/NAME/docker.sock)
-# as its last line of stdout; progress goes to stderr. It is idempotent: a VM
-# whose engine answers is reused.
+# `start` prints the Docker engine's DOCKER_HOST
+# (unix:///run/dse-vm/NAME/docker.sock) as its last line of stdout; progress
+# goes to stderr. It is idempotent: a VM whose engine answers is reused.
+# Beside docker.sock, /run/dse-vm/NAME/ holds the Podman sockets (see
+# "Podman" below).
 #
-# The VM image is made once per machine under /var/cache/dse-vm: a Debian 12
+# The engine is Docker 28.5 with the containerd image store
+# ({"features":{"containerd-snapshotter":true}}) and DOCKER_MIN_API_VERSION=1.44,
+# as Docker Engine 29 has it: Debian 12's docker CLI (API 1.41) cannot talk
+# to it, so this script's client is one that speaks API 1.44
+# (DSE_VM_DOCKER, default /usr/local/bin/docker).
+#
+# The VM image is made once per machine under /var/cache/dse-vm: a Debian 13
 # root from debootstrap (packages from the archive scripts/debian-mirror.sh
-# names) with systemd, docker.io and busybox-static, written into an ext4
-# image by `mkfs.ext4 -d` (nothing is mounted), Debian 12's kernel unpacked
-# with `dpkg-deb -x`, and an initramfs of busybox that loads the virtio and
-# ext4 modules and switches to the root on /dev/vda. A marker file says the
-# image is complete; an incomplete one, or one of an older recipe, is made anew.
+# names) with systemd, podman and busybox-static, Debian unstable's docker.io,
+# containerd and runc installed into it with dpkg (fetched with `apt-get
+# download` through an apt source list of this script's own; Debian 13's
+# glibc is new enough for unstable's runc), written into an ext4 image by
+# `mkfs.ext4 -d` (nothing is mounted), Debian 13's kernel unpacked with
+# `dpkg-deb -x`, and an initramfs of busybox that loads the virtio and ext4
+# modules and switches to the root on /dev/vda. A marker file says the image
+# is complete; an incomplete one, or one of an older recipe, is made anew.
+#
+# Podman: Debian 13's Podman 5 serves its Docker-compatible API as root
+# (podman.socket) and for two ordinary users whose user managers start at
+# boot (lingering), as Fedora and RHEL users run it rootless: dse (uid 1000)
+# with user@.service's cgroup delegation as Fedora sets it (cpu cpuset io
+# memory pids), and dsend (uid 1001) without the cpu and io controllers (an
+# instance drop-in leaves it pids and memory), the case a user without
+# Fedora's setting meets. Each API is forwarded to a port of the VM by
+# systemd-socket-proxyd and served on the host, like Docker's, as
+# /run/dse-vm/NAME/podman.sock, podman-rootless.sock and
+# podman-nodelegate.sock.
 # Each VM boots from a qcow2 overlay of that image of its own
 # (/var/lib/dse-vm/NAME), so its engine's images and containers stay between
 # a stop and the next start.
@@ -51,23 +75,30 @@
 # Environment for `start`:
 #   DSE_VM_ACCEL=tcg|kvm  (default tcg)
 #   DSE_VM_CPUS=N         vCPUs (default 2; TCG runs them on threads of their own)
-#   DSE_VM_MEMORY=MiB     (default 1536)
+#   DSE_VM_MEMORY=MiB     (default 2048)
+#   DSE_VM_DOCKER=PATH    a docker CLI that speaks API 1.44
+#                         (default /usr/local/bin/docker)
 #   DSE_TEST_IMAGE        the busybox image imported on first start
 #                         (default dse-test/busybox:latest)
 # Needs root.
 set -euo pipefail
 
 SCRIPTS=$(cd "$(dirname "$0")" && pwd)
-DOCKER=/usr/bin/docker
+# The engine in the VM refuses clients below API 1.44 (Debian 12's speaks 1.41).
+DOCKER=${DSE_VM_DOCKER:-/usr/local/bin/docker}
 IMAGE="${DSE_TEST_IMAGE:-dse-test/busybox:latest}"
 CACHE=/var/cache/dse-vm    # packages, kernel, the finished image
 RUN_BASE=/run/dse-vm       # socket, pidfiles, logs, lock per VM
 DATA_BASE=/var/lib/dse-vm  # each VM's disk overlay
-RECIPE=3                   # bump when the image's contents change
+RECIPE=4                   # bump when the image's contents change
 IMAGE_SIZE=6G              # sparse; the engine's images and containers live on it
 START_TIMEOUT=${DSE_VM_START_TIMEOUT:-300} # seconds until GET /_ping must answer
 STOP_TIMEOUT=40            # seconds for the guest to power off
 GUEST_PORT=2375
+# Ports of the guest's Podman APIs (systemd-socket-proxyd to their sockets),
+# each served on the host as the socket named beside it.
+PODMAN_PORTS=(2376 2377 2378)
+PODMAN_SOCKS=(podman.sock podman-rootless.sock podman-nodelegate.sock)
 GUEST_ADDR=10.0.2.15 # the guest's address, set in its systemd-networkd file
 TAP_ADDR=10.0.2.2    # the namespace's end of the tap, the guest's gateway
 TAP=dsevm0
@@ -75,7 +106,7 @@ TAP=dsevm0
 # apparmor_parser for its default profile. The modules left out are ones udev
 # would load for qemu's emulated hardware (and for the nested virtualization
 # TCG's "max" CPU offers) that the engine never needs, at a cost under TCG.
-KERNEL_ARGS="console=ttyS0 panic=-1 apparmor=0 mitigations=off systemd.unified_cgroup_hierarchy=1 systemd.show_status=1 modprobe.blacklist=kvm,kvm_amd,kvm_intel,floppy,powernow_k8,pcspkr,psmouse"
+KERNEL_ARGS="console=ttyS0 panic=-1 apparmor=0 mitigations=off systemd.unified_cgroup_hierarchy=1 systemd.show_status=1 modprobe.blacklist=kvm,kvm_amd,kvm_intel,floppy,powernow_k8,pcspkr,psmouse,cfg80211"
 
 PROG=cgroup2-vm
 USAGE_LINES=6,10
@@ -92,7 +123,6 @@ vm_paths() {
   SOCK="$RUN/docker.sock"
   URL="unix://$SOCK"
   QEMU_PID="$RUN/qemu.pid"
-  SOCAT_PID="$RUN/socat.pid"
   QMP="$RUN/qmp.sock"
   CONSOLE="$RUN/console.log"
   QEMU_LOG="$RUN/qemu.log"
@@ -105,7 +135,8 @@ vm_paths() {
 # --- process helpers ----------------------------------------------------------
 
 qemu_pid() { pid_of "$QEMU_PID" "-pidfile $QEMU_PID"; }
-socat_pid() { pid_of "$SOCAT_PID" "UNIX-LISTEN:$SOCK,"; }
+# The socat serving socket file $1 (a name in $RUN); its pidfile is named after it.
+socat_pid() { pid_of "$RUN/socat-${1%.sock}.pid" "UNIX-LISTEN:$RUN/$1,"; }
 answers() { engine_answers "$SOCK" 3; }
 
 # --- the image ------------------------------------------------------------------
@@ -117,17 +148,117 @@ image_complete() {
     [ -s "$IMG/rootfs.ext4" ] && [ -s "$IMG/vmlinuz" ] && [ -s "$IMG/initrd.img" ]
 }
 
-# The newest Debian 12 kernel package, linux-image-6.1.0-N-amd64, fetched once.
-fetch_kernel() {
-  local pkg
-  mkdir -p "$CACHE/kernel"
-  if ! compgen -G "$CACHE/kernel/linux-image-6.1.0-*-amd64_*.deb" >/dev/null; then
-    pkg=$(apt-cache depends linux-image-amd64 2>/dev/null | awk '$1 == "Depends:" && $2 ~ /^linux-image-6\.1\.0-[0-9]+-amd64$/ { print $2; exit }')
-    [ -n "$pkg" ] || die "apt-cache knows no linux-image-6.1.0-*-amd64 (run apt-get update)"
-    log "fetching $pkg"
-    (cd "$CACHE/kernel" && apt-get download -q "$pkg" >&2) || die "apt-get download $pkg failed"
-  fi
-  compgen -G "$CACHE/kernel/linux-image-6.1.0-*-amd64_*.deb" | sort -V | tail -n 1
+# apt-get and apt-cache on an apt state of this script's own under
+# $CACHE/apt (Debian 13 and unstable, Packages indexes only): the machine's
+# apt sources and state are neither read for packages nor changed.
+own_apt() {
+  local tool=$1 dir="$CACHE/apt"
+  shift
+  "$tool" -q \
+    -o "Dir::Etc::SourceList=$dir/sources.list" \
+    -o "Dir::Etc::SourceParts=$dir/parts" \
+    -o "Dir::Etc::PreferencesParts=$dir/preferences.d" \
+    -o "Dir::Etc::Preferences=$dir/preferences" \
+    -o "Dir::State::Lists=$dir/lists" \
+    -o "Dir::Cache=$dir/cache" \
+    -o "Dir::Cache::pkgcache=" -o "Dir::Cache::srcpkgcache=" \
+    -o APT::Sandbox::User=root "$@"
+}
+
+# Updates that apt state from archive $1.
+own_apt_update() {
+  local mirror=$1 dir="$CACHE/apt" suite
+  mkdir -p "$dir/lists/partial" "$dir/cache/archives/partial" "$dir/parts" "$dir/preferences.d"
+  : >"$dir/sources.list"
+  for suite in trixie sid; do
+    echo "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg target=Packages] $mirror $suite main" >>"$dir/sources.list"
+  done
+  own_apt apt-get update >"$CACHE/apt.log" 2>&1 8>&- ||
+    {
+      tail -n 20 "$CACHE/apt.log" >&2
+      die "apt-get update for Debian 13 and unstable failed; see $CACHE/apt.log"
+    }
+}
+
+# The newest version of package $1 in suite $2 of that apt state.
+suite_version() {
+  own_apt apt-cache madison "$1" | awk -v suite="$2" -F' *[|] *' '$3 ~ ("(^| )" suite "/") { print $2; exit }'
+}
+
+# Debian 13's kernel (the package linux-image-amd64 depends on) and
+# unstable's docker.io, containerd, runc and tini-static, fetched into $CACHE/debs.
+# Prints the kernel package's path.
+fetch_debs() {
+  local mirror=$1 debs="$CACHE/debs" kpkg pkg version want=()
+  mkdir -p "$debs"
+  own_apt_update "$mirror"
+  kpkg=$(own_apt apt-cache show "linux-image-amd64=$(suite_version linux-image-amd64 trixie)" |
+    sed -n 's/^Depends:.*\(linux-image-[0-9][^ ,]*-amd64\).*/\1/p' | head -n 1)
+  [ -n "$kpkg" ] || die "Debian 13's linux-image-amd64 names no kernel package; see $CACHE/apt.log"
+  want+=("$kpkg=$(suite_version "$kpkg" trixie)")
+  for pkg in docker.io containerd runc tini-static; do
+    version=$(suite_version "$pkg" sid)
+    [ -n "$version" ] || die "Debian unstable has no $pkg"
+    want+=("$pkg=$version")
+  done
+  rm -f "$debs"/*.deb
+  log "fetching ${want[*]}"
+  (cd "$debs" && own_apt apt-get download "${want[@]}") >>"$CACHE/apt.log" 2>&1 8>&- ||
+    {
+      tail -n 20 "$CACHE/apt.log" >&2
+      die "apt-get download ${want[*]} failed; see $CACHE/apt.log"
+    }
+  compgen -G "$debs/linux-image-*.deb" | head -n 1
+}
+
+# Podman's APIs: root's podman.socket, and each rootless user's, started
+# at boot by lingering user managers; each forwarded to a port of the VM.
+configure_podman() {
+  local root=$1 user uid port sock i
+  chroot "$root" systemctl enable podman.socket >&2
+  chroot "$root" systemctl --global enable podman.socket >&2
+  # Fedora's user@.service delegation (its systemd carries it), for every
+  # user; dsend's instance keeps only pids and memory.
+  mkdir -p "$root/etc/systemd/system/user@.service.d" "$root/etc/systemd/system/user@1001.service.d"
+  printf '[Service]\nDelegate=cpu cpuset io memory pids\n' >"$root/etc/systemd/system/user@.service.d/delegate.conf"
+  printf '[Service]\nDelegate=\nDelegate=pids memory\n' >"$root/etc/systemd/system/user@1001.service.d/delegate.conf"
+  mkdir -p "$root/var/lib/systemd/linger"
+  for user in dse:1000 dsend:1001; do
+    uid=${user#*:}
+    user=${user%:*}
+    chroot "$root" useradd -m -u "$uid" -s /bin/bash "$user" >&2
+    # Each user's own range of subordinate ids for its user namespace.
+    grep -q "^$user:" "$root/etc/subuid" 2>/dev/null ||
+      echo "$user:$((100000 + (uid - 1000) * 65536)):65536" >>"$root/etc/subuid"
+    grep -q "^$user:" "$root/etc/subgid" 2>/dev/null ||
+      echo "$user:$((100000 + (uid - 1000) * 65536)):65536" >>"$root/etc/subgid"
+    touch "$root/var/lib/systemd/linger/$user"
+  done
+  # systemd-socket-proxyd forwards each port to its API's socket, started on
+  # the first connection; the rootless sockets exist once that user's
+  # manager has started podman.socket.
+  local targets=(/run/podman/podman.sock /run/user/1000/podman/podman.sock /run/user/1001/podman/podman.sock)
+  local afters=(podman.socket user@1000.service user@1001.service)
+  for i in 0 1 2; do
+    port=${PODMAN_PORTS[$i]}
+    sock=${targets[$i]}
+    cat >"$root/etc/systemd/system/dse-podman-$port.socket" <<EOF
+[Socket]
+ListenStream=$port
+
+[Install]
+WantedBy=sockets.target
+EOF
+    cat >"$root/etc/systemd/system/dse-podman-$port.service" <<EOF
+[Unit]
+Requires=dse-podman-$port.socket
+After=dse-podman-$port.socket ${afters[$i]}
+
+[Service]
+ExecStart=/usr/lib/systemd/systemd-socket-proxyd --connections-max=4096 $sock
+EOF
+    chroot "$root" systemctl enable "dse-podman-$port.socket" >&2
+  done
 }
 
 # The guest's own settings, written into the debootstrapped root $1.
@@ -148,17 +279,23 @@ Address=10.0.2.15/24
 Gateway=10.0.2.2
 EOF
   printf '%s\n' virtio_net overlay br_netfilter >"$root/etc/modules-load.d/dse-vm.conf"
-  # dockerd also listens on tcp port 2375 of the VM's addresses, which qemu
-  # forwards to the host's loopback only. --tls=false says so on purpose:
-  # without it dockerd waits 15 s at start to warn about plain TCP.
-  # --iptables=false: its rules cost half a minute of iptables runs under
-  # TCG, and the guest's network reaches nothing outside anyway.
+  # dockerd also listens on tcp port 2375 of the VM's addresses, reached from
+  # the host only through the VM's own network namespace. --tls=false says so
+  # on purpose: without it dockerd waits 15 s at start to warn about plain
+  # TCP. --iptables=false --ip6tables=false: their rules cost half a minute
+  # of iptables runs under TCG, and the guest's network reaches nothing
+  # outside anyway; containers still get the bridge (and its counters).
+  # DOCKER_MIN_API_VERSION=1.44: the floor Docker Engine 29.0-29.2 set.
   mkdir -p "$root/etc/systemd/system/docker.service.d"
   cat >"$root/etc/systemd/system/docker.service.d/dse-vm.conf" <<EOF
 [Service]
+Environment=DOCKER_MIN_API_VERSION=1.44
 ExecStart=
-ExecStart=/usr/sbin/dockerd -H fd:// -H tcp://0.0.0.0:$GUEST_PORT --tls=false --iptables=false --containerd=/run/containerd/containerd.sock
+ExecStart=/usr/sbin/dockerd -H fd:// -H tcp://0.0.0.0:$GUEST_PORT --tls=false --iptables=false --ip6tables=false --containerd=/run/containerd/containerd.sock
 EOF
+  # The containerd image store, the default of Docker Engine 29 and Desktop.
+  mkdir -p "$root/etc/docker"
+  echo '{"features": {"containerd-snapshotter": true}}' >"$root/etc/docker/daemon.json"
   # The socket as Docker Desktop hands it to containers: root:root 0660
   # (Debian's is root:docker).
   mkdir -p "$root/etc/systemd/system/docker.socket.d"
@@ -167,6 +304,7 @@ EOF
   chroot "$root" systemctl enable docker.service >&2
   # Static addresses are there at once; nothing waits for "online".
   chroot "$root" systemctl mask systemd-networkd-wait-online.service >&2
+  configure_podman "$root"
   chroot "$root" passwd -d root >&2 # a console login for debugging
   rm -rf "$root"/var/cache/apt/archives/*.deb "$root"/var/lib/apt/lists/*
 }
@@ -219,30 +357,56 @@ build_image() {
   image_complete && return 0
   need debootstrap debootstrap
   need mkfs.ext4 e2fsprogs
-  mirror=$("$SCRIPTS/debian-mirror.sh" bookworm) || die "no Debian archive for bookworm (see scripts/debian-mirror.sh)"
-  deb=$(fetch_kernel)
+  mirror=$("$SCRIPTS/debian-mirror.sh" trixie) || die "no Debian archive for trixie (see scripts/debian-mirror.sh)"
+  deb=$(fetch_debs "$mirror")
 
   build="$CACHE/build"
-  # A build that an earlier run left halfway is started over.
+  # A build that an earlier run left halfway is started over, with the
+  # /proc and /sys that a failed debootstrap leaves mounted in its root.
+  local m
+  for m in $(findmnt -rn -o TARGET | awk -v d="$build/" 'index($0, d) == 1' | sort -r); do
+    umount "$m" || umount -l "$m" || die "cannot unmount $m"
+  done
   rm -rf --one-file-system "$build" "$IMG"
-  mkdir -p "$build" "$CACHE/debs"
+  mkdir -p "$build" "$CACHE/debootstrap"
   root="$build/root"
-  log "making the VM image (debootstrap bookworm; log: $CACHE/build.log)"
-  debootstrap --variant=minbase --cache-dir="$CACHE/debs" \
-    --include=systemd,systemd-sysv,udev,dbus,kmod,iproute2,docker.io,busybox-static \
-    bookworm "$root" "$mirror" >"$CACHE/build.log" 2>&1 8>&- ||
+  log "making the VM image (debootstrap trixie; log: $CACHE/build.log)"
+  # What unstable's docker.io, containerd and runc depend on comes from
+  # Debian 13 (iptables, libseccomp2), but tini-static, which only unstable
+  # has. Podman, nftables for its netavark, and what rootless Podman needs
+  # (uidmap, passt, dbus-user-session for its systemd cgroup manager) are
+  # Debian 13's.
+  debootstrap --variant=minbase --cache-dir="$CACHE/debootstrap" \
+    --include=systemd,systemd-sysv,udev,dbus,kmod,iproute2,busybox-static,iptables,nftables,libseccomp2,sysvinit-utils,podman,uidmap,passt,slirp4netns,dbus-user-session,libpam-systemd,catatonit \
+    trixie "$root" "$mirror" >"$CACHE/build.log" 2>&1 8>&- ||
     {
       tail -n 20 "$CACHE/build.log" >&2
       die "debootstrap failed; see $CACHE/build.log"
     }
-  log "debootstrap done after $((SECONDS - start)) s; adding $(basename "$deb")"
+  log "debootstrap done after $((SECONDS - start)) s; adding unstable's engine and $(basename "$deb")"
+  mkdir -p "$root/tmp/dse-debs"
+  cp "$CACHE"/debs/docker.io_*.deb "$CACHE"/debs/containerd_*.deb "$CACHE"/debs/runc_*.deb "$CACHE"/debs/tini-static_*.deb "$root/tmp/dse-debs/"
+  # Nothing starts in the chroot: no systemd runs there, and policy-rc.d
+  # says no to anything that would start a service another way.
+  printf '#!/bin/sh\nexit 101\n' >"$root/usr/sbin/policy-rc.d"
+  chmod +x "$root/usr/sbin/policy-rc.d"
+  DEBIAN_FRONTEND=noninteractive chroot "$root" sh -c 'dpkg -i /tmp/dse-debs/*.deb' >>"$CACHE/build.log" 2>&1 8>&- ||
+    {
+      tail -n 20 "$CACHE/build.log" >&2
+      die "dpkg -i of unstable's docker.io, containerd, runc and tini-static failed; see $CACHE/build.log"
+    }
+  rm -rf "$root/tmp/dse-debs" "$root/usr/sbin/policy-rc.d"
   # Unpacked beside the root, not into it: the package's /lib would replace
   # the root's /lib -> usr/lib link with a directory.
   dpkg-deb -x "$deb" "$build/kernel"
-  kver=$(basename "$(compgen -G "$build/kernel/lib/modules/6.1.0-*-amd64" | head -n 1)")
+  local moddir
+  moddir=$(compgen -G "$build/kernel/lib/modules/*-amd64" || compgen -G "$build/kernel/usr/lib/modules/*-amd64") ||
+    die "$(basename "$deb") holds no modules directory"
+  moddir=$(head -n 1 <<<"$moddir")
+  kver=$(basename "$moddir")
   cp -a "$build/kernel/boot/." "$root/boot/"
   mkdir -p "$root/usr/lib/modules"
-  cp -a "$build/kernel/lib/modules/$kver" "$root/usr/lib/modules/"
+  cp -a "$moddir" "$root/usr/lib/modules/"
   chroot "$root" depmod "$kver"
   configure_root "$root" >>"$CACHE/build.log" 2>&1
 
@@ -304,7 +468,7 @@ accel_args() {
 }
 
 boot_vm() {
-  local cpus=${DSE_VM_CPUS:-2} mem=${DSE_VM_MEMORY:-1536} until
+  local cpus=${DSE_VM_CPUS:-2} mem=${DSE_VM_MEMORY:-2048} until
   accel_args
   ensure_disk
   ensure_netns
@@ -341,48 +505,82 @@ boot_vm() {
   log "engine answers $(awk -v s="$BOOT_START" -v e="$(date +%s.%N)" 'BEGIN { printf "%.1f", e - s }') s after qemu started"
 }
 
-# socat serves the forwarded port as the unix socket, one connection each.
+# socat serves each of the guest's API ports as a unix socket, one
+# connection each: Docker's port as docker.sock, Podman's as theirs.
 # -t: a client that closes its sending half (docker run without -i, after
 # the attach request) still gets the engine's answer until the engine closes
 # its own; socat's default would end the connection 0.5 s after that half-close.
 # backlog: connections queue as they would on dockerd's own socket (socat's
 # default of 5 refuses the sixth of a burst while it forks for the first).
 start_forwarder() {
-  local listen
-  listen="UNIX-LISTEN:$SOCK,fork,backlog=4096,mode=660,unlink-early"
-  if pid=$(socat_pid) && tr '\0' ' ' <"/proc/$pid/cmdline" | grep -qF "$listen TCP:$GUEST_ADDR:$GUEST_PORT"; then
+  local i
+  forward docker.sock "$GUEST_PORT"
+  for i in "${!PODMAN_PORTS[@]}"; do
+    forward "${PODMAN_SOCKS[$i]}" "${PODMAN_PORTS[$i]}"
+  done
+}
+
+# Serves guest port $2 as socket file $1 in $RUN, unless socat already does.
+forward() {
+  local file=$1 port=$2 listen pid pidfile
+  local sock="$RUN/$file"
+  pidfile="$RUN/socat-${file%.sock}.pid"
+  listen="UNIX-LISTEN:$sock,fork,backlog=4096,mode=660,unlink-early"
+  if pid=$(socat_pid "$file") && tr '\0' ' ' <"/proc/$pid/cmdline" | grep -qF "$listen TCP:$GUEST_ADDR:$port"; then
     return 0
   fi
-  stop_forwarder
+  stop_forward "$file"
   need socat socat
-  rm -f "$SOCK"
-  rm -f "$SOCAT_PID"
   # setsid may fork, so $! need not be socat: the shell that becomes socat
   # (exec) writes its own pid. socat leads its own process group, which
   # holds the children it forks for each connection.
   # shellcheck disable=SC2016
-  in_netns setsid sh -c 'echo $$ >"$1"; shift; exec "$@"' sh "$SOCAT_PID" \
-    socat -t 86400 "$listen" "TCP:$GUEST_ADDR:$GUEST_PORT" \
+  in_netns setsid sh -c 'echo $$ >"$1"; shift; exec "$@"' sh "$pidfile" \
+    socat -t 86400 "$listen" "TCP:$GUEST_ADDR:$port" \
     </dev/null >>"$SOCAT_LOG" 2>&1 8>&- 9>&- &
   local until=$((SECONDS + 10))
-  until [ -S "$SOCK" ] && socat_pid >/dev/null; do
-    [ "$SECONDS" -lt "$until" ] || die "socat did not make $SOCK; see $SOCAT_LOG"
+  until [ -S "$sock" ] && socat_pid "$file" >/dev/null; do
+    [ "$SECONDS" -lt "$until" ] || die "socat did not make $sock; see $SOCAT_LOG"
     sleep 0.1
   done
 }
 
+# The test image in Docker's storage and in each Podman's (root's and both
+# users'), imported from this machine's busybox-static.
 ensure_image() {
-  if ! "$DOCKER" -H "$URL" image inspect "$IMAGE" >/dev/null 2>&1; then
-    log "importing $IMAGE"
-    bash "$SCRIPTS/busybox-rootfs.sh" | "$DOCKER" -H "$URL" import - "$IMAGE" >/dev/null
-  fi
+  local file url until
+  for file in docker.sock "${PODMAN_SOCKS[@]}"; do
+    url="unix://$RUN/$file"
+    # A user's Podman answers once that user's manager has started.
+    until=$((SECONDS + 120))
+    until engine_answers "$RUN/$file" 5; do
+      [ "$SECONDS" -lt "$until" ] || die "nothing answers GET /_ping on $RUN/$file in VM '$NAME' within 120 s; see $CONSOLE"
+      sleep 0.5
+    done
+    if ! "$DOCKER" -H "$url" image inspect "$IMAGE" >/dev/null 2>&1; then
+      log "importing $IMAGE into $file's storage"
+      bash "$SCRIPTS/busybox-rootfs.sh" | "$DOCKER" -H "$url" import - "$IMAGE" >/dev/null ||
+        die "docker import of $IMAGE on $url failed"
+    fi
+  done
 }
 
-check_cgroup2() {
-  local controllers
-  controllers=$("$DOCKER" -H "$URL" run --rm --network none -v /sys/fs/cgroup:/host-cgroup:ro "$IMAGE" cat /host-cgroup/cgroup.controllers) ||
-    die "a test container failed to run in VM '$NAME'; see $CONSOLE"
-  log "cgroup v2 in the VM, controllers: $controllers"
+# The engine is the one Desktop users have today: Docker 28.5, the
+# containerd image store, API 1.44 at the least, cgroup v2 with systemd's
+# driver; a container on the default bridge has its eth0.
+check_engine() {
+  local version driver controllers
+  version=$(curl -s --max-time 10 --unix-socket "$SOCK" http://engine/version)
+  grep -q '"MinAPIVersion":"1.44"' <<<"$version" ||
+    die "the engine in VM '$NAME' does not say MinAPIVersion 1.44: $version"
+  driver=$("$DOCKER" -H "$URL" info --format '{{json .DriverStatus}}') ||
+    die "docker info on $URL failed"
+  grep -q io.containerd.snapshotter.v1 <<<"$driver" ||
+    die "the engine in VM '$NAME' does not use the containerd image store: $driver"
+  controllers=$("$DOCKER" -H "$URL" run --rm -v /sys/fs/cgroup:/host-cgroup:ro "$IMAGE" \
+    sh -c 'cat /host-cgroup/cgroup.controllers && cat /sys/class/net/eth0/address') ||
+    die "a test container failed to run on the bridge in VM '$NAME'; see $CONSOLE"
+  log "$(sed -n 's/.*"Version":"\([^"]*\)","ApiVersion":"\([^"]*\)","MinAPIVersion":"\([^"]*\)".*/Docker \1 (API \3 to \2)/p' <<<"$version") on cgroup v2 in the VM, controllers: $(head -n 1 <<<"$controllers")"
 }
 
 cmd_start() {
@@ -394,6 +592,7 @@ cmd_start() {
     if answers; then
       log "VM '$NAME' already answers on $URL"
       ensure_image
+      check_engine
       echo "$URL"
       return 0
     fi
@@ -404,25 +603,31 @@ cmd_start() {
   need qemu-img qemu-utils
   need curl curl
   need ip iproute2
+  [ -x "$DOCKER" ] || die "$DOCKER, a docker CLI that speaks API 1.44, is missing (DSE_VM_DOCKER names another)"
   build_image
   boot_vm
   ensure_image
-  check_cgroup2
+  check_engine
   echo "$URL"
 }
 
 # --- stop ---------------------------------------------------------------------
 
 stop_forwarder() {
-  local pid
-  if pid=$(socat_pid); then
+  local file
+  for file in docker.sock "${PODMAN_SOCKS[@]}"; do stop_forward "$file"; done
+}
+
+stop_forward() {
+  local file=$1 pid
+  if pid=$(socat_pid "$file"); then
     # Its group: the listener and the connections it forked.
     kill -TERM -- "-$pid" 2>/dev/null || true
     local until=$((SECONDS + 5))
     while alive "$pid" && [ "$SECONDS" -lt "$until" ]; do sleep 0.1; done
     alive "$pid" && kill -KILL -- "-$pid" 2>/dev/null
   fi
-  rm -f "$SOCAT_PID" "$SOCK"
+  rm -f "$RUN/socat-${file%.sock}.pid" "$RUN/$file"
 }
 
 stop_vm() {
@@ -477,7 +682,7 @@ cmd_image() {
 
 [ $# -ge 1 ] || usage
 if [ "$(id -u)" -ne 0 ]; then
-  exec sudo --preserve-env=DSE_VM_ACCEL,DSE_VM_CPUS,DSE_VM_MEMORY,DSE_VM_START_TIMEOUT,DSE_TEST_IMAGE -- "$0" "$@"
+  exec sudo --preserve-env=DSE_VM_ACCEL,DSE_VM_CPUS,DSE_VM_MEMORY,DSE_VM_START_TIMEOUT,DSE_VM_DOCKER,DSE_TEST_IMAGE -- "$0" "$@"
 fi
 command=$1
 shift

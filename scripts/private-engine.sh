@@ -2,7 +2,7 @@
 # Private Docker engines for the tests, beside (and never touching) the
 # machine's shared engine at /var/run/docker.sock.
 #
-#   scripts/private-engine.sh start NAME VERSION   # VERSION: 20.10 or 26.1
+#   scripts/private-engine.sh start NAME VERSION   # VERSION: 20.10, 26.1 or 28.5
 #   scripts/private-engine.sh stop NAME            # keeps its data (containers, images)
 #   scripts/private-engine.sh status NAME          # exit 0 if it answers GET /_ping
 #   scripts/private-engine.sh purge NAME           # stop, then delete its data root
@@ -28,7 +28,14 @@
 # VERSION 26.1 is Debian 13's docker.io with its containerd 1.7, fetched once
 # with `apt-get download` into a cache of its own and unpacked under
 # /opt/dse-engines/26.1; nothing is installed and the machine's apt state is
-# not touched.
+# not touched. VERSION 28.5 is Debian unstable's docker.io with its
+# containerd 2.1, fetched the same way (/opt/dse-engines/28.5), run as Docker
+# Engine 29 and today's Desktop run: the containerd image store
+# ({"features":{"containerd-snapshotter":true}}) and
+# DOCKER_MIN_API_VERSION=1.44, so Debian 12's docker CLI (API 1.41) cannot
+# talk to it; this script's client for it is DSE_NEWER_DOCKER (default
+# /usr/local/bin/docker, CLI 28.2). Unstable's runc needs glibc 2.38: the
+# machine's runc 1.1 runs its containers.
 #
 # Each engine runs in its own network namespace dse-NAME: a dockerd in the
 # host's namespace would reset the bridge and iptables rules the shared engine
@@ -38,6 +45,7 @@ set -euo pipefail
 SCRIPTS=$(cd "$(dirname "$0")" && pwd)
 DOCKER=/usr/bin/docker
 IMAGE="${DSE_TEST_IMAGE:-dse-test/busybox:latest}"
+ENGINE_VERSION="" # the VERSION being started
 RUN_BASE=/run/dse-engines      # socket, pidfile, log, lock per engine
 DATA_BASE=/var/lib/dse-engines # data roots (images, containers)
 # containerd's sockets (.../containerd/containerd.sock.ttrpc) live under the
@@ -99,12 +107,18 @@ children_of() {
 
 answers() { engine_answers "$SOCK" 2; }
 
-# --- Debian 13's engine -----------------------------------------------------
+# --- Debian 13's and unstable's engines --------------------------------------
 
-# Unpacks Debian 13's docker.io and containerd under $OPT/26.1 unless already
-# there. The packages stay in $CACHE, so a later run never downloads again.
-fetch_26() {
-  local dest="$OPT/26.1" apt_dir="$CACHE/apt" debs="$CACHE/debs" mirror tmp deb
+# Unpacks docker.io and containerd of version $1 (26.1: Debian 13's, 28.5:
+# unstable's) under $OPT/$1 unless already there. The packages stay in
+# $CACHE, so a later run never downloads again.
+fetch_engine() {
+  local version=$1 suite apt_dir debs dest="$OPT/$1" mirror tmp deb
+  case $version in
+    26.1) suite=trixie apt_dir="$CACHE/apt" debs="$CACHE/debs" ;;
+    28.5) suite=sid apt_dir="$CACHE/sid/apt" debs="$CACHE/sid/debs" ;;
+    *) die "no Debian package for Docker $version" ;;
+  esac
   [ -f "$dest/.complete" ] && return 0
   mkdir -p "$CACHE"
   exec 8>"$CACHE/fetch.lock" # two engines starting at once fetch once
@@ -115,13 +129,13 @@ fetch_26() {
   if ! compgen -G "$debs/docker.io_*.deb" >/dev/null || ! compgen -G "$debs/containerd_*.deb" >/dev/null; then
     # The archive this machine's apt uses: no mirror name lives in this
     # repository.
-    mirror=$("$SCRIPTS/debian-mirror.sh" trixie) ||
+    mirror=$("$SCRIPTS/debian-mirror.sh" "$suite") ||
       die "no Debian archive among this machine's apt sources (see scripts/debian-mirror.sh)"
-    log "fetching Debian 13 docker.io and containerd from this machine's Debian archive"
+    log "fetching docker.io and containerd of Debian $suite from this machine's Debian archive"
     mkdir -p "$apt_dir/lists/partial" "$apt_dir/cache/archives/partial" "$apt_dir/parts" "$apt_dir/preferences.d"
     # Only the Packages index: this machine's apt.conf.d may ask for more
     # (AppStream metadata) that a download needs not.
-    echo "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg target=Packages] $mirror trixie main" \
+    echo "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg target=Packages] $mirror $suite main" \
       >"$apt_dir/sources.list"
     # Own source list, lists, caches and (empty) preferences: the machine's
     # apt state and sources are neither read for packages nor changed.
@@ -135,7 +149,7 @@ fetch_26() {
       -o "Dir::Cache::pkgcache=" -o "Dir::Cache::srcpkgcache="
       -o APT::Sandbox::User=root)
     "${apt[@]}" update >"$CACHE/apt.log" 2>&1 8>&- ||
-      { tail -n 20 "$CACHE/apt.log" >&2; die "apt-get update for Debian 13 failed; see $CACHE/apt.log"; }
+      { tail -n 20 "$CACHE/apt.log" >&2; die "apt-get update for Debian $suite failed; see $CACHE/apt.log"; }
     (cd "$debs" && "${apt[@]}" download docker.io containerd) >>"$CACHE/apt.log" 2>&1 8>&- ||
       { tail -n 20 "$CACHE/apt.log" >&2; die "apt-get download docker.io containerd failed; see $CACHE/apt.log"; }
   fi
@@ -145,8 +159,8 @@ fetch_26() {
   for deb in "$debs"/docker.io_*.deb "$debs"/containerd_*.deb; do
     dpkg-deb -x "$deb" "$tmp"
   done
-  "$tmp/usr/sbin/dockerd" --version | grep -q 'version 26\.1\.' ||
-    die "$debs holds no docker.io 26.1 ($("$tmp/usr/sbin/dockerd" --version)); delete $CACHE to fetch again"
+  "$tmp/usr/sbin/dockerd" --version | grep -qF "version $version." ||
+    die "$debs holds no docker.io $version ($("$tmp/usr/sbin/dockerd" --version)); delete $debs to fetch again"
   rm -rf "$dest"
   mv "$tmp" "$dest"
   touch "$dest/.complete"
@@ -156,11 +170,18 @@ fetch_26() {
 # Sets DOCKERD and ENGINE_PATH for $1. dockerd finds `containerd`,
 # `docker-proxy` and `runc` on PATH, and containerd its shim: PATH holds the
 # Debian packages' directories only, so nothing under /usr/local (a newer
-# client, say) is mixed in. For 26.1, its own containerd, shim and
+# client, say) is mixed in. For 26.1 and 28.5, their own containerd, shim and
 # docker-proxy come first; runc is the machine's (1.1), which containerd 1.7
-# drives fine.
+# and 2.1 drive fine. ENGINE_ENV is what else dockerd's environment holds.
 engine_binaries() {
   local system=/usr/sbin:/usr/bin:/sbin:/bin
+  ENGINE_ENV=()
+  if [ "$1" = 28.5 ]; then
+    # Engine 29.0-29.2's floor; its client must speak 1.44.
+    ENGINE_ENV=(DOCKER_MIN_API_VERSION=1.44)
+    DOCKER=${DSE_NEWER_DOCKER:-/usr/local/bin/docker}
+    [ -x "$DOCKER" ] || die "$DOCKER, a docker CLI that speaks API 1.44, is missing (DSE_NEWER_DOCKER names another)"
+  fi
   case $1 in
     20.10)
       DOCKERD=/usr/sbin/dockerd
@@ -168,12 +189,12 @@ engine_binaries() {
       "$DOCKERD" --version | grep -q 'version 20\.10\.' || die "$DOCKERD is not Docker 20.10: $("$DOCKERD" --version)"
       ENGINE_PATH=$system
       ;;
-    26.1)
-      fetch_26
-      DOCKERD="$OPT/26.1/usr/sbin/dockerd"
-      ENGINE_PATH="$OPT/26.1/usr/bin:$OPT/26.1/usr/sbin:$system"
+    26.1 | 28.5)
+      fetch_engine "$1"
+      DOCKERD="$OPT/$1/usr/sbin/dockerd"
+      ENGINE_PATH="$OPT/$1/usr/bin:$OPT/$1/usr/sbin:$system"
       ;;
-    *) die "engine version '$1': use 20.10 or 26.1" ;;
+    *) die "engine version '$1': use 20.10, 26.1 or 28.5" ;;
   esac
 }
 
@@ -205,7 +226,7 @@ start_dockerd() {
   # containerd namespace keeps it apart even if it finds a system containerd.
   (
     echo "$BASHPID" >"$CGROUP/cgroup.procs"
-    exec nsenter --net="/run/netns/$NETNS" "${uts[@]}" setsid env PATH="$ENGINE_PATH" "$DOCKERD" \
+    exec nsenter --net="/run/netns/$NETNS" "${uts[@]}" setsid env PATH="$ENGINE_PATH" "${ENGINE_ENV[@]}" "$DOCKERD" \
       --config-file "$RUN/daemon.json" \
       --host "$URL" \
       --data-root "$DATA" \
@@ -235,8 +256,11 @@ start_dockerd() {
 # Prints "changed" when the file had other settings before.
 write_daemon_json() {
   # "debug" is always written: a reload leaves keys the file omits as they were.
-  local want='{"debug": false}'
-  [ "${DSE_ENGINE_DEBUG:-0}" = 1 ] && want='{"debug": true}'
+  local debug=false want
+  [ "${DSE_ENGINE_DEBUG:-0}" = 1 ] && debug=true
+  want="{\"debug\": $debug}"
+  # 28.5 as Engine 29 runs: the containerd image store.
+  [ "$ENGINE_VERSION" = 28.5 ] && want="{\"debug\": $debug, \"features\": {\"containerd-snapshotter\": true}}"
   [ "$(cat "$RUN/daemon.json" 2>/dev/null)" = "$want" ] && return 0
   echo "$want" >"$RUN/daemon.json"
   echo changed
@@ -280,6 +304,7 @@ cmd_start() {
   [ $# -eq 2 ] || usage
   engine_paths "$1"
   local version=$2 recorded pid
+  ENGINE_VERSION=$version
   engine_binaries "$version"
   lock_run 300
 
@@ -407,7 +432,7 @@ cmd_status() {
 [ $# -ge 1 ] || usage
 # Network namespaces, cgroups and dockerd need root.
 if [ "$(id -u)" -ne 0 ]; then
-  exec sudo --preserve-env=DSE_ENGINE_DEBUG,DSE_ENGINE_HOLDER,DSE_ENGINE_HOSTNAME,DSE_TEST_IMAGE -- "$0" "$@"
+  exec sudo --preserve-env=DSE_ENGINE_DEBUG,DSE_ENGINE_HOLDER,DSE_ENGINE_HOSTNAME,DSE_NEWER_DOCKER,DSE_TEST_IMAGE -- "$0" "$@"
 fi
 command=$1
 shift

@@ -149,10 +149,10 @@ impl Sample {
         if let Some(blkio) = &stats.blkio_stats {
             let bytes = blkio.io_service_bytes_recursive.as_deref();
             let ops = blkio.io_serviced_recursive.as_deref();
-            s.fs_read_bytes = sum_op(bytes, 'r');
-            s.fs_write_bytes = sum_op(bytes, 'w');
-            s.fs_reads = sum_op(ops, 'r');
-            s.fs_writes = sum_op(ops, 'w');
+            s.fs_read_bytes = sum_op(bytes, "read");
+            s.fs_write_bytes = sum_op(bytes, "write");
+            s.fs_reads = sum_op(ops, "read");
+            s.fs_writes = sum_op(ops, "write");
         }
 
         if let Some(pids) = &stats.pids_stats {
@@ -186,18 +186,17 @@ impl Sample {
     }
 }
 
-/// Sums entries whose op starts with `first` in either case (v1 `Read`, v2
-/// `read`), as docker/cli does. `None` when the engine reported no entries.
-fn sum_op(entries: Option<&[ContainerBlkioStatEntry]>, first: char) -> Option<u64> {
+/// Sums entries whose op is `op` in any case (v1 `Read`, v2 `read`).
+/// docker/cli takes every op starting with the same letter, which on Podman
+/// 5 also adds its `rios`/`wios` entries (io.stat's operation counts,
+/// listed among the bytes) to the bytes. `None` when the engine reported no
+/// entries.
+fn sum_op(entries: Option<&[ContainerBlkioStatEntry]>, op: &str) -> Option<u64> {
     let entries = entries.filter(|e| !e.is_empty())?;
     Some(
         entries
             .iter()
-            .filter(|e| {
-                e.op.as_deref()
-                    .and_then(|op| op.chars().next())
-                    .is_some_and(|c| c.eq_ignore_ascii_case(&first))
-            })
+            .filter(|e| e.op.as_deref().is_some_and(|o| o.eq_ignore_ascii_case(op)))
             .filter_map(|e| e.value)
             .fold(0u64, u64::saturating_add),
     )

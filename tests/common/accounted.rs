@@ -99,10 +99,12 @@ pub fn engine_stats(socket: &str, id: &str) -> Value {
 /// The stats answers of every running container on the engine at `socket`,
 /// asked side by side (on Docker 20.10 each waits for the engine's tick).
 pub fn all_engine_stats(socket: &str) -> Vec<Value> {
-    let out = Command::new(super::DOCKER)
-        .args(["-H", &format!("unix://{socket}"), "ps", "-q", "--no-trunc"])
+    let host = format!("unix://{socket}");
+    let docker = super::docker_for(&host);
+    let out = Command::new(&docker)
+        .args(["-H", &host, "ps", "-q", "--no-trunc"])
         .output()
-        .unwrap_or_else(|e| panic!("cannot run {}: {e}", super::DOCKER));
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", docker.display()));
     let ids = String::from_utf8_lossy(&out.stdout).into_owned();
     std::thread::scope(|scope| {
         let calls: Vec<_> = ids

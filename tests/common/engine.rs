@@ -2,14 +2,70 @@
 //! that says which engine (`DSE_ENGINE_HOST`), containers named after their
 //! test, and the test image. A container's cgroup files: common::cgroup.
 
-use std::path::Path;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 
 use docker_stats_exporter::engine::{EngineVersion, Flavor};
 
 /// The docker client that matches the engine installed here.
 pub const DOCKER: &str = "/usr/bin/docker";
+
+/// The newest API version [`DOCKER`] speaks (Debian 12's CLI, Docker 20.10).
+const DOCKER_API: (u32, u32) = (1, 41);
+
+/// A docker client for engines that refuse [`DOCKER`]'s API version (Docker
+/// 28.5 with `DOCKER_MIN_API_VERSION=1.44`, as Engine 29 has it): the
+/// machine image's CLI 28.2, or `DSE_NEWER_DOCKER`.
+pub const NEWER_DOCKER: &str = "/usr/local/bin/docker";
+
+/// The docker client for the engine at `host`: `$DOCKER` when set, else
+/// [`DOCKER`] unless the engine's `/version` says its `MinAPIVersion` is
+/// above what that client speaks, then [`NEWER_DOCKER`]. Asked once per
+/// engine.
+pub fn docker_for(host: &str) -> PathBuf {
+    if let Some(d) = std::env::var_os("DOCKER") {
+        return PathBuf::from(d);
+    }
+    static CLIENTS: OnceLock<Mutex<HashMap<String, PathBuf>>> = OnceLock::new();
+    let clients = CLIENTS.get_or_init(|| Mutex::new(HashMap::new()));
+    if let Some(c) = clients.lock().expect("clients lock").get(host) {
+        return c.clone();
+    }
+    let client = match host.strip_prefix("unix://").and_then(min_api_version) {
+        Some(min) if min > DOCKER_API => {
+            let newer = std::env::var("DSE_NEWER_DOCKER").unwrap_or_else(|_| NEWER_DOCKER.into());
+            assert!(
+                Path::new(&newer).is_file(),
+                "the engine at {host} wants API {}.{} at the least, which {DOCKER} does not \
+                 speak, and {newer} (a docker CLI of 25 or later; DSE_NEWER_DOCKER names \
+                 another) is missing",
+                min.0,
+                min.1
+            );
+            PathBuf::from(newer)
+        }
+        _ => PathBuf::from(DOCKER),
+    };
+    clients
+        .lock()
+        .expect("clients lock")
+        .insert(host.to_string(), client.clone());
+    client
+}
+
+/// `MinAPIVersion` of the engine on unix socket `socket`, if it answers.
+fn min_api_version(socket: &str) -> Option<(u32, u32)> {
+    let out = Command::new("curl")
+        .args(["-s", "--max-time", "10", "--unix-socket", socket])
+        .arg("http://engine/version")
+        .output()
+        .ok()?;
+    let version: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+    let (major, minor) = version.get("MinAPIVersion")?.as_str()?.split_once('.')?;
+    Some((major.parse().ok()?, minor.parse().ok()?))
+}
 
 /// This machine's own engine. Tests that need it by nature (its socket's
 /// file permissions, mounting it into a container) name it; all others use
@@ -41,7 +97,7 @@ pub fn engine_socket() -> &'static str {
 
 /// The docker CLI, talking to [`engine_host`].
 pub fn docker_cmd() -> Command {
-    let mut cmd = Command::new(DOCKER);
+    let mut cmd = Command::new(docker_for(engine_host()));
     cmd.args(["-H", engine_host()]);
     cmd
 }
@@ -53,11 +109,17 @@ pub fn docker(args: &[&str]) -> String {
 
 /// [`docker`] on the engine at `host`.
 pub fn docker_on(host: &str, args: &[&str]) -> String {
-    let out = Command::new(DOCKER)
+    let docker = docker_for(host);
+    let out = Command::new(&docker)
         .args(["-H", host])
         .args(args)
         .output()
-        .unwrap_or_else(|e| panic!("cannot run {DOCKER}: {e}; run scripts/setup-engine.sh"));
+        .unwrap_or_else(|e| {
+            panic!(
+                "cannot run {}: {e}; run scripts/setup-engine.sh",
+                docker.display()
+            )
+        });
     assert!(
         out.status.success(),
         "docker -H {host} {} failed: {}",
@@ -103,7 +165,7 @@ fn make_image(image: &str) {
     }
     let status = cmd
         .env("DSE_TEST_IMAGE", image)
-        .env("DOCKER", DOCKER)
+        .env("DOCKER", docker_for(engine_host()))
         .status()
         .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
     assert!(status.success(), "{cmd:?} failed");
@@ -166,7 +228,7 @@ impl Container {
 
     /// Removes it now, with its anonymous volumes.
     pub fn remove(&self) {
-        let _ = Command::new(DOCKER)
+        let _ = Command::new(docker_for(&self.host))
             .args(["-H", &self.host, "rm", "-f", "-v", &self.name])
             .output();
     }

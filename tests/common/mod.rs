@@ -31,7 +31,7 @@ use docker_stats_exporter::config::{Config, Overrides};
 
 pub use child::{candidate_port, run_failing, ChildServer, BIN};
 pub use engine::{
-    direct_stats, docker, docker_cmd, docker_on, engine_host, engine_socket,
+    direct_stats, docker, docker_cmd, docker_for, docker_on, engine_host, engine_socket,
     first_round_stats_calls, host_cpus, image, image_name, unique, Container, DOCKER,
     MACHINE_ENGINE,
 };

@@ -20,7 +20,9 @@ use std::process::{Command, Stdio};
 use common::cmd::{docker_bin, run, stdout_of, tail};
 use common::compose::Project;
 use common::exporter_image::{checkout_tag, exporter_image, TEST_TAG};
-use common::{docker_on, image_name, unique, wait_until, Container, Metrics, TempDir, PATIENCE};
+use common::{
+    docker_for, docker_on, image_name, unique, wait_until, Container, Metrics, TempDir, PATIENCE,
+};
 
 /// compose.yaml's image when `DSE_IMAGE` is unset.
 const COMPOSE_IMAGE: &str = "docker-stats-exporter:latest";
@@ -52,9 +54,10 @@ fn vm_host() -> Option<String> {
     }
 }
 
-/// The docker CLI on `host`.
+/// The docker CLI on `host`: one that speaks the VM engine's API floor
+/// (1.44; Debian 12's CLI speaks 1.41).
 fn docker(host: &str) -> Command {
-    let mut cmd = Command::new(docker_bin());
+    let mut cmd = Command::new(docker_for(host));
     cmd.args(["-H", host]);
     cmd
 }
@@ -94,7 +97,20 @@ fn load_image(host: &str) {
         "docker load into {host}: {}",
         String::from_utf8_lossy(&load.stderr)
     );
-    run(docker(host).args(["tag", &image.id, COMPOSE_IMAGE]));
+    // The VM's containerd image store names what it loaded by its
+    // manifest's digest, not by the config's id the machine's engine
+    // reports: tag what load says it loaded.
+    let out = String::from_utf8_lossy(&load.stdout).into_owned();
+    let loaded = out
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("Loaded image ID: ")
+                .or_else(|| l.strip_prefix("Loaded image: "))
+        })
+        .unwrap_or_else(|| panic!("docker load into {host} named no image: {out}"))
+        .trim()
+        .to_string();
+    run(docker(host).args(["tag", &loaded, COMPOSE_IMAGE]));
 }
 
 #[test]
@@ -141,7 +157,13 @@ fn compose_up_in_a_cgroup_v2_vm_exports_every_running_container() {
     let dir = TempDir::new("desktop-vm");
     let env_file = dir.0.join("empty.env");
     std::fs::write(&env_file, "").expect("empty env file");
-    let project = Project::new("desktopvm", &host, Vec::new());
+    // docker-compose 1.29 asks for API 1.38 unless told: "auto" takes the
+    // engine's own version, above the VM's floor of 1.44.
+    let project = Project::new(
+        "desktopvm",
+        &host,
+        vec![("COMPOSE_API_VERSION".into(), "auto".into())],
+    );
     let env_file = env_file.display().to_string();
     let mut up = project.cmd(&["--env-file", &env_file, "up", "-d", "--no-build"]);
     for var in COMPOSE_VARIABLES {

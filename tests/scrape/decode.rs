@@ -1,5 +1,5 @@
 //! Recorded engine answers decoded into samples: Docker on cgroup v1, Podman
-//! 4.3 and a published cgroup v2 answer (see tests/fixtures/README.md).
+//! 4.3 and 5.4 and a published cgroup v2 answer (see tests/fixtures/README.md).
 
 #![allow(clippy::unwrap_used)]
 
@@ -89,6 +89,20 @@ fn cgroup_v2_answer_with_unlimited_memory_and_lowercase_io_ops() {
     assert_eq!(s.network_rx_bytes(), None, "no interfaces reported");
     let pct = cpu_percent(s.cpu.unwrap(), s.precpu.unwrap()).unwrap();
     assert!(pct > 0.0 && pct < 100.0);
+}
+
+#[test]
+fn podman5_bytes_are_the_read_and_write_entries_not_its_operation_counts() {
+    let s = sample("stats-podman5.4-cgroupv2-rootless-io.json");
+    // 4 MiB each way; `rios`/`wios` (64 each) are counts, not bytes.
+    assert_eq!(s.fs_read_bytes, Some(4_194_304));
+    assert_eq!(s.fs_write_bytes, Some(4_194_304));
+    assert_eq!((s.fs_reads, s.fs_writes), (None, None));
+    assert_eq!(s.memory_limit, Some(67_108_864));
+    assert_eq!(s.memory_working_set, s.memory_usage, "no stats map");
+    assert_eq!(s.precpu, None);
+    assert!(s.cpu.is_some());
+    assert!(s.network_rx_bytes().is_some());
 }
 
 #[test]
