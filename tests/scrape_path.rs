@@ -243,8 +243,14 @@ async fn short_scrape_timeout_asks_new_containers_with_one_shot_and_never_times_
     let c = Container::sleeper(&unique("dse-short-timeout"), &[]);
     let dir = TempDir::new("short");
     let proxy = Proxy::start(&dir.0.join("e.sock"), engine_socket());
+    // On an engine that answers at once, a new container's two readings
+    // are the minimum window apart and need twice that left of the
+    // deadline: half a second, so that they fit in the 1.5 s below.
     let exporter = Exporter::start(
-        &names_config(std::slice::from_ref(&c.name), ""),
+        &names_config(
+            std::slice::from_ref(&c.name),
+            "cpu_percent_min_window = \"500ms\"\n",
+        ),
         &proxy.url(),
     )
     .await;
