@@ -121,8 +121,9 @@ impl CpuWindow {
     /// - where no reading is `floor` old yet, nothing;
     /// - counters that went backwards (the container restarted in place)
     ///   start a new window and give nothing this time;
-    /// - an older reading (a slow answer overtaken by a newer one) is
-    ///   ignored.
+    /// - an older reading (a slow answer overtaken by a newer one, as two
+    ///   readers' calls cross on a busy engine) gives the same kind of
+    ///   window and is not kept.
     pub fn observe(&mut self, now: CpuReading, flavor: Flavor, floor: Duration) -> Option<f64> {
         use std::cmp::Ordering::*;
         match now.order(&self.last()) {
@@ -135,8 +136,7 @@ impl CpuWindow {
                 self.keep(now, flavor, floor);
                 pct
             }
-            Some(Equal) => self.percent_since_floor(now, flavor, floor),
-            Some(Less) => None,
+            Some(Equal | Less) => self.percent_since_floor(now, flavor, floor),
             // Nothing to order by: start over from this reading.
             None => {
                 *self = Self::new(now);
@@ -289,6 +289,18 @@ mod tests {
                 assert!((pct.unwrap() - 25.0).abs() <= 1.7);
             }
         }
+    }
+
+    #[test]
+    fn an_overtaken_reading_still_gets_a_window_of_at_least_the_floor() {
+        // Two readers' calls cross: the second reader's answer is read
+        // before the first's, but arrives after it.
+        let mut w = CpuWindow::new(capped(0.0));
+        w.observe(capped(1.5), Flavor::Docker, FLOOR);
+        w.observe(capped(3.05), Flavor::Docker, FLOOR);
+        let pct = w.observe(capped(3.0), Flavor::Docker, FLOOR).unwrap();
+        assert!((pct - 25.0).abs() <= 1.7, "{pct} %");
+        assert_eq!(w.last(), capped(3.05), "not kept");
     }
 
     #[test]
