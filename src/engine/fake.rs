@@ -199,12 +199,7 @@ impl FakeEngine {
     /// Engine 29); older ones put it in the status text only.
     fn lists_health(&self) -> bool {
         let v = &self.inner.version;
-        v.flavor == Flavor::Docker
-            && v.version
-                .split('.')
-                .next()
-                .and_then(|major| major.parse::<u32>().ok())
-                .is_some_and(|major| major >= 29)
+        v.flavor == Flavor::Docker && v.major().is_some_and(|major| major >= 29)
     }
 
     /// Restarts a container in place, as a restart policy does: its CPU

@@ -182,13 +182,13 @@ impl EngineVersion {
     pub fn direct_stats(&self) -> bool {
         match self.flavor {
             Flavor::Podman => true,
-            Flavor::Docker => self
-                .version
-                .split('.')
-                .next()
-                .and_then(|major| major.parse::<u32>().ok())
-                .is_some_and(|major| major >= 25),
+            Flavor::Docker => self.major().is_some_and(|major| major >= 25),
         }
+    }
+
+    /// The major version number, where the version string starts with one.
+    pub fn major(&self) -> Option<u32> {
+        self.version.split('.').next()?.parse().ok()
     }
 }
 

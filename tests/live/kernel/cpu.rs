@@ -5,7 +5,7 @@
 
 use crate::common;
 
-use common::cgroup::Cgroups;
+use common::cgroup::{Cgroup, Cgroups};
 use common::{
     docker, get, names_config, unique, wait_until, wait_until_async, Container, Exporter, Metrics,
     PATIENCE,
@@ -14,19 +14,8 @@ use common::{
 #[tokio::test(flavor = "multi_thread")]
 async fn cpu_of_a_half_cpu_burner_matches_the_cgroup() {
     let cgroups = Cgroups::of_engine("burner");
-    let burner = Container::run(
-        &unique("dse-cpu-burner"),
-        &["--cpus", "0.5"],
-        &["sh", "-c", "yes >/dev/null"],
-    );
-    let cgroup = cgroups.of(&burner);
+    let (burner, cgroup) = half_cpu_burner(&cgroups, "dse-cpu-burner");
     let trace = cgroups.trace_cpu(&cgroup);
-    wait_until("the burner to use CPU", PATIENCE, || {
-        match cgroups.read(&cgroup)?.cpu_seconds() {
-            s if s >= 0.05 => Ok(()),
-            s => Err(format!("{s} s")),
-        }
-    });
     // The default minimum window, a second: on an engine without a tick
     // as on one with.
     let config = names_config(&[&burner.name], "");
@@ -73,19 +62,8 @@ async fn cpu_of_a_half_cpu_burner_matches_the_cgroup() {
 #[tokio::test(flavor = "multi_thread")]
 async fn two_readers_50_ms_apart_each_get_the_cgroups_rate_over_a_second_or_more() {
     let cgroups = Cgroups::of_engine("readers");
-    let burner = Container::run(
-        &unique("dse-cpu-readers"),
-        &["--cpus", "0.5"],
-        &["sh", "-c", "yes >/dev/null"],
-    );
-    let cgroup = cgroups.of(&burner);
+    let (burner, cgroup) = half_cpu_burner(&cgroups, "dse-cpu-readers");
     let trace = cgroups.trace_cpu(&cgroup);
-    wait_until("the burner to use CPU", PATIENCE, || {
-        match cgroups.read(&cgroup)?.cpu_seconds() {
-            s if s >= 0.05 => Ok(()),
-            s => Err(format!("{s} s")),
-        }
-    });
     let exporter = Exporter::local(&names_config(&[&burner.name], "")).await;
     let second_reader = format!("/metrics?name={}", burner.name);
     let first_scrape = trace.scrape(&exporter).await;
@@ -171,4 +149,22 @@ async fn paused_container_keeps_its_stats_with_frozen_cpu() {
         );
     }
     assert_eq!(m.get("container_cpu_usage_percent", &c.name), Some(0.0));
+}
+
+/// A busy container capped at half a CPU, and its cgroup, once it has used
+/// some CPU.
+fn half_cpu_burner(cgroups: &Cgroups, prefix: &str) -> (Container, Cgroup) {
+    let burner = Container::run(
+        &unique(prefix),
+        &["--cpus", "0.5"],
+        &["sh", "-c", "yes >/dev/null"],
+    );
+    let cgroup = cgroups.of(&burner);
+    wait_until("the burner to use CPU", PATIENCE, || {
+        match cgroups.read(&cgroup)?.cpu_seconds() {
+            s if s >= 0.05 => Ok(()),
+            s => Err(format!("{s} s")),
+        }
+    });
+    (burner, cgroup)
 }
