@@ -40,11 +40,15 @@ impl CpuReading {
     }
 
     /// How this reading is ordered against `other` in the engine's time:
-    /// by the host counter where both have it, else by read time.
+    /// by read time where both have it, else by the host counter. An engine
+    /// that reads on request stamps the reading as it reads the container's
+    /// counter, but reads /proc/stat after that (Docker 28 on a loaded VM:
+    /// up to a second later): two crossing calls' host counters can be in
+    /// the other order, and the container's counter would seem to go back.
     fn order(&self, other: &CpuReading) -> Option<std::cmp::Ordering> {
-        match (self.system_ns, other.system_ns) {
-            (Some(a), Some(b)) => Some(a.cmp(&b)),
-            _ => self.at?.partial_cmp(&other.at?),
+        match (self.at, other.at) {
+            (Some(a), Some(b)) => a.partial_cmp(&b),
+            _ => Some(self.system_ns?.cmp(&other.system_ns?)),
         }
     }
 }
@@ -301,6 +305,28 @@ mod tests {
         let pct = w.observe(capped(3.0), Flavor::Docker, FLOOR).unwrap();
         assert!((pct - 25.0).abs() <= 1.7, "{pct} %");
         assert_eq!(w.last(), capped(3.05), "not kept");
+    }
+
+    #[test]
+    fn host_counters_read_late_neither_restart_nor_lose_the_window() {
+        // Two readers 50 ms apart; the engine read the first reader's host
+        // counter 0.8 s after its container counter, the second's at once,
+        // and answered the second first.
+        let late_host = |t: f64, late: f64| CpuReading {
+            system_ns: capped(t + late).system_ns,
+            ..capped(t)
+        };
+        let mut w = CpuWindow::new(capped(0.0));
+        for k in 1..=5 {
+            let a = f64::from(k) * 1.5;
+            let second = w.observe(capped(a + 0.05), Flavor::Docker, FLOOR);
+            let first = w.observe(late_host(a, 0.8), Flavor::Docker, FLOOR);
+            assert!(
+                second.is_some() && first.is_some(),
+                "pair {k}: {second:?} {first:?}"
+            );
+            assert_eq!(w.last(), capped(a + 0.05), "the overtaken one is not kept");
+        }
     }
 
     #[test]
