@@ -8,14 +8,31 @@ use crate::engine::Flavor;
 /// The cgroup path of container `id`, e.g. `/docker/<id>` (Docker, cgroupfs),
 /// `/system.slice/docker-<id>.scope` (Docker, systemd),
 /// `/libpod_parent/libpod-<id>` or `/machine.slice/libpod-<id>.scope`
-/// (Podman). `parent` is the container's own `CgroupParent`, if it set one.
-pub fn cgroup_id(flavor: Flavor, driver: Option<&str>, parent: Option<&str>, id: &str) -> String {
+/// (Podman), `/user.slice/user-<uid>.slice/user@<uid>.service/user.slice/libpod-<id>.scope`
+/// (rootless Podman). `parent` is the container's own `CgroupParent`, if it
+/// set one; `user` the rootless user ([`Lifecycle::runtime_uid`]).
+///
+/// [`Lifecycle::runtime_uid`]: crate::scrape::lifecycle::Lifecycle::runtime_uid
+pub fn cgroup_id(
+    flavor: Flavor,
+    driver: Option<&str>,
+    parent: Option<&str>,
+    user: Option<u32>,
+    id: &str,
+) -> String {
     let systemd = driver == Some("systemd");
     let parent = parent.map(str::trim).filter(|p| !p.is_empty());
     let prefix = match flavor {
         Flavor::Docker => "docker",
         Flavor::Podman => "libpod",
     };
+    if let (true, Flavor::Podman, Some(uid)) = (systemd, flavor, user) {
+        // Its slice is under the user's own systemd manager.
+        let slice = expand_slice(parent.unwrap_or("user.slice"));
+        return format!(
+            "/user.slice/user-{uid}.slice/user@{uid}.service{slice}/{prefix}-{id}.scope"
+        );
+    }
     if systemd {
         let slice = parent.unwrap_or(match flavor {
             Flavor::Docker => "system.slice",
@@ -69,19 +86,25 @@ mod tests {
     #[test]
     fn docker_with_cgroupfs() {
         assert_eq!(
-            cgroup_id(Flavor::Docker, Some("cgroupfs"), None, ID),
+            cgroup_id(Flavor::Docker, Some("cgroupfs"), None, None, ID),
             "/docker/4f1c0de5"
         );
         assert_eq!(
-            cgroup_id(Flavor::Docker, None, Some(""), ID),
+            cgroup_id(Flavor::Docker, None, Some(""), None, ID),
             "/docker/4f1c0de5"
         );
         assert_eq!(
-            cgroup_id(Flavor::Docker, Some("cgroupfs"), Some("/ci/jobs/"), ID),
+            cgroup_id(
+                Flavor::Docker,
+                Some("cgroupfs"),
+                Some("/ci/jobs/"),
+                None,
+                ID
+            ),
             "/ci/jobs/4f1c0de5"
         );
         assert_eq!(
-            cgroup_id(Flavor::Docker, Some("cgroupfs"), Some("batch"), ID),
+            cgroup_id(Flavor::Docker, Some("cgroupfs"), Some("batch"), None, ID),
             "/batch/4f1c0de5"
         );
     }
@@ -89,15 +112,21 @@ mod tests {
     #[test]
     fn docker_with_systemd() {
         assert_eq!(
-            cgroup_id(Flavor::Docker, Some("systemd"), None, ID),
+            cgroup_id(Flavor::Docker, Some("systemd"), None, None, ID),
             "/system.slice/docker-4f1c0de5.scope"
         );
         assert_eq!(
-            cgroup_id(Flavor::Docker, Some("systemd"), Some("ci-jobs.slice"), ID),
+            cgroup_id(
+                Flavor::Docker,
+                Some("systemd"),
+                Some("ci-jobs.slice"),
+                None,
+                ID
+            ),
             "/ci.slice/ci-jobs.slice/docker-4f1c0de5.scope"
         );
         assert_eq!(
-            cgroup_id(Flavor::Docker, Some("systemd"), Some("-.slice"), ID),
+            cgroup_id(Flavor::Docker, Some("systemd"), Some("-.slice"), None, ID),
             "/docker-4f1c0de5.scope"
         );
     }
@@ -105,11 +134,41 @@ mod tests {
     #[test]
     fn podman_layouts() {
         assert_eq!(
-            cgroup_id(Flavor::Podman, Some("cgroupfs"), None, ID),
+            cgroup_id(Flavor::Podman, Some("cgroupfs"), None, None, ID),
             "/libpod_parent/libpod-4f1c0de5"
         );
         assert_eq!(
-            cgroup_id(Flavor::Podman, Some("systemd"), None, ID),
+            cgroup_id(Flavor::Podman, Some("systemd"), None, None, ID),
+            "/machine.slice/libpod-4f1c0de5.scope"
+        );
+    }
+
+    #[test]
+    fn rootless_podman_is_under_its_users_manager() {
+        // As Podman 5.4's libpod inspect gives `State.CgroupPath`.
+        assert_eq!(
+            cgroup_id(
+                Flavor::Podman,
+                Some("systemd"),
+                Some("user.slice"),
+                Some(1000),
+                ID
+            ),
+            "/user.slice/user-1000.slice/user@1000.service/user.slice/libpod-4f1c0de5.scope"
+        );
+        assert_eq!(
+            cgroup_id(
+                Flavor::Podman,
+                Some("systemd"),
+                Some("app.slice"),
+                Some(1000),
+                ID
+            ),
+            "/user.slice/user-1000.slice/user@1000.service/app.slice/libpod-4f1c0de5.scope"
+        );
+        // Rootful: no user's runtime directory.
+        assert_eq!(
+            cgroup_id(Flavor::Podman, Some("systemd"), None, None, ID),
             "/machine.slice/libpod-4f1c0de5.scope"
         );
     }

@@ -33,6 +33,10 @@ pub struct Lifecycle {
     pub image: Option<String>,
     /// The container's own `CgroupParent`, where it set one.
     pub cgroup_parent: Option<String>,
+    /// The user whose runtime directory (`/run/user/<uid>`) holds the
+    /// container's `resolv.conf`: rootless Podman's user, whose systemd
+    /// manager the container's cgroup is under.
+    pub runtime_uid: Option<u32>,
 }
 
 /// The kernel's CFS period when the container sets none.
@@ -79,6 +83,9 @@ impl Lifecycle {
             l.memory_reservation = Some(positive(hc.memory_reservation).unwrap_or(0));
             l.cgroup_parent = hc.cgroup_parent.clone().filter(|p| !p.is_empty());
         }
+        l.runtime_uid = [&i.resolv_conf_path, &i.hostname_path]
+            .into_iter()
+            .find_map(|p| runtime_uid(p.as_deref()?));
         l.image = i
             .config
             .as_ref()
@@ -97,6 +104,15 @@ impl Lifecycle {
             None => -1,
         }
     }
+}
+
+/// `<uid>` of a path under `/run/user/<uid>/`.
+fn runtime_uid(path: &str) -> Option<u32> {
+    let (uid, _) = path.strip_prefix("/run/user/")?.split_once('/')?;
+    // `parse` alone would take "+1000".
+    uid.parse()
+        .ok()
+        .filter(|_| uid.bytes().all(|b| b.is_ascii_digit()))
 }
 
 /// Docker's memory-plus-swap limit: `--memory-swap` where given (-1 is
@@ -151,6 +167,28 @@ mod tests {
         assert_eq!(state("starting"), 0);
         assert_eq!(state("none"), -1);
         assert_eq!(inspect("{}").health_state(), -1);
+    }
+
+    #[test]
+    fn rootless_podmans_user_comes_from_its_runtime_directory() {
+        // Podman 5.4, rootless as uid 1000, its compat inspect.
+        let l = inspect(
+            r#"{"ResolvConfPath":"/run/user/1000/containers/overlay-containers/078d/userdata/resolv.conf",
+                "HostConfig":{"CgroupParent":"user.slice"}}"#,
+        );
+        assert_eq!(l.runtime_uid, Some(1000));
+        assert_eq!(l.cgroup_parent.as_deref(), Some("user.slice"));
+        let l = inspect(r#"{"HostnamePath":"/run/user/42/c/hostname"}"#);
+        assert_eq!(l.runtime_uid, Some(42));
+        for path in [
+            "/var/lib/docker/containers/078d/resolv.conf",
+            "/run/containers/storage/overlay-containers/078d/userdata/resolv.conf",
+            "/run/user/+1/x",
+            "/run/user/1000",
+        ] {
+            let json = format!(r#"{{"ResolvConfPath":"{path}"}}"#);
+            assert_eq!(inspect(&json).runtime_uid, None, "{path}");
+        }
     }
 
     #[test]

@@ -509,11 +509,10 @@ fn describe(
 ) {
     let driver = machine.and_then(|m| m.cgroup_driver.as_deref());
     for c in containers {
-        let parent = c
-            .lifecycle
-            .as_ref()
-            .and_then(|l| l.cgroup_parent.as_deref());
-        c.cgroup = cgroup_id(flavor, driver, parent, &c.container.id);
+        let lifecycle = c.lifecycle.as_ref();
+        let parent = lifecycle.and_then(|l| l.cgroup_parent.as_deref());
+        let user = lifecycle.and_then(|l| l.runtime_uid);
+        c.cgroup = cgroup_id(flavor, driver, parent, user, &c.container.id);
         if c.container.has_stats() {
             c.fs_usage = sizes.as_ref().and_then(|s| s.get(&c.container.id).copied());
             c.last_seen = Some(seen_at);
