@@ -88,6 +88,8 @@ struct Inner {
     containers: Mutex<Vec<FakeContainer>>,
     down: Mutex<bool>,
     hung: Mutex<bool>,
+    /// Time `/version` and `/info` take.
+    identify_delay: Mutex<Duration>,
     calls: Mutex<Calls>,
     /// Stats and inspect calls in flight.
     calls_in_flight: InFlight,
@@ -121,6 +123,7 @@ impl FakeEngine {
                 containers: Mutex::new(Vec::new()),
                 down: Mutex::new(false),
                 hung: Mutex::new(false),
+                identify_delay: Mutex::new(Duration::ZERO),
                 calls: Mutex::new(Calls::default()),
                 calls_in_flight: InFlight::default(),
                 inspects_in_flight: InFlight::default(),
@@ -229,6 +232,25 @@ impl FakeEngine {
     /// again.
     pub fn set_hung(&self, hung: bool) {
         *self.inner.hung.lock().unwrap_or_else(|p| p.into_inner()) = hung;
+    }
+
+    /// Makes `/version` and `/info` take `delay`, as Podman's do on a
+    /// loaded machine (seconds: they gather what `podman info` shows).
+    pub fn set_identify_delay(&self, delay: Duration) {
+        *self
+            .inner
+            .identify_delay
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = delay;
+    }
+
+    async fn identify_wait(&self) {
+        let delay = *self
+            .inner
+            .identify_delay
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        tokio::time::sleep(delay).await;
     }
 
     /// Requests received so far.
@@ -449,6 +471,7 @@ impl EngineApi for FakeEngine {
     fn version(&self) -> EngineFuture<'_, EngineVersion> {
         async move {
             self.count(|c| c.version += 1).await?;
+            self.identify_wait().await;
             Ok(self.inner.version.clone())
         }
         .boxed()
@@ -457,6 +480,7 @@ impl EngineApi for FakeEngine {
     fn info(&self) -> EngineFuture<'_, EngineInfo> {
         async move {
             self.count(|c| c.info += 1).await?;
+            self.identify_wait().await;
             Ok(EngineInfo {
                 cpus: Some(CPUS),
                 memory_bytes: Some(8 << 30),

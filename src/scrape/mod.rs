@@ -14,6 +14,7 @@ pub mod coalesce;
 pub mod cpu;
 pub mod deadline;
 pub mod fs_usage;
+pub mod in_flight;
 pub mod lifecycle;
 pub mod round;
 pub mod sample;

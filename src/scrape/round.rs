@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use futures::FutureExt;
 use tokio::time::Instant;
 
 use crate::config::selector::Selection;
@@ -17,6 +18,7 @@ use crate::scrape::cgroup::cgroup_id;
 use crate::scrape::cpu::percent_for;
 use crate::scrape::deadline::{Deadline, Elapsed};
 use crate::scrape::fs_usage::{FsUsage, Sizes};
+use crate::scrape::in_flight::InFlight;
 use crate::scrape::lifecycle::Lifecycle;
 use crate::scrape::sample::Sample;
 use crate::scrape::state::{RoundEnd, StateTable};
@@ -126,7 +128,9 @@ pub struct Scraper {
     limits: Arc<Limited>,
     state: StateTable,
     version: Mutex<Option<EngineVersion>>,
+    version_call: InFlight<EngineVersion>,
     info: Mutex<Option<(Instant, EngineInfo)>>,
+    info_call: InFlight<EngineInfo>,
     fs_usage: FsUsage,
     cpu_percent_min_window: Duration,
     errors: [AtomicU64; Failure::ALL.len()],
@@ -141,7 +145,9 @@ impl Scraper {
             limits,
             state: StateTable::new(options.inspect_max_age, options.cpu_percent_min_window),
             version: Mutex::new(None),
+            version_call: InFlight::default(),
             info: Mutex::new(None),
+            info_call: InFlight::default(),
             fs_usage: FsUsage::new(options.fs_usage_max_age),
             cpu_percent_min_window: options.cpu_percent_min_window,
             errors: Default::default(),
@@ -168,7 +174,15 @@ impl Scraper {
         if let Some(v) = self.lock_version().clone() {
             return v;
         }
-        match deadline.run(self.engine.version()).await {
+        let engine = Arc::clone(&self.engine);
+        let call = self
+            .version_call
+            .join(|| async move { engine.version().await }.boxed());
+        let answer = deadline.run(call).await;
+        if answer.is_ok() {
+            self.version_call.done();
+        }
+        match answer {
             Ok(Ok(v)) => {
                 tracing::info!(engine = %self.engine.host(), version = %v.version, flavor = ?v.flavor, "engine identified");
                 self.limits.set_direct_stats(v.direct_stats());
@@ -196,7 +210,15 @@ impl Scraper {
                 return Some(info.clone());
             }
         }
-        match deadline.run(self.engine.info()).await {
+        let engine = Arc::clone(&self.engine);
+        let call = self
+            .info_call
+            .join(|| async move { engine.info().await }.boxed());
+        let answer = deadline.run(call).await;
+        if answer.is_ok() {
+            self.info_call.done();
+        }
+        match answer {
             Ok(Ok(info)) => {
                 *self.lock_info() = Some((Instant::now(), info.clone()));
                 Some(info)

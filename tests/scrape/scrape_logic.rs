@@ -697,3 +697,33 @@ async fn health_from_the_list_needs_no_inspect_call_on_engine_29() {
         assert_eq!(health_of(&none, "web"), None, "{version}");
     }
 }
+
+#[tokio::test(start_paused = true)]
+async fn an_identity_slower_than_a_round_lands_for_the_next_round() {
+    // Podman's /version and /info took 3 s each on the loaded VM, and more
+    // beside a busy test: here 12 s against rounds of 10 s.
+    let engine = FakeEngine::podman();
+    engine.add("web", HALF_CPU);
+    engine.set_identify_delay(Duration::from_secs(12));
+    let s = scraper(&engine, options());
+    let first = round(&s, &all(), Duration::from_secs(10)).await;
+    assert_eq!(first.machine, None, "not yet answered");
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let second = round(&s, &all(), Duration::from_secs(10)).await;
+    assert!(
+        second.machine.is_some(),
+        "the first round's request answered"
+    );
+    let web = second
+        .containers
+        .iter()
+        .find(|c| c.container.name == "web")
+        .unwrap();
+    assert!(
+        web.cgroup.contains("libpod-"),
+        "Podman's layout: {}",
+        web.cgroup
+    );
+    let calls = engine.calls();
+    assert_eq!((calls.version, calls.info), (1, 1), "each asked once");
+}
