@@ -111,10 +111,16 @@ impl CpuWindow {
     }
 
     /// Whether `now` shows the container started again since the last
-    /// reading: a later reading whose CPU counter went backwards.
+    /// reading: a later reading whose CPU counter went backwards, later by
+    /// more than [`STAMP_SKEW`] where both have read times (closer than
+    /// that, it is a crossing call's older counter stamped later).
     pub fn restarted(&self, now: &CpuReading) -> bool {
         let last = self.last();
-        now.order(&last) == Some(std::cmp::Ordering::Greater) && now.total_ns < last.total_ns
+        let later = match (now.at, last.at) {
+            (Some(a), Some(b)) => a - b > STAMP_SKEW,
+            _ => now.order(&last) == Some(std::cmp::Ordering::Greater),
+        };
+        later && now.total_ns < last.total_ns
     }
 
     /// Takes `now` in and returns the percent over the window that ends at
@@ -134,6 +140,10 @@ impl CpuWindow {
             Some(Greater) if self.restarted(&now) => {
                 *self = Self::new(now);
                 None
+            }
+            // Stamped later, counted earlier: overtaken all the same.
+            Some(Greater) if now.total_ns < self.last().total_ns => {
+                self.percent_since_floor(now, flavor, floor)
             }
             Some(Greater) => {
                 let pct = self.percent_since_floor(now, flavor, floor);
@@ -189,6 +199,13 @@ impl CpuWindow {
         }
     }
 }
+
+/// How much later an engine may stamp a reading than it read the
+/// container's counter, as seen between two calls that cross: Podman 5
+/// stamped a reading 3 ms after another whose counter it had read 20 ms
+/// later. A counter that went backwards in a reading stamped within this
+/// of the last one is that, not a restart.
+const STAMP_SKEW: f64 = 1.0;
 
 /// A reading to stand for none; never held.
 const EMPTY: CpuReading = CpuReading {
@@ -327,6 +344,26 @@ mod tests {
             );
             assert_eq!(w.last(), capped(a + 0.05), "the overtaken one is not kept");
         }
+    }
+
+    #[test]
+    fn a_crossing_call_stamped_later_but_counted_earlier_is_no_restart() {
+        // Podman 5, two calls 50 ms apart: the second answer's stamp is 3 ms
+        // before the first's, its counter 20 ms of CPU ahead.
+        let at = |total_ms: u64, t: f64| CpuReading {
+            total_ns: total_ms * 1_000_000,
+            system_ns: None,
+            at: Some(100.0 + t),
+            cpus: Some(2),
+        };
+        let mut w = CpuWindow::new(at(1_000, 0.0));
+        assert!(w.observe(at(1_750, 1.503), Flavor::Podman, FLOOR).is_some());
+        let first = w.observe(at(1_730, 1.506), Flavor::Podman, FLOOR);
+        assert!(first.is_some(), "not a restart");
+        assert_eq!(w.last(), at(1_750, 1.503), "not kept");
+        // A counter lower two seconds on: the container started again.
+        assert_eq!(w.observe(at(200, 3.6), Flavor::Podman, FLOOR), None);
+        assert_eq!(w.last(), at(200, 3.6));
     }
 
     #[test]
