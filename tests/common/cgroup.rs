@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 use std::process::{Child, Command};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use super::engine::{docker, docker_cmd, unique, Container};
+use super::engine::{docker, docker_cmd, docker_for, docker_on, engine_host, unique, Container};
 use super::{wait_until, Exporter, Metrics, PATIENCE};
 
 /// The cgroup interface of the engine's machine.
@@ -111,12 +111,19 @@ const V2_FILES: &[&str] = &[
 impl Cgroups {
     /// A reader container on the engine under test, removed when dropped.
     pub fn of_engine(test: &str) -> Self {
-        let (version, _) = engine_cgroups();
+        Self::on_engine(engine_host(), engine_cgroups().0, test)
+    }
+
+    /// A reader container on the engine at `host`, whose machine's
+    /// cgroups are `version`; removed when dropped. It reads every cgroup
+    /// of that machine, other engines' containers' too.
+    pub fn on_engine(host: &str, version: Version, test: &str) -> Self {
         // The machine's pid namespace, so cgroup.procs and /proc/PID speak
         // of the pids the engine reports; its cgroup namespace, so
         // /proc/PID/cgroup gives whole paths; no network, which nothing here
         // needs.
-        let reader = Container::run(
+        let reader = Container::run_on(
+            host,
             &unique(&format!("dse-cgroup-reader-{test}")),
             &[
                 "--pid",
@@ -153,8 +160,8 @@ impl Cgroups {
     fn sh(&self, script: &str) -> Result<String, String> {
         let mut cmd = match &self.at {
             Where::Engine(reader) => {
-                let mut cmd = docker_cmd();
-                cmd.args(["exec", &reader.name, "sh", "-c"])
+                let mut cmd = Command::new(docker_for(reader.host()));
+                cmd.args(["-H", reader.host(), "exec", &reader.name, "sh", "-c"])
                     .arg(format!("C=/host-cgroup; {script}"));
                 cmd
             }
@@ -224,6 +231,19 @@ impl Cgroups {
             version: self.version,
             dirs,
         })
+    }
+
+    /// The cgroup at `path` (v2), as an engine names it.
+    pub fn at_path(&self, path: &str) -> Cgroup {
+        assert_eq!(
+            self.version,
+            Version::V2,
+            "a path names one cgroup on v2 only"
+        );
+        Cgroup {
+            version: self.version,
+            dirs: BTreeMap::from([(String::new(), path.to_string())]),
+        }
     }
 
     /// The cgroup of a running container of the engine under test.
@@ -326,7 +346,10 @@ impl Cgroups {
             Where::Engine(reader) => {
                 let out = format!("/tmp/cpu-trace-{n}");
                 let script = sampler("/host-cgroup", &out);
-                docker(&["exec", "-d", &reader.name, "sh", "-c", &script]);
+                docker_on(
+                    reader.host(),
+                    &["exec", "-d", &reader.name, "sh", "-c", &script],
+                );
                 (out, None)
             }
             Where::Here => {
@@ -474,6 +497,55 @@ impl CpuTrace<'_> {
             });
         let samples = self.samples_past(scrape.after.at);
         assert_percent_in_trace(what, pct, &samples, windows, scrape.span());
+    }
+
+    /// Two readers 50 ms apart, `pairs` times: each reader's percent for
+    /// `name` must be the trace's rate over a window starting at a reading
+    /// of the pair before (or, on an engine that reads at its 1 s tick,
+    /// the second reader waiting for the tick after the first's, at the
+    /// first reader's) and at least a second long, not over the 50 ms
+    /// between them. The second reader asks for `name` by query, a
+    /// selection of its own, so that neither joins the other's round.
+    pub async fn two_readers(&self, exporter: &Exporter, name: &str, pairs: u32) {
+        let second_reader = format!("/metrics?name={name}");
+        let first_scrape = self.scrape(exporter).await;
+        let (mut previous, mut previous_end) = (first_scrape.span(), first_scrape.after);
+        for pair in 1..=pairs {
+            // More than the minimum window since the last pair, in the
+            // burner's own CPU time, however busy the host; and up to four
+            // times the last pair's span (the cgroup reads around it
+            // included: seconds on a loaded VM), so that where in its
+            // scrape the engine read each counter (Window::FromScrape)
+            // moves the percent by little.
+            let span = previous.1 - previous.0;
+            self.wait_for_cpu(&previous_end, (2.0 * span).clamp(0.7, 3.0));
+            let before = self.cgroups.read_now(&self.cgroup);
+            let first = exporter.scrape_in_background();
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            let (status, body) = super::get(exporter.addr, &second_reader, &[]).await;
+            assert_eq!(status, 200, "{body}");
+            let (status, first) = first.await.expect("first reader");
+            assert_eq!(status, 200, "{first}");
+            let after = self.cgroups.read_now(&self.cgroup);
+            let windows = [
+                Window::FromScrape { base: previous },
+                Window::Together {
+                    starts: (previous.0, after.at),
+                    min_len: 1.0,
+                },
+            ];
+            for (who, text) in [("first", first), ("second", body)] {
+                let scrape = TracedScrape {
+                    before: before.clone(),
+                    metrics: Metrics::parse(&text),
+                    after: after.clone(),
+                };
+                let what =
+                    format!("pair {pair} (the one before spanned {span:.2} s), {who} reader");
+                self.assert_percent(&what, &scrape, name, &windows);
+            }
+            (previous, previous_end) = ((before.at, after.at), after);
+        }
     }
 
     /// The samples once one is past `at` (machine uptime), in time order.

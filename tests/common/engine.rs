@@ -221,6 +221,11 @@ impl Container {
         c
     }
 
+    /// The engine it runs on.
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+
     /// A container that just sleeps.
     pub fn sleeper(name: &str, extra: &[&str]) -> Self {
         Self::run(name, extra, &["sleep", "3600"])

@@ -19,6 +19,7 @@ pub mod process;
 pub mod proxy;
 pub mod swarm;
 pub mod veth;
+pub mod vm;
 pub mod wait;
 
 use std::collections::BTreeMap;

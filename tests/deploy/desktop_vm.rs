@@ -35,25 +35,6 @@ const COMPOSE_VARIABLES: &[&str] = &[
     "DSE_USER",
 ];
 
-/// The VM's engine, or `None` (the test skips) when none is named outside
-/// CI.
-fn vm_host() -> Option<String> {
-    match std::env::var("DSE_CGROUP2_HOST") {
-        Ok(host) if !host.trim().is_empty() => Some(host.trim().to_string()),
-        _ if std::env::var("CI").as_deref() == Ok("true") => panic!(
-            "DSE_CGROUP2_HOST is not set; CI must run this test against \
-             scripts/cgroup2-vm.sh's engine: DSE_CGROUP2_HOST=$(scripts/cgroup2-vm.sh start cg2)"
-        ),
-        _ => {
-            eprintln!(
-                "skipped: set DSE_CGROUP2_HOST to the VM's engine \
-                 (DSE_CGROUP2_HOST=$(scripts/cgroup2-vm.sh start cg2))"
-            );
-            None
-        }
-    }
-}
-
 /// The docker CLI on `host`: one that speaks the VM engine's API floor
 /// (1.44; Debian 12's CLI speaks 1.41).
 fn docker(host: &str) -> Command {
@@ -115,7 +96,9 @@ fn load_image(host: &str) {
 
 #[test]
 fn compose_up_in_a_cgroup_v2_vm_exports_every_running_container() {
-    let Some(host) = vm_host() else { return };
+    let Some(host) = common::vm::cgroup2_host() else {
+        return;
+    };
     let info = docker_on(
         &host,
         &["info", "--format", "{{.CgroupVersion}} {{.CgroupDriver}}"],

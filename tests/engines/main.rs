@@ -1,5 +1,6 @@
-//! Engine kinds and edges: Podman, two real engines at once, an engine
-//! restarted, a full listen queue, a socket the exporter may not open.
+//! Engine kinds and edges: Podman 4 here and Podman 5 in the cgroup v2 VM,
+//! two real engines at once, an engine restarted, a full listen queue, a
+//! socket the exporter may not open.
 //!
 //! `cargo test --test engines` runs this part alone.
 
@@ -12,4 +13,5 @@ mod engine_busy;
 mod engine_restart;
 mod engines_live;
 mod podman;
+mod podman5;
 mod socket_access;

@@ -7,8 +7,7 @@ use crate::common;
 
 use common::cgroup::{Cgroup, Cgroups, Window};
 use common::{
-    docker, get, names_config, unique, wait_until, wait_until_async, Container, Exporter, Metrics,
-    PATIENCE,
+    docker, names_config, unique, wait_until, wait_until_async, Container, Exporter, PATIENCE,
 };
 
 #[tokio::test(flavor = "multi_thread")]
@@ -58,7 +57,7 @@ async fn cpu_of_a_half_cpu_burner_matches_the_cgroup() {
 }
 
 /// Two readers 50 ms apart (a Prometheus HA pair, the live view beside a
-/// Prometheus), five times: each reader's percent is the cgroup's own rate
+/// Prometheus), ten times: each reader's percent is the cgroup's own rate
 /// over a window at least the default minimum of a second long, not over
 /// the 50 ms between them, where a burner capped at half a CPU reads
 /// anywhere from 13 to 39 %.
@@ -70,52 +69,7 @@ async fn two_readers_50_ms_apart_each_get_the_cgroups_rate_over_a_second_or_more
     let (burner, cgroup) = half_cpu_burner(&cgroups, "dse-cpu-readers");
     let trace = cgroups.trace_cpu(&cgroup);
     let exporter = Exporter::local(&names_config(&[&burner.name], "")).await;
-    let second_reader = format!("/metrics?name={}", burner.name);
-    let first_scrape = trace.scrape(&exporter).await;
-    let (mut previous, mut previous_end) = (first_scrape.span(), first_scrape.after);
-    for pair in 1..=5 {
-        // More than the minimum window since the last pair, in the
-        // burner's own CPU time, however busy the host; and up to four
-        // times the last pair's span (the cgroup reads around it included:
-        // seconds on the loaded VM), so that where in its scrape the engine
-        // read each counter (Window::FromScrape) moves the percent by
-        // little.
-        let span = previous.1 - previous.0;
-        trace.wait_for_cpu(&previous_end, (2.0 * span).clamp(0.7, 3.0));
-        let before = cgroups.read_now(&cgroup);
-        let first = exporter.scrape_in_background();
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        let (status, body) = get(exporter.addr, &second_reader, &[]).await;
-        assert_eq!(status, 200, "{body}");
-        let (status, first) = first.await.expect("first reader");
-        assert_eq!(status, 200, "{first}");
-        let after = cgroups.read_now(&cgroup);
-        // The window starts at a reading of the previous pair or, on an
-        // engine that reads at its 1 s tick (the second reader waiting for
-        // the tick after the first's), at the first reader's, and is at
-        // least a second long.
-        let windows = [
-            Window::FromScrape { base: previous },
-            Window::Together {
-                starts: (previous.0, after.at),
-                min_len: 1.0,
-            },
-        ];
-        for (who, text) in [("first", first), ("second", body)] {
-            let scrape = common::cgroup::TracedScrape {
-                before: before.clone(),
-                metrics: Metrics::parse(&text),
-                after: after.clone(),
-            };
-            trace.assert_percent(
-                &format!("pair {pair} (the one before spanned {span:.2} s), {who} reader"),
-                &scrape,
-                &burner.name,
-                &windows,
-            );
-        }
-        (previous, previous_end) = ((before.at, after.at), after);
-    }
+    trace.two_readers(&exporter, &burner.name, 10).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]

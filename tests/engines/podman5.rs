@@ -1,0 +1,180 @@
+//! Podman 5 on cgroup v2, as Fedora, RHEL and Debian 13 ship it: the VM of
+//! `scripts/cgroup2-vm.sh` (named by `DSE_CGROUP2_HOST`) serves Podman 5.4's
+//! Docker-compatible API as root, for a rootless user with Fedora's cgroup
+//! delegation, and for one without the cpu and io controllers. On each, the
+//! exporter's series for a container agree with what Podman's own API
+//! (`/libpod`) says of it: its cgroup, its limits.
+//!
+//! ```sh
+//! DSE_CGROUP2_HOST=$(scripts/cgroup2-vm.sh start cg2) cargo test --test engines podman5
+//! ```
+
+use crate::common;
+
+use std::process::Command;
+
+use common::cgroup::{Cgroups, Version};
+use common::vm::{cgroup2_host, podman_host, unix_get};
+use common::{docker_for, names_config, unique, wait_until_async, Container, Exporter, PATIENCE};
+
+const MIB_64: f64 = 67_108_864.0;
+
+/// The busybox test image on the engine at `host`, imported if missing.
+fn ensure_image(host: &str) {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/import-test-image.sh");
+    let status = Command::new("bash")
+        .args([script, host])
+        .env("DOCKER", docker_for(host))
+        .status()
+        .unwrap();
+    assert!(status.success(), "importing the test image on {host}");
+}
+
+/// A JSON field at `path` of Podman's own answer to `GET url`.
+fn libpod(host: &str, url: &str, path: &[&str]) -> serde_json::Value {
+    let body = unix_get(host, url);
+    let mut v: serde_json::Value =
+        serde_json::from_str(&body).unwrap_or_else(|e| panic!("{url}: {e}: {body}"));
+    for key in path {
+        v = v[*key].take();
+    }
+    v
+}
+
+/// Runs a container with a 64 MiB limit (and half a CPU where the cpu
+/// controller is there) on the VM's Podman socket `file`, and checks the
+/// exporter's view of it against Podman's.
+async fn container_matches_podmans_own_view(file: &str, extra: &[&str], rootless: bool) {
+    let Some(vm) = cgroup2_host() else { return };
+    let host = podman_host(&vm, file);
+    let version = libpod(&host, "/v5.0.0/libpod/version", &["Version"]);
+    assert!(
+        version.as_str().is_some_and(|v| v.starts_with("5.")),
+        "{file}: Podman {version}"
+    );
+    let info_rootless = libpod(
+        &host,
+        "/v5.0.0/libpod/info",
+        &["host", "security", "rootless"],
+    );
+    assert_eq!(info_rootless, serde_json::Value::Bool(rootless), "{file}");
+    ensure_image(&host);
+    let mut args = vec!["--memory", "64m"];
+    args.extend_from_slice(extra);
+    // A little CPU, then asleep: a counter that moved, a VM left quiet.
+    let c = Container::run_on(
+        &host,
+        &unique("dse-pm5"),
+        &args,
+        &[
+            "sh",
+            "-c",
+            "i=0; while [ $i -lt 20000 ]; do i=$((i+1)); done; sleep 3600",
+        ],
+    );
+    let cgroup = libpod(
+        &host,
+        &format!("/v5.0.0/libpod/containers/{}/json", c.id),
+        &["State", "CgroupPath"],
+    );
+    let cgroup = cgroup
+        .as_str()
+        .unwrap_or_else(|| panic!("{file}: no CgroupPath"));
+    let exporter = Exporter::start(&names_config(&[&c.name], ""), &host).await;
+    // Podman's /version and /info take seconds in the VM: until they have
+    // answered, the exporter takes the engine for a Docker of its own.
+    let m = wait_until_async("the container's id and CPU counter", PATIENCE, || async {
+        let m = exporter.metrics().await;
+        let id = m.label("container_memory_usage_bytes", &c.name, "id");
+        match m.get("container_cpu_usage_seconds_total", &c.name) {
+            Some(s) if s > 0.0 && id.as_deref() == Some(cgroup) => Ok(m),
+            other => Err(format!("id {id:?} (Podman's {cgroup}), CPU {other:?}")),
+        }
+    })
+    .await;
+    assert_eq!(
+        m.get("container_memory_limit_bytes", &c.name),
+        Some(MIB_64),
+        "{file}"
+    );
+    assert_eq!(
+        m.get("container_spec_memory_limit_bytes", &c.name),
+        Some(MIB_64),
+        "{file}"
+    );
+    if extra.contains(&"--cpus") {
+        let quota = m.get("container_spec_cpu_quota", &c.name);
+        assert_eq!(quota, Some(50_000.0), "{file}: half a CPU");
+    }
+    let usage = m
+        .get("container_memory_usage_bytes", &c.name)
+        .unwrap_or(0.0);
+    assert!(
+        usage > 0.0 && usage <= MIB_64,
+        "{file}: memory usage {usage}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn podman5_rootful_container_matches_podmans_own_view() {
+    container_matches_podmans_own_view("podman.sock", &["--cpus", "0.5"], false).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn podman5_rootless_container_is_under_its_users_manager() {
+    container_matches_podmans_own_view("podman-rootless.sock", &["--cpus", "0.5"], true).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn podman5_rootless_without_cpu_delegation_still_reports() {
+    container_matches_podmans_own_view("podman-nodelegate.sock", &[], true).await;
+}
+
+/// Two readers 50 ms apart, ten times, against a burner capped at half a
+/// CPU on the VM's Podman socket `file` (rootless, as most run Podman 5; the
+/// window logic is the same for rootful): each percent is the cgroup's own
+/// rate over a second or more (`CpuTrace::two_readers`). The cgroup is read
+/// through a reader container on the VM's Docker engine, which sees the
+/// same kernel; Podman's percent is over wall time and the VM's CPUs.
+async fn two_readers_on(file: &str) {
+    let Some(vm) = cgroup2_host() else { return };
+    let host = podman_host(&vm, file);
+    ensure_image(&host);
+    let burner = Container::run_on(
+        &host,
+        &unique("dse-pm5-readers"),
+        &["--cpus", "0.5"],
+        &["sh", "-c", "yes >/dev/null"],
+    );
+    let url = format!("/v5.0.0/libpod/containers/{}/json", burner.id);
+    let path = libpod(&host, &url, &["State", "CgroupPath"]);
+    let cpus = libpod(&host, "/v5.0.0/libpod/info", &["host", "cpus"]);
+    let cpus = cpus
+        .as_f64()
+        .unwrap_or_else(|| panic!("{file}: no CPU count"));
+    let cgroups = Cgroups::on_engine(&vm, Version::V2, "pm5");
+    let cgroup = cgroups.at_path(
+        path.as_str()
+            .unwrap_or_else(|| panic!("{file}: no CgroupPath")),
+    );
+    let trace = cgroups.trace_cpu(&cgroup).over_wall_time(cpus);
+    trace.wait_for_cpu(&cgroups.read_now(&cgroup), 0.05);
+    let exporter = Exporter::start(&names_config(&[&burner.name], ""), &host).await;
+    // Until the exporter knows the engine (Podman's /version and /info take
+    // seconds in the VM) and has the burner's counters.
+    let path = path.as_str().unwrap_or_default();
+    wait_until_async("the exporter to know Podman", PATIENCE, || async {
+        let m = exporter.metrics().await;
+        match m.label("container_memory_usage_bytes", &burner.name, "id") {
+            Some(id) if id == path => Ok(()),
+            other => Err(format!("id {other:?}")),
+        }
+    })
+    .await;
+    trace.two_readers(&exporter, &burner.name, 10).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn podman5_rootless_two_readers_50_ms_apart_each_get_the_cgroups_rate() {
+    two_readers_on("podman-rootless.sock").await;
+}
