@@ -115,6 +115,44 @@ impl DockerEngine {
     }
 }
 
+impl DockerEngine {
+    /// The cgroup controllers Podman's own `/libpod/info` lists for its
+    /// containers; `None` from Docker (no such path), over TLS, or when it
+    /// fails: the compatible `/info` does not tell.
+    async fn podman_cgroup_controllers(&self) -> Option<Vec<String>> {
+        if self.tls.is_some() || self.host.starts_with("npipe://") {
+            return None;
+        }
+        let call = super::plain::get(&self.host, "/v4.0.0/libpod/info");
+        let body = match tokio::time::timeout(self.request_timeout, call).await {
+            Ok(Ok(body)) => body?,
+            Ok(Err(e)) => {
+                tracing::debug!("GET /v4.0.0/libpod/info: {e}");
+                return None;
+            }
+            Err(_) => return None,
+        };
+        podman_controllers(&body)
+    }
+}
+
+/// `host.cgroupControllers` of a `/libpod/info` answer.
+fn podman_controllers(body: &[u8]) -> Option<Vec<String>> {
+    #[derive(serde::Deserialize)]
+    struct Info {
+        host: Host,
+    }
+    #[derive(serde::Deserialize)]
+    struct Host {
+        #[serde(rename = "cgroupControllers")]
+        cgroup_controllers: Option<Vec<String>>,
+    }
+    serde_json::from_slice::<Info>(body)
+        .ok()?
+        .host
+        .cgroup_controllers
+}
+
 impl EngineApi for DockerEngine {
     fn host(&self) -> &str {
         &self.host
@@ -155,11 +193,24 @@ impl EngineApi for DockerEngine {
     fn info(&self) -> EngineFuture<'_, EngineInfo> {
         async move {
             let i = self.with_client(|d| async move { d.info().await }).await?;
+            let rootless = i
+                .security_options
+                .as_deref()
+                .unwrap_or_default()
+                .iter()
+                .any(|o| o.split(',').any(|kv| kv == "name=rootless"));
+            let cgroup_controllers = if rootless {
+                self.podman_cgroup_controllers().await
+            } else {
+                None
+            };
             Ok(EngineInfo {
                 cpus: i.ncpu.and_then(|n| u64::try_from(n).ok()),
                 memory_bytes: i.mem_total.and_then(|n| u64::try_from(n).ok()),
                 cgroup_driver: i.cgroup_driver.map(|d| d.to_string()),
                 cgroup_version: i.cgroup_version.map(|v| v.to_string()),
+                rootless,
+                cgroup_controllers,
             })
         }
         .boxed()
@@ -343,6 +394,18 @@ mod tests {
             .into_iter()
             .filter_map(listed)
             .all(|l| l.container.health.is_none()));
+    }
+
+    #[test]
+    fn podmans_controllers_come_from_its_own_info() {
+        let text =
+            include_str!("../../tests/fixtures/libpod-info-podman5.4-rootless-nodelegate.json");
+        assert_eq!(
+            podman_controllers(text.as_bytes()),
+            Some(vec!["memory".to_string(), "pids".to_string()])
+        );
+        assert_eq!(podman_controllers(b"Not Found"), None);
+        assert_eq!(podman_controllers(br#"{"host":{}}"#), None);
     }
 
     #[test]

@@ -486,6 +486,7 @@ impl EngineApi for FakeEngine {
                 memory_bytes: Some(8 << 30),
                 cgroup_driver: Some("cgroupfs".into()),
                 cgroup_version: Some("1".into()),
+                ..Default::default()
             })
         }
         .boxed()

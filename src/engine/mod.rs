@@ -203,6 +203,32 @@ pub struct EngineInfo {
     pub cgroup_driver: Option<String>,
     /// `"1"` or `"2"`.
     pub cgroup_version: Option<String>,
+    /// Whether the engine runs as an ordinary user (`name=rootless` in its
+    /// security options).
+    pub rootless: bool,
+    /// The cgroup v2 controllers its containers get, where the engine says
+    /// (Podman's `/libpod/info`, asked of rootless engines only).
+    pub cgroup_controllers: Option<Vec<String>>,
+}
+
+/// The controllers whose files the engine's stats come from: `cpu` for the
+/// CPU limit and throttling, `io` for block I/O, `memory`, `pids`.
+const READ_CONTROLLERS: [&str; 4] = ["cpu", "io", "memory", "pids"];
+
+impl EngineInfo {
+    /// The controllers a rootless engine's containers lack, of those stats
+    /// are read from: not delegated to the user by systemd, so the series
+    /// that come from them are absent. Empty where all are there or the
+    /// engine does not say.
+    pub fn undelegated(&self) -> Vec<&'static str> {
+        match (&self.cgroup_controllers, self.rootless) {
+            (Some(have), true) => READ_CONTROLLERS
+                .into_iter()
+                .filter(|c| !have.iter().any(|h| h == c))
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
 }
 
 /// The boxed future every engine request returns, so the trait stays
@@ -255,5 +281,24 @@ mod tests {
         assert!(v(Flavor::Docker, "26.1.5").direct_stats());
         assert!(!v(Flavor::Docker, "").direct_stats());
         assert!(v(Flavor::Podman, "4.3.1").direct_stats());
+    }
+
+    #[test]
+    fn undelegated_controllers_of_a_rootless_engine() {
+        let info = |rootless, controllers: Option<&[&str]>| EngineInfo {
+            rootless,
+            cgroup_controllers: controllers.map(|c| c.iter().map(|s| s.to_string()).collect()),
+            ..Default::default()
+        };
+        // Podman 5.4 rootless, systemd's default delegation.
+        assert_eq!(
+            info(true, Some(&["memory", "pids"])).undelegated(),
+            ["cpu", "io"]
+        );
+        // With `Delegate=cpu cpuset io memory pids`.
+        let full: &[&str] = &["cpuset", "cpu", "io", "memory", "pids"];
+        assert!(info(true, Some(full)).undelegated().is_empty());
+        assert!(info(false, Some(&["memory"])).undelegated().is_empty());
+        assert!(info(true, None).undelegated().is_empty());
     }
 }

@@ -13,6 +13,8 @@ use std::sync::Arc;
 
 use bollard::errors::Error as BollardError;
 use bollard::{BollardRequest, Docker, API_DEFAULT_VERSION};
+use bytes::Bytes;
+use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::header::{HeaderValue, HOST};
 use hyper::rt::{Read, Write};
@@ -42,9 +44,36 @@ pub fn connect_unix(host: &str, timeout_secs: u64) -> Result<Docker, BollardErro
 
 /// A client for `host` (`tcp://host:port` or `http://host:port`).
 pub fn connect_tcp(host: &str, timeout_secs: u64) -> Result<Docker, BollardError> {
+    client(endpoint(host), timeout_secs)
+}
+
+/// Where `host` (`unix:///path`, `tcp://` or `http://host:port`) listens.
+fn endpoint(host: &str) -> Endpoint {
+    if let Some(path) = host.strip_prefix("unix://") {
+        return Endpoint::Unix(PathBuf::from(path));
+    }
     let rest = host.split_once("://").map_or(host, |(_, rest)| rest);
-    let authority = rest.split('/').next().unwrap_or(rest).to_string();
-    client(Endpoint::Tcp(authority), timeout_secs)
+    Endpoint::Tcp(rest.split('/').next().unwrap_or(rest).to_string())
+}
+
+/// `GET path` on the engine at `host` without TLS, outside bollard's API:
+/// for what only an engine's own API tells (Podman's `/libpod/info`). The
+/// body of a 2xx answer; `None` for any other status.
+pub async fn get(host: &str, path: &str) -> Result<Option<Bytes>, BollardError> {
+    let req = hyper::Request::get(path)
+        .body(bollard::body_full(Bytes::new()))
+        .map_err(BollardError::from)?;
+    let response = match endpoint(host) {
+        Endpoint::Unix(path) => send(UnixStream::connect(path).await?, "localhost", req).await?,
+        Endpoint::Tcp(authority) => {
+            let stream = TcpStream::connect(authority.as_str()).await?;
+            send(stream, &authority, req).await?
+        }
+    };
+    if !response.status().is_success() {
+        return Ok(None);
+    }
+    Ok(Some(response.into_body().collect().await?.to_bytes()))
 }
 
 fn client(endpoint: Endpoint, timeout_secs: u64) -> Result<Docker, BollardError> {

@@ -11,6 +11,7 @@ use std::sync::Mutex;
 use futures::future::{BoxFuture, FutureExt, Shared};
 
 use crate::engine::{EngineError, Failure};
+use crate::scrape::deadline::{Deadline, Elapsed};
 
 type Answer<T> = Result<T, EngineError>;
 
@@ -35,9 +36,24 @@ impl<T: Clone> Default for InFlight<T> {
 }
 
 impl<T: Clone + Send + Sync + 'static> InFlight<T> {
+    /// The answer, by `deadline`, of the request in flight or of one
+    /// `start` makes now. An answer had is forgotten, so the next ask sends
+    /// a new request; one not had by the deadline stays in flight.
+    pub async fn ask(
+        &self,
+        deadline: &Deadline,
+        start: impl FnOnce() -> BoxFuture<'static, Answer<T>>,
+    ) -> Result<Answer<T>, Elapsed> {
+        let answer = deadline.run(self.join(start)).await;
+        if answer.is_ok() {
+            self.done();
+        }
+        answer
+    }
+
     /// The request in flight, or one `start` makes now, spawned so that it
     /// goes on without a waiter. Its answer stays until [`InFlight::done`].
-    pub fn join(
+    fn join(
         &self,
         start: impl FnOnce() -> BoxFuture<'static, Answer<T>>,
     ) -> Shared<BoxFuture<'static, Answer<T>>> {
@@ -62,7 +78,7 @@ impl<T: Clone + Send + Sync + 'static> InFlight<T> {
 
     /// Forgets the request once a round has its answer: the next one asks
     /// anew.
-    pub fn done(&self) {
+    fn done(&self) {
         *self.call.lock().unwrap_or_else(|p| p.into_inner()) = None;
     }
 }

@@ -5,7 +5,8 @@
 //! numbers ([`sample`]), CPU windows ([`cpu`]), cgroup ids ([`cgroup`]),
 //! writable-layer sizes ([`fs_usage`]), what an inspect answer says of a
 //! container's life ([`lifecycle`]), the list call's uptime ([`uptime`]) and
-//! the engine's time stamps ([`timestamp`]).
+//! the engine's time stamps ([`timestamp`]), and a rootless engine's missing
+//! cgroup controllers ([`delegation`]).
 //!
 //! May use: [`crate::config`] and [`crate::engine`].
 
@@ -13,6 +14,7 @@ pub mod cgroup;
 pub mod coalesce;
 pub mod cpu;
 pub mod deadline;
+pub mod delegation;
 pub mod fs_usage;
 pub mod in_flight;
 pub mod lifecycle;

@@ -17,6 +17,7 @@ use crate::engine::{
 use crate::scrape::cgroup::cgroup_id;
 use crate::scrape::cpu::percent_for;
 use crate::scrape::deadline::{Deadline, Elapsed};
+use crate::scrape::delegation::Delegation;
 use crate::scrape::fs_usage::{FsUsage, Sizes};
 use crate::scrape::in_flight::InFlight;
 use crate::scrape::lifecycle::Lifecycle;
@@ -131,6 +132,7 @@ pub struct Scraper {
     version_call: InFlight<EngineVersion>,
     info: Mutex<Option<(Instant, EngineInfo)>>,
     info_call: InFlight<EngineInfo>,
+    delegation: Delegation,
     fs_usage: FsUsage,
     cpu_percent_min_window: Duration,
     errors: [AtomicU64; Failure::ALL.len()],
@@ -148,6 +150,7 @@ impl Scraper {
             version_call: InFlight::default(),
             info: Mutex::new(None),
             info_call: InFlight::default(),
+            delegation: Delegation::default(),
             fs_usage: FsUsage::new(options.fs_usage_max_age),
             cpu_percent_min_window: options.cpu_percent_min_window,
             errors: Default::default(),
@@ -175,13 +178,10 @@ impl Scraper {
             return v;
         }
         let engine = Arc::clone(&self.engine);
-        let call = self
+        let answer = self
             .version_call
-            .join(|| async move { engine.version().await }.boxed());
-        let answer = deadline.run(call).await;
-        if answer.is_ok() {
-            self.version_call.done();
-        }
+            .ask(deadline, || async move { engine.version().await }.boxed())
+            .await;
         match answer {
             Ok(Ok(v)) => {
                 tracing::info!(engine = %self.engine.host(), version = %v.version, flavor = ?v.flavor, "engine identified");
@@ -211,15 +211,13 @@ impl Scraper {
             }
         }
         let engine = Arc::clone(&self.engine);
-        let call = self
+        let answer = self
             .info_call
-            .join(|| async move { engine.info().await }.boxed());
-        let answer = deadline.run(call).await;
-        if answer.is_ok() {
-            self.info_call.done();
-        }
+            .ask(deadline, || async move { engine.info().await }.boxed())
+            .await;
         match answer {
             Ok(Ok(info)) => {
+                self.delegation.check(self.engine.host(), &info);
                 *self.lock_info() = Some((Instant::now(), info.clone()));
                 Some(info)
             }

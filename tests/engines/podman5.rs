@@ -14,8 +14,11 @@ use crate::common;
 use std::process::Command;
 
 use common::cgroup::{Cgroups, Version};
+use common::child::ChildServer;
 use common::vm::{cgroup2_host, podman_host, unix_get};
-use common::{docker_for, names_config, unique, wait_until_async, Container, Exporter, PATIENCE};
+use common::{
+    docker_for, get, names_config, unique, wait_until_async, Container, Exporter, PATIENCE,
+};
 
 const MIB_64: f64 = 67_108_864.0;
 
@@ -43,8 +46,15 @@ fn libpod(host: &str, url: &str, path: &[&str]) -> serde_json::Value {
 
 /// Runs a container with a 64 MiB limit (and half a CPU where the cpu
 /// controller is there) on the VM's Podman socket `file`, and checks the
-/// exporter's view of it against Podman's.
-async fn container_matches_podmans_own_view(file: &str, extra: &[&str], rootless: bool) {
+/// exporter's view of it against Podman's; then that the exporter binary
+/// logs the controllers its user lacks (`lacks`, as the warning lists them)
+/// once, or says nothing of them.
+async fn container_matches_podmans_own_view(
+    file: &str,
+    extra: &[&str],
+    rootless: bool,
+    lacks: Option<&str>,
+) {
     let Some(vm) = cgroup2_host() else { return };
     let host = podman_host(&vm, file);
     let version = libpod(&host, "/v5.0.0/libpod/version", &["Version"]);
@@ -113,21 +123,53 @@ async fn container_matches_podmans_own_view(file: &str, extra: &[&str], rootless
         usage > 0.0 && usage <= MIB_64,
         "{file}: memory usage {usage}"
     );
+    delegation_is_said_once(&host, file, lacks).await;
+}
+
+/// The exporter binary on `host`, scraped until it has the engine's
+/// `/info` (its `machine_memory_bytes`) and twice more: its log names the
+/// controllers in `lacks` once, with the fix, or none at all.
+async fn delegation_is_said_once(host: &str, file: &str, lacks: Option<&str>) {
+    let child = ChildServer::exporter(&["--docker-host", host]);
+    wait_until_async("the engine's /info", PATIENCE, || async {
+        let (status, body) = get(child.addr, "/metrics", &[]).await;
+        if status == 200 && body.contains("\nmachine_memory_bytes ") {
+            Ok(())
+        } else {
+            Err(format!("{status}: no machine_memory_bytes"))
+        }
+    })
+    .await;
+    for _ in 0..2 {
+        get(child.addr, "/metrics", &[]).await;
+    }
+    let logs = child.logs();
+    let fix = "Delegate=cpu cpuset io memory pids";
+    match lacks {
+        Some(controllers) => {
+            let said: Vec<&str> = logs.lines().filter(|l| l.contains(fix)).collect();
+            assert_eq!(said.len(), 1, "{file}: said once:\n{logs}");
+            let want = format!("lack the cgroup controllers {controllers} (");
+            assert!(said[0].contains(&want), "{file}: {want}\n{}", said[0]);
+        }
+        None => assert!(!logs.contains(fix), "{file}: said of nothing:\n{logs}"),
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn podman5_rootful_container_matches_podmans_own_view() {
-    container_matches_podmans_own_view("podman.sock", &["--cpus", "0.5"], false).await;
+    container_matches_podmans_own_view("podman.sock", &["--cpus", "0.5"], false, None).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn podman5_rootless_container_is_under_its_users_manager() {
-    container_matches_podmans_own_view("podman-rootless.sock", &["--cpus", "0.5"], true).await;
+    container_matches_podmans_own_view("podman-rootless.sock", &["--cpus", "0.5"], true, None)
+        .await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn podman5_rootless_without_cpu_delegation_still_reports() {
-    container_matches_podmans_own_view("podman-nodelegate.sock", &[], true).await;
+async fn podman5_rootless_without_cpu_delegation_reports_and_says_why_once() {
+    container_matches_podmans_own_view("podman-nodelegate.sock", &[], true, Some("cpu, io")).await;
 }
 
 /// Two readers 50 ms apart, ten times, against a burner capped at half a

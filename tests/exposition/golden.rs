@@ -115,6 +115,7 @@ fn snapshot() -> Snapshot {
             memory_bytes: Some(25_276_514_304),
             cgroup_driver: Some("cgroupfs".into()),
             cgroup_version: Some("1".into()),
+            ..Default::default()
         }),
         containers: vec![
             busy,
