@@ -56,11 +56,10 @@ RUSTC="$TOOLCHAIN/dse-bin/rustc"
 # pack: ld then says "-z pack-relative-relocs ignored", and that is all.
 RUSTFLAGS_STATIC="-C target-feature=+crt-static -C link-arg=-Wl,-z,pack-relative-relocs"
 
-log() { echo "arm64-build: $*" >&2; }
-die() {
-  log "error: $*"
-  exit 1
-}
+PROG=arm64-build
+USAGE_LINES=6,6
+# shellcheck source=scripts/lib.sh
+. "$REPO/scripts/lib.sh"
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 
 # "1.88" from Cargo.toml's rust-version.
@@ -89,23 +88,8 @@ host_tools() {
 # --- Debian's Rust, from a newer suite ----------------------------------------
 
 # apt-get/apt-cache with the cache's own sources, lists, caches and an empty
-# dpkg status: candidates are what the suite has, whatever this machine runs.
-apt_in_cache() {
-  local tool=$1 dir="$CACHE/apt"
-  shift
-  "$tool" -q \
-    -o "Dir::Etc::SourceList=$dir/sources.list" \
-    -o "Dir::Etc::SourceParts=$dir/parts" \
-    -o "Dir::Etc::PreferencesParts=$dir/preferences.d" \
-    -o "Dir::Etc::Preferences=$dir/preferences" \
-    -o "Dir::State::Lists=$dir/lists" \
-    -o "Dir::State::status=$dir/status" \
-    -o "Dir::Cache=$dir/cache" \
-    -o "Dir::Cache::pkgcache=" -o "Dir::Cache::srcpkgcache=" \
-    -o "APT::Architecture=amd64" \
-    -o "APT::Architectures::=amd64" -o "APT::Architectures::=arm64" \
-    -o APT::Sandbox::User=root "$@"
-}
+# dpkg status, for both architectures (scripts/lib.sh).
+apt_in_cache() { APT_IN_ARCHS="amd64 arm64" apt_in "$CACHE/apt" "$@"; }
 
 # Points the cache's apt at suite $1 and reads its package lists.
 apt_suite() {

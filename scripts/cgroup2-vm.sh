@@ -149,21 +149,8 @@ image_complete() {
 }
 
 # apt-get and apt-cache on an apt state of this script's own under
-# $CACHE/apt (Debian 13 and unstable, Packages indexes only): the machine's
-# apt sources and state are neither read for packages nor changed.
-own_apt() {
-  local tool=$1 dir="$CACHE/apt"
-  shift
-  "$tool" -q \
-    -o "Dir::Etc::SourceList=$dir/sources.list" \
-    -o "Dir::Etc::SourceParts=$dir/parts" \
-    -o "Dir::Etc::PreferencesParts=$dir/preferences.d" \
-    -o "Dir::Etc::Preferences=$dir/preferences" \
-    -o "Dir::State::Lists=$dir/lists" \
-    -o "Dir::Cache=$dir/cache" \
-    -o "Dir::Cache::pkgcache=" -o "Dir::Cache::srcpkgcache=" \
-    -o APT::Sandbox::User=root "$@"
-}
+# $CACHE/apt (Debian 13 and unstable, Packages indexes only).
+own_apt() { apt_in "$CACHE/apt" "$@"; }
 
 # Updates that apt state from archive $1.
 own_apt_update() {

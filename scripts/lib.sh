@@ -1,4 +1,5 @@
-# Shell helpers the engine scripts share (private-engine.sh, cgroup2-vm.sh).
+# Shell helpers the scripts share (private-engine.sh, cgroup2-vm.sh,
+# arm64-build.sh).
 # Sourced, not run: the sourcing script sets PROG (its name in messages)
 # and USAGE_LINES (the lines of its header comment that show its usage).
 # shellcheck shell=bash
@@ -36,6 +37,30 @@ pid_of() {
 # True if the engine on unix socket $1 answers GET /_ping within $2 seconds.
 engine_answers() {
   [ -S "$1" ] && [ "$(curl -s --max-time "$2" --unix-socket "$1" http://engine/_ping 2>/dev/null)" = OK ]
+}
+
+# apt-get or apt-cache ($2, with the arguments after it) on an apt state of
+# the caller's own under $1 (its sources.list, lists, caches and an empty
+# dpkg status): candidates are what the caller's suites have, whatever this
+# machine runs, and the machine's apt sources and state are neither read for
+# packages nor changed. APT_IN_ARCHS lists the architectures to read
+# (default amd64).
+apt_in() {
+  local dir=$1 tool=$2 arch archs=()
+  shift 2
+  [ -e "$dir/status" ] || : >"$dir/status"
+  for arch in ${APT_IN_ARCHS:-amd64}; do archs+=(-o "APT::Architectures::=$arch"); done
+  "$tool" -q \
+    -o "Dir::Etc::SourceList=$dir/sources.list" \
+    -o "Dir::Etc::SourceParts=$dir/parts" \
+    -o "Dir::Etc::PreferencesParts=$dir/preferences.d" \
+    -o "Dir::Etc::Preferences=$dir/preferences" \
+    -o "Dir::State::Lists=$dir/lists" \
+    -o "Dir::State::status=$dir/status" \
+    -o "Dir::Cache=$dir/cache" \
+    -o "Dir::Cache::pkgcache=" -o "Dir::Cache::srcpkgcache=" \
+    -o "APT::Architecture=amd64" "${archs[@]}" \
+    -o APT::Sandbox::User=root "$@"
 }
 
 # Installs Debian package $2 unless command $1 is there.
