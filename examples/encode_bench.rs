@@ -7,7 +7,7 @@
 //! Builds a snapshot of N containers (default 300), each with the sample of
 //! `tests/fixtures/stats-cgroupv1-docker20.10-cap-busy.json` and the lifecycle
 //! values of `tests/fixtures/inspect-docker20.10-cap-busy.json`, and times
-//! `metrics::render` in the Prometheus text format and in OpenMetrics (the
+//! `collector::render` in the Prometheus text format and in OpenMetrics (the
 //! default label export, allow-listed labels on every series, and once more
 //! with them on `container_info` only, `labels.on = "info"`): a
 //! warm-up, then every call timed on its own (the snapshot clone that `render`
@@ -30,7 +30,8 @@ use anyhow::{bail, Context};
 use bollard::models::{ContainerInspectResponse, ContainerStatsResponse};
 use docker_stats_exporter::config::{label_name, LabelExport, LabelsOn, DEFAULT_LABELS};
 use docker_stats_exporter::engine::{ContainerRef, Failure};
-use docker_stats_exporter::exposition::metrics::{render, Format};
+use docker_stats_exporter::exposition::collector::render;
+use docker_stats_exporter::exposition::format::Format;
 use docker_stats_exporter::scrape::lifecycle::Lifecycle;
 use docker_stats_exporter::scrape::sample::Sample;
 use docker_stats_exporter::scrape::{ContainerMetrics, Snapshot};

@@ -1,7 +1,9 @@
 //! The layout of `src/` is the architecture: one folder per stage, in the
 //! order a scrape's data flows through them, and no stage uses one above it.
-//! A new upward `crate::` path, a file outside the stages, or a folder that
-//! docs/architecture.md does not name fails here.
+//! A new upward `crate::` path, a file outside the stages, two files of a
+//! stage that use each other (directly or round a longer circle), a bollard
+//! type named outside `src/engine/`, or a folder that docs/architecture.md
+//! does not name fails here.
 
 use std::path::{Path, PathBuf};
 
@@ -173,5 +175,149 @@ fn the_architecture_document_names_every_folder() {
     assert!(
         missing.is_empty(),
         "docs/architecture.md does not name {missing:?}"
+    );
+}
+
+/// The sibling modules of a stage that `code` names: `super::NAME` and
+/// `crate::STAGE::NAME` paths, and the names in `use super::{A, B::c}`.
+/// Comments count, as for upward uses.
+fn sibling_uses(code: &str, stage: &str, siblings: &[String]) -> Vec<String> {
+    let mut found: Vec<String> = Vec::new();
+    let prefixes = ["super::".to_string(), format!("crate::{stage}::")];
+    for prefix in &prefixes {
+        for (at, _) in code.match_indices(prefix.as_str()) {
+            let rest = &code[at + prefix.len()..];
+            let names: Vec<&str> = match rest.strip_prefix('{') {
+                Some(group) => group
+                    .split('}')
+                    .next()
+                    .unwrap_or("")
+                    .split(',')
+                    .map(|n| n.trim().split("::").next().unwrap_or(""))
+                    .collect(),
+                None => vec![rest
+                    .split(|c: char| !(c.is_alphanumeric() || c == '_'))
+                    .next()
+                    .unwrap_or("")],
+            };
+            for name in names {
+                if siblings.iter().any(|s| s == name) && !found.iter().any(|f| f == name) {
+                    found.push(name.to_string());
+                }
+            }
+        }
+    }
+    found
+}
+
+/// A circle in `edges` (module, the modules it uses), as `a -> b -> a`.
+fn circle(edges: &[(String, Vec<String>)]) -> Option<String> {
+    fn visit(
+        node: &str,
+        edges: &[(String, Vec<String>)],
+        path: &mut Vec<String>,
+        done: &mut Vec<String>,
+    ) -> Option<String> {
+        if let Some(at) = path.iter().position(|p| p == node) {
+            let mut ring = path[at..].to_vec();
+            ring.push(node.to_string());
+            return Some(ring.join(" -> "));
+        }
+        if done.iter().any(|d| d == node) {
+            return None;
+        }
+        path.push(node.to_string());
+        let next = edges
+            .iter()
+            .find(|(n, _)| n == node)
+            .map(|(_, to)| to.clone())
+            .unwrap_or_default();
+        for to in next {
+            if let Some(ring) = visit(&to, edges, path, done) {
+                return Some(ring);
+            }
+        }
+        path.pop();
+        done.push(node.to_string());
+        None
+    }
+    let mut done = Vec::new();
+    edges
+        .iter()
+        .find_map(|(node, _)| visit(node, edges, &mut Vec::new(), &mut done))
+}
+
+#[test]
+fn no_two_files_of_a_stage_use_each_other() {
+    let mut failures = Vec::new();
+    for stage in STAGES {
+        let dir = root().join("src").join(stage);
+        let mut files = Vec::new();
+        rust_files(&dir, &mut files);
+        // mod.rs is the stage itself: it declares and re-exports the others.
+        files.retain(|f| f.file_name().is_some_and(|n| n != "mod.rs"));
+        let siblings: Vec<String> = files
+            .iter()
+            .filter_map(|f| f.file_stem()?.to_str().map(str::to_string))
+            .collect();
+        let edges: Vec<(String, Vec<String>)> = files
+            .iter()
+            .zip(&siblings)
+            .map(|(file, name)| {
+                let code = std::fs::read_to_string(file).expect("read source file");
+                let mut uses = sibling_uses(&code, stage, &siblings);
+                uses.retain(|u| u != name);
+                (name.clone(), uses)
+            })
+            .collect();
+        if let Some(ring) = circle(&edges) {
+            failures.push(format!("src/{stage}/: {ring}"));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "files of a stage that use each other, round a circle (move what both need to a file \
+         of its own):\n{}",
+        failures.join("\n")
+    );
+}
+
+#[test]
+fn a_circle_is_caught() {
+    let siblings: Vec<String> = ["routes", "live", "state"].map(String::from).to_vec();
+    assert_eq!(
+        sibling_uses(
+            "use super::{state::{snapshots, AppState}, live};\n.route(\"/\", get(super::live::page))",
+            "http",
+            &siblings
+        ),
+        ["state", "live"]
+    );
+    assert_eq!(
+        sibling_uses("use crate::http::routes::app;", "http", &siblings),
+        ["routes"]
+    );
+    assert!(sibling_uses("use crate::scrape::live::x;", "http", &siblings).is_empty());
+    let edges = |pairs: &[(&str, &[&str])]| -> Vec<(String, Vec<String>)> {
+        pairs
+            .iter()
+            .map(|(n, to)| (n.to_string(), to.iter().map(|t| t.to_string()).collect()))
+            .collect()
+    };
+    assert_eq!(
+        circle(&edges(&[
+            ("routes", &["live", "state"]),
+            ("live", &["state"]),
+            ("state", &[])
+        ])),
+        None
+    );
+    assert_eq!(
+        circle(&edges(&[("routes", &["live"]), ("live", &["routes"])])).as_deref(),
+        Some("routes -> live -> routes")
+    );
+    assert_eq!(
+        circle(&edges(&[("a", &["b"]), ("b", &["c"]), ("c", &["a"])])).as_deref(),
+        Some("a -> b -> c -> a")
     );
 }

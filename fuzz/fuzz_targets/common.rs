@@ -6,7 +6,8 @@ use std::sync::Arc;
 
 use docker_stats_exporter::config::{LabelExport, LabelsOn};
 use docker_stats_exporter::engine::{ContainerRef, Failure};
-use docker_stats_exporter::exposition::metrics::{render, Format};
+use docker_stats_exporter::exposition::collector::render;
+use docker_stats_exporter::exposition::format::Format;
 use docker_stats_exporter::scrape::lifecycle::Lifecycle;
 use docker_stats_exporter::scrape::sample::Sample;
 use docker_stats_exporter::scrape::{ContainerMetrics, Snapshot};

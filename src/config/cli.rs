@@ -10,49 +10,156 @@ use std::path::PathBuf;
 
 const NAME: &str = "docker-stats-exporter";
 
-const HELP: &str = "\
-Prometheus exporter for Docker container stats, collected fresh at every scrape
+/// What a flag sets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Key {
+    Config,
+    Listen,
+    DockerHost,
+    WebConfigFile,
+    LogLevel,
+    LogFormat,
+    Healthcheck,
+    Help,
+    Version,
+}
 
-Usage: docker-stats-exporter [OPTIONS]
+/// One flag: what it sets, its names, its value and its help.
+struct Flag {
+    key: Key,
+    /// `-h`, where it has a short name.
+    short: Option<char>,
+    /// Its long names without `--`, the one help shows first.
+    long: &'static [&'static str],
+    /// The placeholder of its value; `None` for a switch.
+    value: Option<&'static str>,
+    /// Paragraphs, as help prints them.
+    help: &'static str,
+}
 
-Options:
-      --config <FILE>
-          TOML configuration file (see config.example.toml)
+/// Every flag, in the order help lists them; parsing and help both read it.
+const FLAGS: [Flag; 9] = [
+    Flag {
+        key: Key::Config,
+        short: None,
+        long: &["config"],
+        value: Some("FILE"),
+        help: "TOML configuration file (see config.example.toml)",
+    },
+    Flag {
+        key: Key::Listen,
+        short: None,
+        long: &["listen", "web.listen-address"],
+        value: Some("ADDR"),
+        help: "Address to serve /metrics on [default: 0.0.0.0:8091]",
+    },
+    Flag {
+        key: Key::DockerHost,
+        short: None,
+        long: &["docker-host"],
+        value: Some("URL"),
+        help: "Engine address: unix:///path, tcp://host:port or http://host:port [default: \
+               $DOCKER_HOST, else the current docker context's engine (as `docker context ls` \
+               shows it), else unix:///var/run/docker.sock]",
+    },
+    Flag {
+        key: Key::WebConfigFile,
+        short: None,
+        long: &["web.config.file"],
+        value: Some("FILE"),
+        help: "Web configuration file (TLS, mutual TLS, basic auth) in the Prometheus exporter \
+               toolkit's format; see web-config.example.yml",
+    },
+    Flag {
+        key: Key::LogLevel,
+        short: None,
+        long: &["log-level"],
+        value: Some("LEVEL"),
+        help: "Log filter: error, warn, info, debug, trace, off, or comma-separated \
+               TARGET=LEVEL directives\n\n[default: info]",
+    },
+    Flag {
+        key: Key::LogFormat,
+        short: None,
+        long: &["log-format"],
+        value: Some("LOG_FORMAT"),
+        help: "Log line format\n\nPossible values:\n- text: Human-readable lines\n\
+               - json: One JSON object per line\n\n[default: text]",
+    },
+    Flag {
+        key: Key::Healthcheck,
+        short: None,
+        long: &["healthcheck"],
+        value: None,
+        help: "Check that a running exporter answers /healthz on the configured address, then \
+               exit 0 (healthy) or 1; for container health checks",
+    },
+    Flag {
+        key: Key::Help,
+        short: Some('h'),
+        long: &["help"],
+        value: None,
+        help: "Print help",
+    },
+    Flag {
+        key: Key::Version,
+        short: Some('V'),
+        long: &["version"],
+        value: None,
+        help: "Print version",
+    },
+];
 
-      --listen <ADDR>
-          Address to serve /metrics on [default: 0.0.0.0:8091]
+impl Flag {
+    /// How errors name it: `--config <FILE>`.
+    fn usage(&self) -> String {
+        let name = format!("--{}", self.long[0]);
+        match self.value {
+            Some(v) => format!("{name} <{v}>"),
+            None => name,
+        }
+    }
 
-          [alias: --web.listen-address]
+    /// The flag `arg` names, if any.
+    fn find(arg: &lexopt::Arg<'_>) -> Option<&'static Flag> {
+        FLAGS.iter().find(|f| match arg {
+            lexopt::Arg::Short(c) => f.short == Some(*c),
+            lexopt::Arg::Long(name) => f.long.contains(name),
+            lexopt::Arg::Value(_) => false,
+        })
+    }
+}
 
-      --docker-host <URL>
-          Engine address: unix:///path, tcp://host:port or http://host:port [default: $DOCKER_HOST, else the current docker context's engine (as `docker context ls` shows it), else unix:///var/run/docker.sock]
-
-      --web.config.file <FILE>
-          Web configuration file (TLS, mutual TLS, basic auth) in the Prometheus exporter toolkit's format; see web-config.example.yml
-
-      --log-level <LEVEL>
-          Log filter: error, warn, info, debug, trace, off, or comma-separated TARGET=LEVEL directives
-
-          [default: info]
-
-      --log-format <LOG_FORMAT>
-          Log line format
-
-          Possible values:
-          - text: Human-readable lines
-          - json: One JSON object per line
-
-          [default: text]
-
-      --healthcheck
-          Check that a running exporter answers /healthz on the configured address, then exit 0 (healthy) or 1; for container health checks
-
-  -h, --help
-          Print help
-
-  -V, --version
-          Print version
-";
+/// The help text, from [`FLAGS`].
+pub fn help() -> String {
+    const INDENT: &str = "          ";
+    let mut out = String::from(
+        "Prometheus exporter for Docker container stats, collected fresh at every scrape\n\n\
+         Usage: docker-stats-exporter [OPTIONS]\n\nOptions:\n",
+    );
+    for (i, flag) in FLAGS.iter().enumerate() {
+        if i > 0 {
+            out.push('\n');
+        }
+        let short = flag
+            .short
+            .map_or("      ".to_string(), |c| format!("  -{c}, "));
+        out.push_str(&format!("{short}{}\n", flag.usage()));
+        let aliases: Vec<String> = flag.long[1..].iter().map(|a| format!("--{a}")).collect();
+        let mut text = flag.help.to_string();
+        if !aliases.is_empty() {
+            text.push_str(&format!("\n\n[alias: {}]", aliases.join(", ")));
+        }
+        for line in text.lines() {
+            if !line.is_empty() {
+                out.push_str(INDENT);
+                out.push_str(line);
+            }
+            out.push('\n');
+        }
+    }
+    out
+}
 
 /// The exporter's flags.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -127,7 +234,7 @@ impl Cli {
         match Self::try_parse_from(std::env::args_os().skip(1)) {
             Ok(Command::Run(cli)) => cli,
             Ok(Command::Help) => {
-                print!("{HELP}");
+                print!("{}", help());
                 std::process::exit(0)
             }
             Ok(Command::Version) => {
@@ -149,66 +256,83 @@ impl Cli {
         I: IntoIterator,
         I::Item: Into<OsString>,
     {
-        use lexopt::Arg::{Long, Short, Value};
         let mut cli = Cli::default();
-        let mut seen: Vec<&'static str> = Vec::new();
+        let mut seen: Vec<Key> = Vec::new();
         let mut parser = lexopt::Parser::from_args(args);
         while let Some(arg) = parser.next().map_err(|e| CliError(e.to_string()))? {
-            let flag: &'static str = match arg {
-                Short('h') | Long("help") => return Ok(Command::Help),
-                Short('V') | Long("version") => return Ok(Command::Version),
-                Long("config") => "--config <FILE>",
-                Long("listen") | Long("web.listen-address") => "--listen <ADDR>",
-                Long("docker-host") => "--docker-host <URL>",
-                Long("web.config.file") => "--web.config.file <FILE>",
-                Long("log-level") => "--log-level <LEVEL>",
-                Long("log-format") => "--log-format <LOG_FORMAT>",
-                Long("healthcheck") => "--healthcheck",
-                Short(c) => return Err(unexpected(&format!("-{c}"))),
-                Long(name) => return Err(unexpected(&format!("--{name}"))),
-                Value(v) => return Err(unexpected(&v.to_string_lossy())),
+            let Some(flag) = Flag::find(&arg) else {
+                return Err(unexpected(&match arg {
+                    lexopt::Arg::Short(c) => format!("-{c}"),
+                    lexopt::Arg::Long(name) => format!("--{name}"),
+                    lexopt::Arg::Value(v) => v.to_string_lossy().into_owned(),
+                }));
             };
-            if seen.contains(&flag) {
+            match flag.key {
+                Key::Help => return Ok(Command::Help),
+                Key::Version => return Ok(Command::Version),
+                _ => {}
+            }
+            if seen.contains(&flag.key) {
                 return Err(CliError(format!(
-                    "the argument '{flag}' cannot be used multiple times"
+                    "the argument '{}' cannot be used multiple times",
+                    flag.usage()
                 )));
             }
-            seen.push(flag);
-            if flag == "--healthcheck" {
-                cli.healthcheck = true;
-                continue;
-            }
-            let value = parser.value().map_err(|_| {
-                CliError(format!(
-                    "a value is required for '{flag}' but none was supplied"
-                ))
-            })?;
-            let text = || {
-                value
-                    .clone()
-                    .into_string()
-                    .map_err(|v| CliError(format!("invalid UTF-8 in the value {v:?} of '{flag}'")))
-            };
-            match flag {
-                "--config <FILE>" => cli.config = Some(value.into()),
-                "--web.config.file <FILE>" => cli.web_config_file = Some(value.into()),
-                "--listen <ADDR>" => cli.listen = Some(text()?),
-                "--docker-host <URL>" => cli.docker_host = Some(text()?),
-                "--log-level <LEVEL>" => cli.log_level = text()?,
-                _ => {
-                    cli.log_format = match text()?.as_str() {
-                        "text" => LogFormat::Text,
-                        "json" => LogFormat::Json,
-                        other => {
-                            return Err(CliError(format!(
-                            "invalid value '{other}' for '{flag}'\n  [possible values: text, json]"
-                        )))
-                        }
-                    }
+            seen.push(flag.key);
+            match flag.value {
+                None => cli.set_switch(flag.key),
+                Some(_) => {
+                    let value = parser.value().map_err(|_| {
+                        CliError(format!(
+                            "a value is required for '{}' but none was supplied",
+                            flag.usage()
+                        ))
+                    })?;
+                    cli.set(flag, value)?;
                 }
             }
         }
         Ok(Command::Run(cli))
+    }
+
+    /// Turns on the switch `key`.
+    fn set_switch(&mut self, key: Key) {
+        if key == Key::Healthcheck {
+            self.healthcheck = true;
+        }
+    }
+
+    /// Sets what `flag` sets to `value`.
+    fn set(&mut self, flag: &Flag, value: OsString) -> Result<(), CliError> {
+        let text = || {
+            value.clone().into_string().map_err(|v| {
+                CliError(format!(
+                    "invalid UTF-8 in the value {v:?} of '{}'",
+                    flag.usage()
+                ))
+            })
+        };
+        match flag.key {
+            Key::Config => self.config = Some(value.into()),
+            Key::WebConfigFile => self.web_config_file = Some(value.into()),
+            Key::Listen => self.listen = Some(text()?),
+            Key::DockerHost => self.docker_host = Some(text()?),
+            Key::LogLevel => self.log_level = text()?,
+            Key::LogFormat => {
+                self.log_format = match text()?.as_str() {
+                    "text" => LogFormat::Text,
+                    "json" => LogFormat::Json,
+                    other => {
+                        return Err(CliError(format!(
+                            "invalid value '{other}' for '{}'\n  [possible values: text, json]",
+                            flag.usage()
+                        )))
+                    }
+                }
+            }
+            Key::Healthcheck | Key::Help | Key::Version => {}
+        }
+        Ok(())
     }
 }
 
@@ -285,7 +409,30 @@ mod tests {
             "--log-format",
             "--healthcheck",
         ] {
-            assert!(HELP.contains(flag), "{flag}");
+            assert!(help().contains(flag), "{flag}");
+        }
+    }
+
+    #[test]
+    fn every_name_of_every_flag_in_the_table_parses_and_is_in_help() {
+        for flag in &FLAGS {
+            for long in flag.long {
+                let name = format!("--{long}");
+                let mut args = vec![name.as_str()];
+                if flag.value.is_some() {
+                    args.push(if flag.key == Key::LogFormat {
+                        "json"
+                    } else {
+                        "x"
+                    });
+                }
+                match (flag.key, parse(&args)) {
+                    (Key::Help, Ok(Command::Help)) | (Key::Version, Ok(Command::Version)) => {}
+                    (_, Ok(Command::Run(cli))) => assert_ne!(cli, Cli::default(), "{name}"),
+                    (_, other) => panic!("{name}: {other:?}"),
+                }
+                assert!(help().contains(&name), "{name}");
+            }
         }
     }
 

@@ -66,7 +66,8 @@ pub enum EngineSource {
     /// Nothing named it yet: the platform socket until
     /// [`crate::config::Config::with_docker_context`] looks at the docker CLI's settings.
     Default,
-    /// The docker CLI's settings, as described (see [`crate::config::context`]).
+    /// The docker CLI's settings, as described (its context, read by the
+    /// configuration).
     Docker(String),
 }
 

@@ -1,12 +1,10 @@
 //! The metric table: every metric's name, type, help, labels and where its
-//! values come from. The collector (see [`crate::exposition::collector`]) walks it.
+//! values come from. The collector walks it.
 
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Unit;
 
 use crate::engine::EngineInfo;
-pub use crate::exposition::collector::render;
-pub use crate::exposition::format::Format;
 use crate::scrape::sample::Interface;
 use crate::scrape::ContainerMetrics;
 

@@ -19,7 +19,7 @@ use axum::http::header::{
 use axum::http::{HeaderName, StatusCode};
 use axum::response::{IntoResponse, Response};
 
-use super::routes::{snapshots, AppState};
+use super::state::{snapshots, AppState};
 use crate::exposition::json::{encode, JsonPart};
 
 /// The page's policy: its own script, style and requests only; no inline

@@ -1,6 +1,5 @@
 //! The deadline of a round, fixed when it starts: a scraper that joins a
-//! round never moves it (see [`crate::scrape::coalesce`]), so no request can
-//! cut short what others wait for.
+//! round never moves it, so no request can cut short what others wait for.
 
 use std::future::Future;
 

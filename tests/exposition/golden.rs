@@ -13,8 +13,9 @@ use std::sync::Arc;
 
 use docker_stats_exporter::config::{LabelExport, LabelsOn};
 use docker_stats_exporter::engine::{ContainerRef, EngineInfo, Failure};
+use docker_stats_exporter::exposition::collector::render;
 use docker_stats_exporter::exposition::collector::{render_parts, Part};
-use docker_stats_exporter::exposition::metrics::{render, Format};
+use docker_stats_exporter::exposition::format::Format;
 use docker_stats_exporter::scrape::cpu::cpu_percent;
 use docker_stats_exporter::scrape::lifecycle::Lifecycle;
 use docker_stats_exporter::scrape::sample::Sample;
