@@ -153,7 +153,7 @@ impl SnapshotCollector {
                     }
                 }
                 Source::Info => rows.push((self.info_labels(engine, c), Value::Int(1))),
-                Source::Machine(_) | Source::Exporter => {}
+                Source::Machine(_) | Source::Scrape(_) | Source::ScrapeErrors => {}
             }
         }
         rows
@@ -168,23 +168,16 @@ impl SnapshotCollector {
             let engine: Labels<'_> = p.engine.iter().map(|e| ("engine", e.as_str())).collect();
             let single = match def.source {
                 Source::Machine(value) => snap.machine.as_ref().and_then(value),
-                _ => match def.name {
-                    "docker_up" => Some(Value::Int(u64::from(snap.engine_up))),
-                    "container_scrape_error" => Some(Value::Int(u64::from(snap.failed))),
-                    "docker_stats_scrape_duration_seconds" => {
-                        Some(Value::Float(snap.duration_seconds))
+                Source::Scrape(value) => Some(value(snap)),
+                Source::ScrapeErrors => {
+                    for (kind, n) in &snap.errors {
+                        let mut labels = engine.clone();
+                        labels.push(("kind", kind.as_str()));
+                        rows.push((labels, Value::Int(*n)));
                     }
-                    "docker_stats_containers_selected" => Some(Value::Int(snap.selected as u64)),
-                    // docker_stats_scrape_errors_total, one series per kind.
-                    _ => {
-                        for (kind, n) in &snap.errors {
-                            let mut labels = engine.clone();
-                            labels.push(("kind", kind.as_str()));
-                            rows.push((labels, Value::Int(*n)));
-                        }
-                        None
-                    }
-                },
+                    None
+                }
+                _ => None,
             };
             rows.extend(single.map(|v| (engine, v)));
         }
@@ -198,7 +191,9 @@ impl Collector for SnapshotCollector {
         let containers = self.containers();
         for def in METRICS {
             let rows = match def.source {
-                Source::Machine(_) | Source::Exporter => self.engine_rows(def),
+                Source::Machine(_) | Source::Scrape(_) | Source::ScrapeErrors => {
+                    self.engine_rows(def)
+                }
                 _ => self.container_rows(def, &containers),
             };
             if rows.is_empty() {

@@ -6,7 +6,7 @@ use prometheus_client::registry::Unit;
 
 use crate::engine::EngineInfo;
 use crate::scrape::sample::Interface;
-use crate::scrape::ContainerMetrics;
+use crate::scrape::{ContainerMetrics, Snapshot};
 
 /// A sample value, kept integral where the engine's counter is.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -43,8 +43,10 @@ pub enum Source {
     Info,
     /// One unlabelled series about the machine, from the engine's `/info`.
     Machine(fn(&EngineInfo) -> Option<Value>),
-    /// The exporter's own series, encoded from the snapshot as a whole.
-    Exporter,
+    /// One series about the scrape itself, from the snapshot as a whole.
+    Scrape(fn(&Snapshot) -> Value),
+    /// The error counters of the snapshot, one series per kind (`kind`).
+    ScrapeErrors,
 }
 
 /// The unit suffix of a metric's name.
@@ -543,7 +545,7 @@ pub const METRICS: &[MetricDef] = &[
         kind: Gauge,
         unit: None,
         labels: "",
-        source: Source::Exporter,
+        source: Source::Scrape(|s| Value::Int(u64::from(s.engine_up))),
     },
     MetricDef {
         name: "container_scrape_error",
@@ -551,7 +553,7 @@ pub const METRICS: &[MetricDef] = &[
         kind: Gauge,
         unit: None,
         labels: "",
-        source: Source::Exporter,
+        source: Source::Scrape(|s| Value::Int(u64::from(s.failed))),
     },
     MetricDef {
         name: "docker_stats_scrape_duration_seconds",
@@ -559,7 +561,7 @@ pub const METRICS: &[MetricDef] = &[
         kind: Gauge,
         unit: Some(Seconds),
         labels: "",
-        source: Source::Exporter,
+        source: Source::Scrape(|s| Value::Float(s.duration_seconds)),
     },
     MetricDef {
         name: "docker_stats_containers_selected",
@@ -567,7 +569,7 @@ pub const METRICS: &[MetricDef] = &[
         kind: Gauge,
         unit: None,
         labels: "",
-        source: Source::Exporter,
+        source: Source::Scrape(|s| Value::Int(s.selected as u64)),
     },
     MetricDef {
         name: "docker_stats_scrape_errors_total",
@@ -575,7 +577,7 @@ pub const METRICS: &[MetricDef] = &[
         kind: Counter,
         unit: None,
         labels: "kind",
-        source: Source::Exporter,
+        source: Source::ScrapeErrors,
     },
 ];
 
@@ -589,7 +591,7 @@ pub fn reference_table() -> String {
             _ => "gauge",
         };
         let labels = match (&def.source, def.labels) {
-            (Source::Exporter | Source::Machine(_), l) => l.to_string(),
+            (Source::Scrape(_) | Source::ScrapeErrors | Source::Machine(_), l) => l.to_string(),
             (Source::Info, l) => format!("name, id, image, {l}"),
             (_, "") => "name, id, image".to_string(),
             (_, l) => format!("name, id, image, {l}"),
