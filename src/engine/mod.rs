@@ -10,6 +10,7 @@
 //! May use: [`crate::config`].
 
 pub mod docker;
+#[cfg(any(test, feature = "testing"))]
 pub mod fake;
 pub mod limited;
 pub mod plain;
