@@ -321,3 +321,26 @@ fn a_circle_is_caught() {
         Some("a -> b -> c -> a")
     );
 }
+
+#[test]
+fn only_the_engine_stage_knows_which_engine_answers() {
+    // The scrape stage and above ask `engine::quirks`, never the flavor.
+    let mut failures = Vec::new();
+    for stage in &STAGES[2..] {
+        let mut files = Vec::new();
+        rust_files(&root().join("src").join(stage), &mut files);
+        for file in files {
+            let code = std::fs::read_to_string(&file).expect("read source file");
+            for (n, line) in code.lines().enumerate() {
+                if line.contains("Flavor") {
+                    failures.push(format!("{}:{}: {}", file.display(), n + 1, line.trim()));
+                }
+            }
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "ask engine::quirks::Quirks instead of branching on Flavor:\n{}",
+        failures.join("\n")
+    );
+}

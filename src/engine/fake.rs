@@ -325,7 +325,7 @@ impl FakeEngine {
         if let Some(kind) = c.behaviour.stats_fails {
             return Err(EngineError::new(kind, format!("stats of {id} failed")));
         }
-        let (at, before) = if self.inner.version.direct_stats() {
+        let (at, before) = if self.inner.version.quirks().direct_stats {
             (self.inner.started.elapsed(), None)
         } else if one_shot {
             (self.next_tick().await, None)

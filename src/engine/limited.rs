@@ -67,12 +67,6 @@ impl Limited {
         }
     }
 
-    /// Tells whether the engine answers one-shot stats calls at once
-    /// (Docker 25 and later, Podman), so that they count as quick calls.
-    pub fn set_direct_stats(&self, direct: bool) {
-        self.direct_stats.store(direct, Ordering::Relaxed);
-    }
-
     /// Runs the call `make` returns once permits are held: the call's own
     /// future (and its buffers) exists only while it is in flight.
     async fn run<'a, T>(
@@ -103,8 +97,17 @@ impl EngineApi for Limited {
         self.run(Kind::Quick, || self.inner.ping()).boxed()
     }
 
+    /// The engine's version, which also tells this limit whether one-shot
+    /// stats calls answer at once (Docker 25 and later, Podman), so that
+    /// they count as quick calls.
     fn version(&self) -> EngineFuture<'_, EngineVersion> {
-        self.run(Kind::Quick, || self.inner.version()).boxed()
+        async move {
+            let v = self.run(Kind::Quick, || self.inner.version()).await?;
+            self.direct_stats
+                .store(v.quirks().direct_stats, Ordering::Relaxed);
+            Ok(v)
+        }
+        .boxed()
     }
 
     fn info(&self) -> EngineFuture<'_, EngineInfo> {

@@ -4,8 +4,9 @@
 //! read: the exporter never changes anything on the engine.
 //!
 //! Stage 2, the engine: its transports ([`plain`], [`tls`]), the bollard
-//! client ([`docker`]), the call limit ([`limited`]), the scripted engine
-//! ([`fake`]) and why a socket refuses this process ([`socket_access`]).
+//! client ([`docker`]), what differs between engines ([`quirks`]), the call
+//! limit ([`limited`]), the scripted engine (`fake`, with the `testing`
+//! feature) and why a socket refuses this process ([`socket_access`]).
 //!
 //! May use: [`crate::config`].
 
@@ -14,6 +15,7 @@ pub mod docker;
 pub mod fake;
 pub mod limited;
 pub mod plain;
+pub mod quirks;
 pub mod socket_access;
 pub mod tls;
 
@@ -161,9 +163,8 @@ pub enum Flavor {
     /// Docker (moby).
     #[default]
     Docker,
-    /// Podman's Docker-compatible API: `system_cpu_usage` is the host's busy
-    /// time rather than its capacity, and throttling and packet counters are
-    /// always zero.
+    /// Podman's Docker-compatible API (how its answers differ:
+    /// [`quirks::Quirks`]).
     Podman,
 }
 
@@ -177,16 +178,6 @@ pub struct EngineVersion {
 }
 
 impl EngineVersion {
-    /// Whether a stats call answers at once with `precpu_stats` zeroed
-    /// (Docker 25 and later with `one-shot`, Podman always), rather than
-    /// waiting for the engine's 1 s collection tick (Docker up to 24).
-    pub fn direct_stats(&self) -> bool {
-        match self.flavor {
-            Flavor::Podman => true,
-            Flavor::Docker => self.major().is_some_and(|major| major >= 25),
-        }
-    }
-
     /// The major version number, where the version string starts with one.
     pub fn major(&self) -> Option<u32> {
         self.version.split('.').next()?.parse().ok()
@@ -269,20 +260,6 @@ pub trait EngineApi: Send + Sync + fmt::Debug {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn direct_stats_from_docker_25_and_on_podman() {
-        let v = |flavor, version: &str| EngineVersion {
-            flavor,
-            version: version.into(),
-        };
-        assert!(!v(Flavor::Docker, "20.10.24").direct_stats());
-        assert!(!v(Flavor::Docker, "24.0.9").direct_stats());
-        assert!(v(Flavor::Docker, "25.0.0").direct_stats());
-        assert!(v(Flavor::Docker, "26.1.5").direct_stats());
-        assert!(!v(Flavor::Docker, "").direct_stats());
-        assert!(v(Flavor::Podman, "4.3.1").direct_stats());
-    }
 
     #[test]
     fn undelegated_controllers_of_a_rootless_engine() {

@@ -423,8 +423,11 @@ mod tests {
         let (addr, _stop) = start(router, o).await;
         let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
         s.write_all(b"GET /big HTTP/1.0\r\n\r\n").await.unwrap();
-        // Socket buffers take a few MB; the rest waits for a reader that
-        // comes back after the write timeout.
+        // Once the answer has started (making its body takes a while on a
+        // busy machine), socket buffers take a few MB; the rest waits for a
+        // reader that comes back after the write timeout.
+        let mut first = [0u8; 1];
+        s.read_exact(&mut first).await.expect("the answer starts");
         tokio::time::sleep(Duration::from_millis(1500)).await;
         let mut got = Vec::new();
         let _ = tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut got))

@@ -3,18 +3,19 @@
 //! `CgroupParent` (inspect). The same on cgroup v1 and v2: the path under
 //! each hierarchy's root.
 
-use crate::engine::Flavor;
+use crate::engine::quirks::CgroupLayout;
 
-/// The cgroup path of container `id`, e.g. `/docker/<id>` (Docker, cgroupfs),
-/// `/system.slice/docker-<id>.scope` (Docker, systemd),
-/// `/libpod_parent/libpod-<id>` or `/machine.slice/libpod-<id>.scope`
-/// (Podman), `/user.slice/user-<uid>.slice/user@<uid>.service/user.slice/libpod-<id>.scope`
+/// The cgroup path of container `id` in the engine's `layout`, e.g.
+/// `/docker/<id>` (Docker, cgroupfs), `/system.slice/docker-<id>.scope`
+/// (Docker, systemd), `/libpod_parent/libpod-<id>` or
+/// `/machine.slice/libpod-<id>.scope` (Podman),
+/// `/user.slice/user-<uid>.slice/user@<uid>.service/user.slice/libpod-<id>.scope`
 /// (rootless Podman). `parent` is the container's own `CgroupParent`, if it
 /// set one; `user` the rootless user ([`Lifecycle::runtime_uid`]).
 ///
 /// [`Lifecycle::runtime_uid`]: crate::scrape::lifecycle::Lifecycle::runtime_uid
 pub fn cgroup_id(
-    flavor: Flavor,
+    layout: &CgroupLayout,
     driver: Option<&str>,
     parent: Option<&str>,
     user: Option<u32>,
@@ -22,11 +23,8 @@ pub fn cgroup_id(
 ) -> String {
     let systemd = driver == Some("systemd");
     let parent = parent.map(str::trim).filter(|p| !p.is_empty());
-    let prefix = match flavor {
-        Flavor::Docker => "docker",
-        Flavor::Podman => "libpod",
-    };
-    if let (true, Flavor::Podman, Some(uid)) = (systemd, flavor, user) {
+    let prefix = layout.scope_prefix;
+    if let (true, true, Some(uid)) = (systemd, layout.rootless_under_user_manager, user) {
         // Its slice is under the user's own systemd manager.
         let slice = expand_slice(parent.unwrap_or("user.slice"));
         return format!(
@@ -34,21 +32,16 @@ pub fn cgroup_id(
         );
     }
     if systemd {
-        let slice = parent.unwrap_or(match flavor {
-            Flavor::Docker => "system.slice",
-            Flavor::Podman => "machine.slice",
-        });
+        let slice = parent.unwrap_or(layout.systemd_slice);
         format!("{}/{prefix}-{id}.scope", expand_slice(slice))
     } else {
-        let parent = parent.unwrap_or(match flavor {
-            Flavor::Docker => "/docker",
-            Flavor::Podman => "/libpod_parent",
-        });
+        let parent = parent.unwrap_or(layout.cgroupfs_parent);
         let parent = parent.trim_end_matches('/');
         let sep = if parent.starts_with('/') { "" } else { "/" };
-        match flavor {
-            Flavor::Docker => format!("{sep}{parent}/{id}"),
-            Flavor::Podman => format!("{sep}{parent}/{prefix}-{id}"),
+        if layout.cgroupfs_prefixed {
+            format!("{sep}{parent}/{prefix}-{id}")
+        } else {
+            format!("{sep}{parent}/{id}")
         }
     }
 }
@@ -86,16 +79,16 @@ mod tests {
     #[test]
     fn docker_with_cgroupfs() {
         assert_eq!(
-            cgroup_id(Flavor::Docker, Some("cgroupfs"), None, None, ID),
+            cgroup_id(&CgroupLayout::DOCKER, Some("cgroupfs"), None, None, ID),
             "/docker/4f1c0de5"
         );
         assert_eq!(
-            cgroup_id(Flavor::Docker, None, Some(""), None, ID),
+            cgroup_id(&CgroupLayout::DOCKER, None, Some(""), None, ID),
             "/docker/4f1c0de5"
         );
         assert_eq!(
             cgroup_id(
-                Flavor::Docker,
+                &CgroupLayout::DOCKER,
                 Some("cgroupfs"),
                 Some("/ci/jobs/"),
                 None,
@@ -104,7 +97,13 @@ mod tests {
             "/ci/jobs/4f1c0de5"
         );
         assert_eq!(
-            cgroup_id(Flavor::Docker, Some("cgroupfs"), Some("batch"), None, ID),
+            cgroup_id(
+                &CgroupLayout::DOCKER,
+                Some("cgroupfs"),
+                Some("batch"),
+                None,
+                ID
+            ),
             "/batch/4f1c0de5"
         );
     }
@@ -112,12 +111,12 @@ mod tests {
     #[test]
     fn docker_with_systemd() {
         assert_eq!(
-            cgroup_id(Flavor::Docker, Some("systemd"), None, None, ID),
+            cgroup_id(&CgroupLayout::DOCKER, Some("systemd"), None, None, ID),
             "/system.slice/docker-4f1c0de5.scope"
         );
         assert_eq!(
             cgroup_id(
-                Flavor::Docker,
+                &CgroupLayout::DOCKER,
                 Some("systemd"),
                 Some("ci-jobs.slice"),
                 None,
@@ -126,7 +125,13 @@ mod tests {
             "/ci.slice/ci-jobs.slice/docker-4f1c0de5.scope"
         );
         assert_eq!(
-            cgroup_id(Flavor::Docker, Some("systemd"), Some("-.slice"), None, ID),
+            cgroup_id(
+                &CgroupLayout::DOCKER,
+                Some("systemd"),
+                Some("-.slice"),
+                None,
+                ID
+            ),
             "/docker-4f1c0de5.scope"
         );
     }
@@ -134,11 +139,11 @@ mod tests {
     #[test]
     fn podman_layouts() {
         assert_eq!(
-            cgroup_id(Flavor::Podman, Some("cgroupfs"), None, None, ID),
+            cgroup_id(&CgroupLayout::PODMAN, Some("cgroupfs"), None, None, ID),
             "/libpod_parent/libpod-4f1c0de5"
         );
         assert_eq!(
-            cgroup_id(Flavor::Podman, Some("systemd"), None, None, ID),
+            cgroup_id(&CgroupLayout::PODMAN, Some("systemd"), None, None, ID),
             "/machine.slice/libpod-4f1c0de5.scope"
         );
     }
@@ -148,7 +153,7 @@ mod tests {
         // As Podman 5.4's libpod inspect gives `State.CgroupPath`.
         assert_eq!(
             cgroup_id(
-                Flavor::Podman,
+                &CgroupLayout::PODMAN,
                 Some("systemd"),
                 Some("user.slice"),
                 Some(1000),
@@ -158,7 +163,7 @@ mod tests {
         );
         assert_eq!(
             cgroup_id(
-                Flavor::Podman,
+                &CgroupLayout::PODMAN,
                 Some("systemd"),
                 Some("app.slice"),
                 Some(1000),
@@ -168,7 +173,7 @@ mod tests {
         );
         // Rootful: no user's runtime directory.
         assert_eq!(
-            cgroup_id(Flavor::Podman, Some("systemd"), None, None, ID),
+            cgroup_id(&CgroupLayout::PODMAN, Some("systemd"), None, None, ID),
             "/machine.slice/libpod-4f1c0de5.scope"
         );
     }

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use bollard::models::ContainerCpuStats;
 
-use crate::engine::Flavor;
+use crate::engine::quirks::CpuClock;
 
 /// Cumulative CPU counters at one instant.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -72,11 +72,11 @@ pub fn cpu_percent_wall(now: CpuReading, before: CpuReading) -> Option<f64> {
     (wall > 0.0).then(|| cpu as f64 / (wall * 1e9 * cpus) * 100.0)
 }
 
-/// The formula that fits the engine.
-pub fn percent_for(flavor: Flavor, now: CpuReading, before: CpuReading) -> Option<f64> {
-    match flavor {
-        Flavor::Docker => cpu_percent(now, before),
-        Flavor::Podman => cpu_percent_wall(now, before),
+/// The formula for the engine's clock.
+pub fn percent_for(clock: CpuClock, now: CpuReading, before: CpuReading) -> Option<f64> {
+    match clock {
+        CpuClock::HostCounter => cpu_percent(now, before),
+        CpuClock::WallTime => cpu_percent_wall(now, before),
     }
 }
 
@@ -134,7 +134,7 @@ impl CpuWindow {
     /// - an older reading (a slow answer overtaken by a newer one, as two
     ///   readers' calls cross on a busy engine) gives the same kind of
     ///   window and is not kept.
-    pub fn observe(&mut self, now: CpuReading, flavor: Flavor, floor: Duration) -> Option<f64> {
+    pub fn observe(&mut self, now: CpuReading, clock: CpuClock, floor: Duration) -> Option<f64> {
         use std::cmp::Ordering::*;
         match now.order(&self.last()) {
             Some(Greater) if self.restarted(&now) => {
@@ -143,14 +143,14 @@ impl CpuWindow {
             }
             // Stamped later, counted earlier: overtaken all the same.
             Some(Greater) if now.total_ns < self.last().total_ns => {
-                self.percent_since_floor(now, flavor, floor)
+                self.percent_since_floor(now, clock, floor)
             }
             Some(Greater) => {
-                let pct = self.percent_since_floor(now, flavor, floor);
-                self.keep(now, flavor, floor);
+                let pct = self.percent_since_floor(now, clock, floor);
+                self.keep(now, clock, floor);
                 pct
             }
-            Some(Equal | Less) => self.percent_since_floor(now, flavor, floor),
+            Some(Equal | Less) => self.percent_since_floor(now, clock, floor),
             // Nothing to order by: start over from this reading.
             None => {
                 *self = Self::new(now);
@@ -160,20 +160,25 @@ impl CpuWindow {
     }
 
     /// The percent from the latest reading at least `floor` before `now`.
-    fn percent_since_floor(&self, now: CpuReading, flavor: Flavor, floor: Duration) -> Option<f64> {
-        let base = self.base_for(&now, flavor, floor)?;
-        percent_for(flavor, now, self.readings[base])
+    fn percent_since_floor(
+        &self,
+        now: CpuReading,
+        clock: CpuClock,
+        floor: Duration,
+    ) -> Option<f64> {
+        let base = self.base_for(&now, clock, floor)?;
+        percent_for(clock, now, self.readings[base])
     }
 
     /// The index of the latest reading at least `floor` before `now`, to a
     /// millisecond: read times are Unix seconds in an `f64`, good to a
     /// microsecond, and a reading taken a floor after another must count.
-    fn base_for(&self, now: &CpuReading, flavor: Flavor, floor: Duration) -> Option<usize> {
+    fn base_for(&self, now: &CpuReading, clock: CpuClock, floor: Duration) -> Option<usize> {
         let floor = floor.as_secs_f64();
         let floor = floor - (floor / 2.0).min(0.001);
         (0..self.readings.len())
             .rev()
-            .find(|&i| seconds_between(flavor, now, &self.readings[i]).is_some_and(|s| s >= floor))
+            .find(|&i| seconds_between(clock, now, &self.readings[i]).is_some_and(|s| s >= floor))
     }
 
     /// Appends `now` and drops what no later window can start at: readings
@@ -181,16 +186,16 @@ impl CpuWindow {
     /// the one before it by less than a quarter of the floor (so that kept
     /// readings stay a quarter floor apart and few, and a window is at most
     /// that much longer than the floor needs).
-    fn keep(&mut self, now: CpuReading, flavor: Flavor, floor: Duration) {
+    fn keep(&mut self, now: CpuReading, clock: CpuClock, floor: Duration) {
         let close = floor.as_secs_f64() / 4.0;
         let n = self.readings.len();
         let crowded = n >= 2
-            && seconds_between(flavor, &now, &self.readings[n - 2]).is_some_and(|s| s < close);
+            && seconds_between(clock, &now, &self.readings[n - 2]).is_some_and(|s| s < close);
         if crowded {
             self.readings.pop_back();
         }
         self.readings.push_back(now);
-        if let Some(base) = self.base_for(&now, flavor, floor) {
+        if let Some(base) = self.base_for(&now, clock, floor) {
             self.readings.drain(..base);
         }
         while self.readings.len() > KEPT {
@@ -218,16 +223,16 @@ const EMPTY: CpuReading = CpuReading {
 /// Seconds from `then` to `now` in the engine's time: its read times where
 /// both have them, else, on Docker, the host counter by CPUs (Podman's
 /// counts busy time only).
-fn seconds_between(flavor: Flavor, now: &CpuReading, then: &CpuReading) -> Option<f64> {
+fn seconds_between(clock: CpuClock, now: &CpuReading, then: &CpuReading) -> Option<f64> {
     if let (Some(a), Some(b)) = (now.at, then.at) {
         return Some(a - b);
     }
-    match flavor {
-        Flavor::Docker => {
+    match clock {
+        CpuClock::HostCounter => {
             let system = now.system_ns?.checked_sub(then.system_ns?)?;
             Some(system as f64 / 1e9 / f64::from(now.cpus?.max(1)))
         }
-        Flavor::Podman => None,
+        CpuClock::WallTime => None,
     }
 }
 
@@ -256,7 +261,7 @@ mod tests {
 
     /// The age of the reading the next window would start at.
     fn base_age(w: &CpuWindow, now: f64) -> Option<f64> {
-        let base = w.base_for(&capped(now), Flavor::Docker, FLOOR)?;
+        let base = w.base_for(&capped(now), CpuClock::HostCounter, FLOOR)?;
         Some(now - (w.readings[base].at? - 1_800_000_000.0))
     }
 
@@ -267,7 +272,7 @@ mod tests {
             let a = f64::from(k) * 1.5;
             for (who, t) in [("first", a), ("second", a + 0.05)] {
                 assert!(base_age(&w, t).unwrap() > 0.999, "{who} reader at {t}");
-                let pct = w.observe(capped(t), Flavor::Docker, FLOOR).unwrap();
+                let pct = w.observe(capped(t), CpuClock::HostCounter, FLOOR).unwrap();
                 // Over 50 ms the same burner reads 0 or 50 %.
                 assert!((pct - 25.0).abs() <= 1.7, "{who} reader at {t}: {pct} %");
             }
@@ -278,17 +283,21 @@ mod tests {
     fn without_the_floor_the_second_reader_aliases() {
         // What the floor prevents: the window since the previous reading.
         let mut w = CpuWindow::new(capped(0.0));
-        w.observe(capped(1.5), Flavor::Docker, TICK_FLOOR);
-        let pct = w.observe(capped(1.55), Flavor::Docker, TICK_FLOOR).unwrap();
+        w.observe(capped(1.5), CpuClock::HostCounter, TICK_FLOOR);
+        let pct = w
+            .observe(capped(1.55), CpuClock::HostCounter, TICK_FLOOR)
+            .unwrap();
         assert!((pct - 25.0).abs() > 10.0, "{pct} %");
     }
 
     #[test]
     fn no_reading_a_floor_old_gives_nothing_until_there_is_one() {
         let mut w = CpuWindow::new(capped(0.0));
-        assert_eq!(w.observe(capped(0.3), Flavor::Docker, FLOOR), None);
-        assert_eq!(w.observe(capped(0.9), Flavor::Docker, FLOOR), None);
-        let pct = w.observe(capped(1.0), Flavor::Docker, FLOOR).unwrap();
+        assert_eq!(w.observe(capped(0.3), CpuClock::HostCounter, FLOOR), None);
+        assert_eq!(w.observe(capped(0.9), CpuClock::HostCounter, FLOOR), None);
+        let pct = w
+            .observe(capped(1.0), CpuClock::HostCounter, FLOOR)
+            .unwrap();
         assert!(
             (pct - 25.0).abs() < 1e-9,
             "a window of exactly the floor: {pct}"
@@ -301,7 +310,7 @@ mod tests {
         for k in 1..=2000 {
             let t = f64::from(k) * 0.01;
             let age = base_age(&w, t);
-            let pct = w.observe(capped(t), Flavor::Docker, FLOOR);
+            let pct = w.observe(capped(t), CpuClock::HostCounter, FLOOR);
             assert!(w.readings.len() <= KEPT, "{} readings", w.readings.len());
             if t >= 1.0 {
                 let age = age.unwrap();
@@ -317,9 +326,11 @@ mod tests {
         // Two readers' calls cross: the second reader's answer is read
         // before the first's, but arrives after it.
         let mut w = CpuWindow::new(capped(0.0));
-        w.observe(capped(1.5), Flavor::Docker, FLOOR);
-        w.observe(capped(3.05), Flavor::Docker, FLOOR);
-        let pct = w.observe(capped(3.0), Flavor::Docker, FLOOR).unwrap();
+        w.observe(capped(1.5), CpuClock::HostCounter, FLOOR);
+        w.observe(capped(3.05), CpuClock::HostCounter, FLOOR);
+        let pct = w
+            .observe(capped(3.0), CpuClock::HostCounter, FLOOR)
+            .unwrap();
         assert!((pct - 25.0).abs() <= 1.7, "{pct} %");
         assert_eq!(w.last(), capped(3.05), "not kept");
     }
@@ -336,8 +347,8 @@ mod tests {
         let mut w = CpuWindow::new(capped(0.0));
         for k in 1..=5 {
             let a = f64::from(k) * 1.5;
-            let second = w.observe(capped(a + 0.05), Flavor::Docker, FLOOR);
-            let first = w.observe(late_host(a, 0.8), Flavor::Docker, FLOOR);
+            let second = w.observe(capped(a + 0.05), CpuClock::HostCounter, FLOOR);
+            let first = w.observe(late_host(a, 0.8), CpuClock::HostCounter, FLOOR);
             assert!(
                 second.is_some() && first.is_some(),
                 "pair {k}: {second:?} {first:?}"
@@ -357,12 +368,14 @@ mod tests {
             cpus: Some(2),
         };
         let mut w = CpuWindow::new(at(1_000, 0.0));
-        assert!(w.observe(at(1_750, 1.503), Flavor::Podman, FLOOR).is_some());
-        let first = w.observe(at(1_730, 1.506), Flavor::Podman, FLOOR);
+        assert!(w
+            .observe(at(1_750, 1.503), CpuClock::WallTime, FLOOR)
+            .is_some());
+        let first = w.observe(at(1_730, 1.506), CpuClock::WallTime, FLOOR);
         assert!(first.is_some(), "not a restart");
         assert_eq!(w.last(), at(1_750, 1.503), "not kept");
         // A counter lower two seconds on: the container started again.
-        assert_eq!(w.observe(at(200, 3.6), Flavor::Podman, FLOOR), None);
+        assert_eq!(w.observe(at(200, 3.6), CpuClock::WallTime, FLOOR), None);
         assert_eq!(w.last(), at(200, 3.6));
     }
 
@@ -376,11 +389,11 @@ mod tests {
         };
         let mut w = CpuWindow::new(at(1_000_000_000, 100.0));
         assert_eq!(
-            w.observe(at(1_100_000_000, 100.2), Flavor::Podman, FLOOR),
+            w.observe(at(1_100_000_000, 100.2), CpuClock::WallTime, FLOOR),
             None
         );
         // Half a CPU on a 2-CPU host, from the latest reading a floor old.
-        let pct = w.observe(at(2_000_000_000, 102.0), Flavor::Podman, FLOOR);
+        let pct = w.observe(at(2_000_000_000, 102.0), CpuClock::WallTime, FLOOR);
         assert!((pct.unwrap() - 25.0).abs() < 1e-6, "{pct:?}");
     }
 
@@ -397,11 +410,11 @@ mod tests {
     fn later_reading_closes_the_window_since_the_last() {
         let mut w = CpuWindow::new(r(1_000, 10_000));
         assert_eq!(
-            w.observe(r(2_000, 20_000), Flavor::Docker, TICK_FLOOR),
+            w.observe(r(2_000, 20_000), CpuClock::HostCounter, TICK_FLOOR),
             Some(10.0)
         );
         assert_eq!(
-            w.observe(r(4_000, 30_000), Flavor::Docker, TICK_FLOOR),
+            w.observe(r(4_000, 30_000), CpuClock::HostCounter, TICK_FLOOR),
             Some(20.0)
         );
     }
@@ -410,12 +423,12 @@ mod tests {
     fn same_tick_reading_reuses_the_window_before_it() {
         let mut w = CpuWindow::new(r(1_000, 10_000));
         assert_eq!(
-            w.observe(r(2_000, 20_000), Flavor::Docker, TICK_FLOOR),
+            w.observe(r(2_000, 20_000), CpuClock::HostCounter, TICK_FLOOR),
             Some(10.0)
         );
         // The HA twin scrape lands in the same engine tick.
         assert_eq!(
-            w.observe(r(2_000, 20_000), Flavor::Docker, TICK_FLOOR),
+            w.observe(r(2_000, 20_000), CpuClock::HostCounter, TICK_FLOOR),
             Some(10.0)
         );
         assert_eq!(w.last(), r(2_000, 20_000));
@@ -425,7 +438,7 @@ mod tests {
     fn same_tick_without_an_earlier_window_gives_nothing() {
         let mut w = CpuWindow::new(r(1_000, 10_000));
         assert_eq!(
-            w.observe(r(1_000, 10_000), Flavor::Docker, TICK_FLOOR),
+            w.observe(r(1_000, 10_000), CpuClock::HostCounter, TICK_FLOOR),
             None
         );
     }
@@ -435,9 +448,12 @@ mod tests {
         let mut w = CpuWindow::new(r(5_000, 10_000));
         assert!(w.restarted(&r(100, 20_000)));
         assert!(!w.restarted(&r(6_000, 20_000)));
-        assert_eq!(w.observe(r(100, 20_000), Flavor::Docker, TICK_FLOOR), None);
         assert_eq!(
-            w.observe(r(1_100, 30_000), Flavor::Docker, TICK_FLOOR),
+            w.observe(r(100, 20_000), CpuClock::HostCounter, TICK_FLOOR),
+            None
+        );
+        assert_eq!(
+            w.observe(r(1_100, 30_000), CpuClock::HostCounter, TICK_FLOOR),
             Some(10.0)
         );
     }
@@ -446,7 +462,7 @@ mod tests {
     fn overtaken_answer_is_ignored() {
         let mut w = CpuWindow::new(r(2_000, 20_000));
         assert_eq!(
-            w.observe(r(1_000, 10_000), Flavor::Docker, TICK_FLOOR),
+            w.observe(r(1_000, 10_000), CpuClock::HostCounter, TICK_FLOOR),
             None
         );
         assert_eq!(w.last(), r(2_000, 20_000));
@@ -463,7 +479,7 @@ mod tests {
         let mut w = CpuWindow::new(at(1_000_000_000, 100.0));
         // Half a CPU for 2 s on a 2-CPU host: 25 % of the host.
         assert_eq!(
-            w.observe(at(2_000_000_000, 102.0), Flavor::Podman, TICK_FLOOR),
+            w.observe(at(2_000_000_000, 102.0), CpuClock::WallTime, TICK_FLOOR),
             Some(25.0)
         );
     }
@@ -478,7 +494,10 @@ mod tests {
         };
         let mut w = CpuWindow::new(at(1_000, 1.0));
         // Docker's formula needs the host counter: no percent, but the window moves on.
-        assert_eq!(w.observe(at(2_000, 2.0), Flavor::Docker, TICK_FLOOR), None);
+        assert_eq!(
+            w.observe(at(2_000, 2.0), CpuClock::HostCounter, TICK_FLOOR),
+            None
+        );
         assert_eq!(w.last(), at(2_000, 2.0));
     }
 

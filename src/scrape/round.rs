@@ -11,9 +11,8 @@ use tokio::time::Instant;
 
 use crate::config::selector::Selection;
 use crate::engine::limited::Limited;
-use crate::engine::{
-    ContainerRef, EngineApi, EngineInfo, EngineVersion, Failure, Flavor, ListQuery,
-};
+use crate::engine::quirks::{CgroupLayout, CpuClock, Quirks};
+use crate::engine::{ContainerRef, EngineApi, EngineInfo, EngineVersion, Failure, ListQuery};
 use crate::scrape::cgroup::cgroup_id;
 use crate::scrape::cpu::percent_for;
 use crate::scrape::deadline::{Deadline, Elapsed};
@@ -126,7 +125,6 @@ struct Outcome {
 #[derive(Debug)]
 pub struct Scraper {
     engine: Arc<dyn EngineApi>,
-    limits: Arc<Limited>,
     state: StateTable,
     version: Mutex<Option<EngineVersion>>,
     version_call: InFlight<EngineVersion>,
@@ -141,10 +139,8 @@ pub struct Scraper {
 impl Scraper {
     /// A scraper of `engine`.
     pub fn new(engine: Arc<dyn EngineApi>, options: &ScrapeOptions) -> Self {
-        let limits = Arc::new(Limited::new(engine, options.max_concurrency));
         Self {
-            engine: limits.clone(),
-            limits,
+            engine: Arc::new(Limited::new(engine, options.max_concurrency)),
             state: StateTable::new(options.inspect_max_age, options.cpu_percent_min_window),
             version: Mutex::new(None),
             version_call: InFlight::default(),
@@ -185,7 +181,6 @@ impl Scraper {
         match answer {
             Ok(Ok(v)) => {
                 tracing::info!(engine = %self.engine.host(), version = %v.version, flavor = ?v.flavor, "engine identified");
-                self.limits.set_direct_stats(v.direct_stats());
                 *self.lock_version() = Some(v.clone());
                 v
             }
@@ -288,7 +283,7 @@ impl Scraper {
                 (snapshot.containers, snapshot.failed) = self.settle(outcomes, full);
                 describe(
                     &mut snapshot.containers,
-                    version.flavor,
+                    &version.quirks().cgroups,
                     machine.as_ref(),
                     sizes,
                     snapshot.seen_at,
@@ -400,15 +395,14 @@ impl Scraper {
             return Ok(None);
         }
         let known = self.state.has_cpu_reading(&c.id);
-        let direct = version.direct_stats();
+        let quirks = version.quirks();
+        let direct = quirks.direct_stats;
         // An engine that waits for its tick fills `precpu_stats` only
         // without one-shot, at the cost of a second tick: worth it for a
         // container seen for the first time, unless the deadline is short.
         let one_shot = direct || known || deadline.remaining() < TWO_TICKS;
-        let first = self
-            .read_stats(c, one_shot, version.flavor, deadline)
-            .await?;
-        let pct = self.take_cpu(&c.id, &first, version.flavor);
+        let first = self.read_stats(c, one_shot, &quirks, deadline).await?;
+        let pct = self.take_cpu(&c.id, &first, quirks.cpu_clock);
         if pct.is_some() || !direct || known || first.cpu.is_none() {
             return Ok(Some((first, pct)));
         }
@@ -419,11 +413,11 @@ impl Scraper {
         }
         let second = deadline.run(async {
             tokio::time::sleep(self.cpu_percent_min_window).await;
-            self.read_stats(c, true, version.flavor, deadline).await
+            self.read_stats(c, true, &quirks, deadline).await
         });
         match second.await {
             Ok(Ok(second)) => {
-                let pct = self.take_cpu(&c.id, &second, version.flavor);
+                let pct = self.take_cpu(&c.id, &second, quirks.cpu_clock);
                 Ok(Some((second, pct)))
             }
             Ok(Err(Failure::Gone)) => Err(Failure::Gone),
@@ -436,7 +430,7 @@ impl Scraper {
         &self,
         c: &ContainerRef,
         one_shot: bool,
-        flavor: Flavor,
+        quirks: &Quirks,
         deadline: &Deadline,
     ) -> Result<Sample, Failure> {
         match deadline.run(self.engine.stats(&c.id, one_shot)).await {
@@ -445,8 +439,8 @@ impl Scraper {
                     tracing::debug!("{}: stopped before its stats were read", c.name);
                     return Err(Failure::Gone);
                 };
-                if flavor == Flavor::Podman {
-                    drop_podman_zeroes(&mut sample);
+                if quirks.zero_counters {
+                    drop_zero_counters(&mut sample);
                 }
                 Ok(sample)
             }
@@ -469,10 +463,10 @@ impl Scraper {
     /// The engine's own window where it filled `precpu_stats`; else the
     /// window since this container's previous reading. The reading is kept
     /// either way.
-    fn take_cpu(&self, id: &str, sample: &Sample, flavor: Flavor) -> Option<f64> {
+    fn take_cpu(&self, id: &str, sample: &Sample, clock: CpuClock) -> Option<f64> {
         let now = sample.cpu?;
-        let from_engine = sample.precpu.and_then(|b| percent_for(flavor, now, b));
-        let from_history = self.state.observe_cpu(id, now, flavor);
+        let from_engine = sample.precpu.and_then(|b| percent_for(clock, now, b));
+        let from_history = self.state.observe_cpu(id, now, clock);
         from_engine.or(from_history)
     }
 
@@ -522,7 +516,7 @@ fn with_listed_health(l: Arc<Lifecycle>, c: &ContainerRef) -> Arc<Lifecycle> {
 /// writable layer's size and, for running ones, when they were seen.
 fn describe(
     containers: &mut [ContainerMetrics],
-    flavor: Flavor,
+    layout: &CgroupLayout,
     machine: Option<&EngineInfo>,
     sizes: Option<Sizes>,
     seen_at: f64,
@@ -532,7 +526,7 @@ fn describe(
         let lifecycle = c.lifecycle.as_ref();
         let parent = lifecycle.and_then(|l| l.cgroup_parent.as_deref());
         let user = lifecycle.and_then(|l| l.runtime_uid);
-        c.cgroup = cgroup_id(flavor, driver, parent, user, &c.container.id);
+        c.cgroup = cgroup_id(layout, driver, parent, user, &c.container.id);
         if c.container.has_stats() {
             c.fs_usage = sizes.as_ref().and_then(|s| s.get(&c.container.id).copied());
             c.last_seen = Some(seen_at);
@@ -559,9 +553,9 @@ fn log_timeouts(missed: &[String], of: usize) {
     );
 }
 
-/// Podman 4 reports throttling and packet, error and drop counters as
-/// constant zeros; leave them out rather than export wrong values.
-fn drop_podman_zeroes(s: &mut Sample) {
+/// Leaves out the counters an engine reports as constant zeros
+/// ([`Quirks::zero_counters`]) rather than export wrong values.
+fn drop_zero_counters(s: &mut Sample) {
     s.cfs_periods = None;
     s.cfs_throttled_periods = None;
     s.cfs_throttled_ns = None;

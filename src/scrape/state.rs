@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::engine::Flavor;
+use crate::engine::quirks::CpuClock;
 use crate::scrape::cpu::{CpuReading, CpuWindow};
 use crate::scrape::lifecycle::Lifecycle;
 use crate::scrape::uptime::Listing;
@@ -111,7 +111,7 @@ impl StateTable {
     /// went back) also drops its cached inspect answer, so the restart count
     /// and OOM kill are asked anew at the next scrape rather than up to
     /// `inspect_max_age` later.
-    pub fn observe_cpu(&self, id: &str, reading: CpuReading, flavor: Flavor) -> Option<f64> {
+    pub fn observe_cpu(&self, id: &str, reading: CpuReading, clock: CpuClock) -> Option<f64> {
         let mut entries = self.lock();
         let entry = entries.entry(id.to_string()).or_insert_with(Entry::new);
         match &mut entry.cpu {
@@ -119,7 +119,7 @@ impl StateTable {
                 if window.restarted(&reading) {
                     entry.inspect = None;
                 }
-                window.observe(reading, flavor, self.cpu_min_window)
+                window.observe(reading, clock, self.cpu_min_window)
             }
             None => {
                 entry.cpu = Some(CpuWindow::new(reading));
@@ -236,11 +236,11 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_restart_seen_in_the_cpu_counter_drops_the_inspect_answer() {
         let table = StateTable::new(Duration::from_secs(60), Duration::from_secs(1));
-        table.observe_cpu("a", reading(5_000, 10), Flavor::Docker);
+        table.observe_cpu("a", reading(5_000, 10), CpuClock::HostCounter);
         table.store_inspect("a", "running", listed(""), Arc::new(Lifecycle::default()));
-        table.observe_cpu("a", reading(6_000, 20), Flavor::Docker);
+        table.observe_cpu("a", reading(6_000, 20), CpuClock::HostCounter);
         assert!(table.inspect("a", "running", &listed("")).is_some());
-        table.observe_cpu("a", reading(100, 30), Flavor::Docker);
+        table.observe_cpu("a", reading(100, 30), CpuClock::HostCounter);
         assert!(
             table.inspect("a", "running", &listed("")).is_none(),
             "restarted"
@@ -267,8 +267,8 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_full_round_forgets_what_it_did_not_list() {
         let table = StateTable::new(Duration::from_secs(60), Duration::from_secs(1));
-        table.observe_cpu("a", reading(1, 10), Flavor::Docker);
-        table.observe_cpu("b", reading(1, 10), Flavor::Docker);
+        table.observe_cpu("a", reading(1, 10), CpuClock::HostCounter);
+        table.observe_cpu("b", reading(1, 10), CpuClock::HostCounter);
         // A narrowed round that listed only "a" keeps "b".
         table.finish_round(&RoundEnd {
             listed: vec!["a"],
@@ -287,9 +287,9 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn what_no_round_has_seen_for_a_while_is_forgotten() {
         let table = StateTable::new(Duration::from_secs(60), Duration::from_secs(1));
-        table.observe_cpu("old", reading(1, 10), Flavor::Docker);
+        table.observe_cpu("old", reading(1, 10), CpuClock::HostCounter);
         tokio::time::advance(FORGET_AFTER / 2).await;
-        table.observe_cpu("new", reading(1, 10), Flavor::Docker);
+        table.observe_cpu("new", reading(1, 10), CpuClock::HostCounter);
         table.finish_round(&RoundEnd {
             listed: vec!["new"],
             ..Default::default()

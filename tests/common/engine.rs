@@ -272,7 +272,7 @@ pub fn direct_stats() -> bool {
             flavor: Flavor::Docker,
             version: docker(&["version", "--format", "{{.Server.Version}}"]),
         };
-        version.direct_stats()
+        version.quirks().direct_stats
     })
 }
 
