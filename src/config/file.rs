@@ -236,176 +236,208 @@ impl Config {
                 line_of(text, span.start)
             )
         };
-
         let listen = match (&overrides.listen, &raw.listen) {
             (Some(flag), _) => parse_listen(flag).context("--listen")?,
             (None, Some(v)) => parse_listen(v.get_ref()).context(at(v.span(), "listen"))?,
             (None, None) => parse_listen(DEFAULT_LISTEN)?,
         };
-
-        let (docker_host, engine_source) = match (&overrides.docker_host, &raw.docker_host) {
-            (Some(flag), _) => (
-                check_docker_host(flag).context("--docker-host")?,
-                EngineSource::Flag,
-            ),
-            (None, Some(v)) => (
-                check_docker_host(v.get_ref()).context(at(v.span(), "docker_host"))?,
-                EngineSource::File(origin.to_string()),
-            ),
-            (None, None) => match env_host.filter(|h| !h.is_empty()) {
-                Some(env) => (
-                    check_docker_host(&env).context("environment variable DOCKER_HOST")?,
-                    EngineSource::Environment,
-                ),
-                None => (DEFAULT_DOCKER_HOST.to_string(), EngineSource::Default),
-            },
-        };
-
+        let (docker_host, engine_source) = engine_address(origin, overrides, &raw, env_host, &at)?;
         let engines = match &raw.engines {
             None => Vec::new(),
             Some(list) => {
-                if overrides.docker_host.is_some() {
-                    bail!("--docker-host names one engine; the config file lists [[engines]]: use one or the other");
-                }
-                if let Some(v) = &raw.docker_host {
-                    bail!(
-                        "{}: docker_host and [[engines]] cannot both be given; \
-                         put this engine in [[engines]] with a name",
-                        at(v.span(), "docker_host")
-                    );
-                }
+                one_engine_source(overrides, &raw, &at)?;
                 parse_engines(list, &at)?
             }
         };
-
-        let timeout = match &raw.timeout {
-            Some(v) => parse_duration(v.get_ref()).context(at(v.span(), "timeout"))?,
-            None => DEFAULT_TIMEOUT,
-        };
-
-        let max_concurrency = match &raw.max_concurrency {
-            Some(v) => match usize::try_from(*v.get_ref()) {
-                Ok(n) if (1..=4096).contains(&n) => n,
-                _ => bail!(
-                    "{}: must be between 1 and 4096, got {}",
-                    at(v.span(), "max_concurrency"),
-                    v.get_ref()
-                ),
-            },
-            None => DEFAULT_MAX_CONCURRENCY,
-        };
-
         let (max_connections, max_connections_per_client) = connection_caps(&raw, &at)?;
-
-        let inspect_max_age = match &raw.inspect_max_age {
-            Some(v) => parse_duration(v.get_ref()).context(at(v.span(), "inspect_max_age"))?,
-            None => DEFAULT_INSPECT_MAX_AGE,
-        };
-
-        let cpu_percent_min_window = match &raw.cpu_percent_min_window {
-            Some(v) => {
-                let key = "cpu_percent_min_window";
-                let d = parse_duration(v.get_ref()).context(at(v.span(), key))?;
-                let (lo, hi) = CPU_PERCENT_MIN_WINDOW_RANGE;
-                if d < lo || d > hi {
-                    bail!(
-                        "{}: {:?} is out of range: from {} to {} (a shorter window aliases with the CPU quota, a longer one holds up a new container's first scrape)",
-                        at(v.span(), key),
-                        v.get_ref(),
-                        humantime::format_duration(lo),
-                        humantime::format_duration(hi)
-                    );
-                }
-                d
-            }
-            None => DEFAULT_CPU_PERCENT_MIN_WINDOW,
-        };
-
-        let fs_usage_max_age = match &raw.fs_usage_max_age {
-            Some(v) => parse_duration(v.get_ref()).context(at(v.span(), "fs_usage_max_age"))?,
-            None => DEFAULT_FS_USAGE_MAX_AGE,
-        };
         let fs_usage_max_age = match &raw.fs_usage {
             Some(on) if !*on.get_ref() => None,
-            _ => Some(fs_usage_max_age),
+            _ => Some(duration_or(
+                &raw.fs_usage_max_age,
+                "fs_usage_max_age",
+                DEFAULT_FS_USAGE_MAX_AGE,
+                &at,
+            )?),
         };
-
-        let labels = match raw.labels {
-            None => LabelExport::default(),
-            Some(l) => {
-                let mut export = LabelExport::default();
-                if let Some(include) = l.include {
-                    export.include.clear();
-                    for key in include {
-                        let k = key.get_ref().trim();
-                        if k.is_empty() {
-                            bail!("{}: empty label key", at(key.span(), "labels.include"));
-                        }
-                        let name = label_name(k);
-                        if export.include.iter().any(|(_, n)| *n == name) {
-                            bail!(
-                                "{}: {k:?} gives the metric label {name} a second time",
-                                at(key.span(), "labels.include")
-                            );
-                        }
-                        export.include.push((k.to_string(), name));
-                    }
-                }
-                if let Some(on) = l.on {
-                    export.on = match on.get_ref().as_str() {
-                        "info" => LabelsOn::Info,
-                        "all" => LabelsOn::All,
-                        other => bail!(
-                            "{}: {other:?} is not \"info\" or \"all\"",
-                            at(on.span(), "labels.on")
-                        ),
-                    };
-                }
-                export
-            }
-        };
-
-        let containers = raw.containers.unwrap_or_default();
-        let mut names = Vec::new();
-        for n in containers.names.unwrap_or_default() {
-            let name = n.get_ref().trim().trim_start_matches('/');
-            if name.is_empty() {
-                bail!("{}: empty container name", at(n.span(), "containers.names"));
-            }
-            names.push(name.to_string());
-        }
-        let mut selectors = Vec::new();
-        for l in containers.labels.unwrap_or_default() {
-            let sel = LabelSelector::parse(l.get_ref())
-                .map_err(|e| anyhow::anyhow!("{}: {e}", at(l.span(), "containers.labels")))?;
-            selectors.push(sel);
-        }
-
         Ok(Self {
             listen,
             docker_tls: None,
             docker_host,
             engine_source,
-            timeout,
-            max_concurrency,
+            timeout: duration_or(&raw.timeout, "timeout", DEFAULT_TIMEOUT, &at)?,
+            max_concurrency: max_concurrency(&raw, &at)?,
             max_connections,
             max_connections_per_client,
-            inspect_max_age,
-            cpu_percent_min_window,
+            inspect_max_age: duration_or(
+                &raw.inspect_max_age,
+                "inspect_max_age",
+                DEFAULT_INSPECT_MAX_AGE,
+                &at,
+            )?,
+            cpu_percent_min_window: cpu_percent_min_window(&raw, &at)?,
             fs_usage_max_age,
             engines,
-            selection: Selection::new(names, selectors),
-            labels,
+            selection: selection(raw.containers, &at)?,
+            labels: label_export(raw.labels, &at)?,
         })
     }
 }
 
+/// Where in a config file a key is, for errors: `config file F, line N,
+/// key `K``.
+type At<'a> = &'a dyn Fn(std::ops::Range<usize>, &str) -> String;
+
+/// The one engine's address and what named it: `--docker-host`, the file's
+/// `docker_host`, `DOCKER_HOST` (`env_host`), else the default.
+fn engine_address(
+    origin: &str,
+    overrides: &Overrides,
+    raw: &RawConfig,
+    env_host: Option<String>,
+    at: At<'_>,
+) -> anyhow::Result<(String, EngineSource)> {
+    Ok(match (&overrides.docker_host, &raw.docker_host) {
+        (Some(flag), _) => (
+            check_docker_host(flag).context("--docker-host")?,
+            EngineSource::Flag,
+        ),
+        (None, Some(v)) => (
+            check_docker_host(v.get_ref()).context(at(v.span(), "docker_host"))?,
+            EngineSource::File(origin.to_string()),
+        ),
+        (None, None) => match env_host.filter(|h| !h.is_empty()) {
+            Some(env) => (
+                check_docker_host(&env).context("environment variable DOCKER_HOST")?,
+                EngineSource::Environment,
+            ),
+            None => (DEFAULT_DOCKER_HOST.to_string(), EngineSource::Default),
+        },
+    })
+}
+
+/// `[[engines]]` is given: neither `--docker-host` nor `docker_host` may be.
+fn one_engine_source(overrides: &Overrides, raw: &RawConfig, at: At<'_>) -> anyhow::Result<()> {
+    if overrides.docker_host.is_some() {
+        bail!("--docker-host names one engine; the config file lists [[engines]]: use one or the other");
+    }
+    if let Some(v) = &raw.docker_host {
+        bail!(
+            "{}: docker_host and [[engines]] cannot both be given; \
+             put this engine in [[engines]] with a name",
+            at(v.span(), "docker_host")
+        );
+    }
+    Ok(())
+}
+
+/// The duration at `key`, or `default` where the file has none.
+fn duration_or(
+    value: &Option<Spanned<String>>,
+    key: &str,
+    default: Duration,
+    at: At<'_>,
+) -> anyhow::Result<Duration> {
+    match value {
+        Some(v) => parse_duration(v.get_ref()).context(at(v.span(), key)),
+        None => Ok(default),
+    }
+}
+
+/// `max_concurrency`, 1 to 4096.
+fn max_concurrency(raw: &RawConfig, at: At<'_>) -> anyhow::Result<usize> {
+    Ok(match &raw.max_concurrency {
+        Some(v) => match usize::try_from(*v.get_ref()) {
+            Ok(n) if (1..=4096).contains(&n) => n,
+            _ => bail!(
+                "{}: must be between 1 and 4096, got {}",
+                at(v.span(), "max_concurrency"),
+                v.get_ref()
+            ),
+        },
+        None => DEFAULT_MAX_CONCURRENCY,
+    })
+}
+
+/// `cpu_percent_min_window`, within [`CPU_PERCENT_MIN_WINDOW_RANGE`].
+fn cpu_percent_min_window(raw: &RawConfig, at: At<'_>) -> anyhow::Result<Duration> {
+    let Some(v) = &raw.cpu_percent_min_window else {
+        return Ok(DEFAULT_CPU_PERCENT_MIN_WINDOW);
+    };
+    let key = "cpu_percent_min_window";
+    let d = parse_duration(v.get_ref()).context(at(v.span(), key))?;
+    let (lo, hi) = CPU_PERCENT_MIN_WINDOW_RANGE;
+    if d < lo || d > hi {
+        bail!(
+            "{}: {:?} is out of range: from {} to {} (a shorter window aliases with the CPU quota, a longer one holds up a new container's first scrape)",
+            at(v.span(), key),
+            v.get_ref(),
+            humantime::format_duration(lo),
+            humantime::format_duration(hi)
+        );
+    }
+    Ok(d)
+}
+
+/// `[labels]`: which container labels become metric labels, and on which
+/// series.
+fn label_export(labels: Option<RawLabels>, at: At<'_>) -> anyhow::Result<LabelExport> {
+    let mut export = LabelExport::default();
+    let Some(l) = labels else {
+        return Ok(export);
+    };
+    if let Some(include) = l.include {
+        export.include.clear();
+        for key in include {
+            let k = key.get_ref().trim();
+            if k.is_empty() {
+                bail!("{}: empty label key", at(key.span(), "labels.include"));
+            }
+            let name = label_name(k);
+            if export.include.iter().any(|(_, n)| *n == name) {
+                bail!(
+                    "{}: {k:?} gives the metric label {name} a second time",
+                    at(key.span(), "labels.include")
+                );
+            }
+            export.include.push((k.to_string(), name));
+        }
+    }
+    if let Some(on) = l.on {
+        export.on = match on.get_ref().as_str() {
+            "info" => LabelsOn::Info,
+            "all" => LabelsOn::All,
+            other => bail!(
+                "{}: {other:?} is not \"info\" or \"all\"",
+                at(on.span(), "labels.on")
+            ),
+        };
+    }
+    Ok(export)
+}
+
+/// `[containers]`: the names and label selectors that choose containers.
+fn selection(containers: Option<RawContainers>, at: At<'_>) -> anyhow::Result<Selection> {
+    let containers = containers.unwrap_or_default();
+    let mut names = Vec::new();
+    for n in containers.names.unwrap_or_default() {
+        let name = n.get_ref().trim().trim_start_matches('/');
+        if name.is_empty() {
+            bail!("{}: empty container name", at(n.span(), "containers.names"));
+        }
+        names.push(name.to_string());
+    }
+    let mut selectors = Vec::new();
+    for l in containers.labels.unwrap_or_default() {
+        let sel = LabelSelector::parse(l.get_ref())
+            .map_err(|e| anyhow::anyhow!("{}: {e}", at(l.span(), "containers.labels")))?;
+        selectors.push(sel);
+    }
+    Ok(Selection::new(names, selectors))
+}
+
 /// `max_connections` (1 to 65536) and `max_connections_per_client` (1 to
 /// `max_connections`).
-fn connection_caps(
-    raw: &RawConfig,
-    at: &dyn Fn(std::ops::Range<usize>, &str) -> String,
-) -> anyhow::Result<(usize, usize)> {
+fn connection_caps(raw: &RawConfig, at: At<'_>) -> anyhow::Result<(usize, usize)> {
     let cap = |v: &Option<Spanned<i64>>, key: &str, default: usize, most: usize| match v {
         None => Ok(default),
         Some(v) => match usize::try_from(*v.get_ref()) {
@@ -478,10 +510,7 @@ impl Config {
 
 /// Validates `[[engines]]`: distinct names that fit in a URL query, a
 /// supported address each, TLS with its own certificate directory.
-fn parse_engines(
-    list: &[RawEngine],
-    at: &dyn Fn(std::ops::Range<usize>, &str) -> String,
-) -> anyhow::Result<Vec<EngineConfig>> {
+fn parse_engines(list: &[RawEngine], at: At<'_>) -> anyhow::Result<Vec<EngineConfig>> {
     if list.is_empty() {
         bail!("config file: [[engines]] is empty; list at least one engine or leave it out");
     }

@@ -106,102 +106,14 @@ fn parse_raw(origin: &str, text: &str) -> anyhow::Result<RawWebConfig> {
 }
 
 fn tls_config(t: RawTls, base: &Path, at: &dyn Fn(&str) -> String) -> anyhow::Result<ServerConfig> {
-    let unsupported = [
-        ("cert", t.cert.is_some()),
-        ("key", t.key.is_some()),
-        ("cipher_suites", t.cipher_suites.is_some()),
-        ("curve_preferences", t.curve_preferences.is_some()),
-        (
-            "prefer_server_cipher_suites",
-            t.prefer_server_cipher_suites.is_some(),
-        ),
-        ("client_allowed_sans", t.client_allowed_sans.is_some()),
-    ];
-    if let Some((key, _)) = unsupported.iter().find(|(_, set)| *set) {
-        bail!(
-            "{}: not supported by this exporter",
-            at(&format!("tls_server_config.{key}"))
-        );
-    }
-    let key_name = |k: &str| format!("tls_server_config.{k}");
-    let path_of = |k: &str, v: &Option<String>| -> anyhow::Result<PathBuf> {
-        match v.as_deref().map(str::trim) {
-            Some(p) if !p.is_empty() => Ok(base.join(p)),
-            _ => bail!("{}: missing", at(&key_name(k))),
-        }
-    };
-    let cert_path = path_of("cert_file", &t.cert_file)?;
-    let key_path = path_of("key_file", &t.key_file)?;
-    let certs = read_certs(&cert_path).with_context(|| at(&key_name("cert_file")))?;
-    let key = read_key(&key_path).with_context(|| at(&key_name("key_file")))?;
-
-    let client_auth = match t.client_auth_type.as_deref().map(str::trim) {
-        None | Some("") | Some("NoClientCert") => ClientAuth::None,
-        Some("VerifyClientCertIfGiven") => ClientAuth::VerifyIfGiven,
-        Some("RequireAndVerifyClientCert") => ClientAuth::RequireAndVerify,
-        Some(other @ ("RequestClientCert" | "RequireAnyClientCert")) => bail!(
-            "{}: {other:?} (a client certificate that is not verified) is not supported; \
-             use NoClientCert, VerifyClientCertIfGiven or RequireAndVerifyClientCert",
-            at(&key_name("client_auth_type"))
-        ),
-        Some(other) => bail!(
-            "{}: {other:?} is not one of NoClientCert, VerifyClientCertIfGiven, \
-             RequireAndVerifyClientCert",
-            at(&key_name("client_auth_type"))
-        ),
-    };
+    refuse_unsupported(&t, at)?;
+    let cert_path = tls_path(base, "cert_file", &t.cert_file, at)?;
+    let key_path = tls_path(base, "key_file", &t.key_file, at)?;
+    let certs = read_certs(&cert_path).with_context(|| at(&tls_key("cert_file")))?;
+    let key = read_key(&key_path).with_context(|| at(&tls_key("key_file")))?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let verifier = match (client_auth, &t.client_ca_file) {
-        (ClientAuth::None, Some(_)) => bail!(
-            "{}: client CAs are set but client_auth_type is NoClientCert; \
-             set client_auth_type to RequireAndVerifyClientCert",
-            at(&key_name("client_ca_file"))
-        ),
-        (ClientAuth::None, None) => None,
-        (_, None) => bail!(
-            "{}: client_auth_type {:?} needs client_ca_file",
-            at(&key_name("client_ca_file")),
-            t.client_auth_type.as_deref().unwrap_or_default()
-        ),
-        (policy, Some(_)) => {
-            let ca_path = path_of("client_ca_file", &t.client_ca_file)?;
-            let mut roots = RootCertStore::empty();
-            for cert in read_certs(&ca_path).with_context(|| at(&key_name("client_ca_file")))? {
-                roots.add(cert).with_context(|| {
-                    format!(
-                        "{}: {}: not a usable CA certificate",
-                        at(&key_name("client_ca_file")),
-                        ca_path.display()
-                    )
-                })?;
-            }
-            let mut builder =
-                WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone());
-            if policy == ClientAuth::VerifyIfGiven {
-                builder = builder.allow_unauthenticated();
-            }
-            Some(
-                builder
-                    .build()
-                    .with_context(|| at(&key_name("client_ca_file")))?,
-            )
-        }
-    };
-
-    let min = parse_version(t.min_version.as_deref(), "TLS12")
-        .with_context(|| at(&key_name("min_version")))?;
-    let max = parse_version(t.max_version.as_deref(), "TLS13")
-        .with_context(|| at(&key_name("max_version")))?;
-    let versions: Vec<&'static rustls::SupportedProtocolVersion> =
-        [(12, &rustls::version::TLS12), (13, &rustls::version::TLS13)]
-            .into_iter()
-            .filter(|(v, _)| (min..=max).contains(v))
-            .map(|(_, v)| v)
-            .collect();
-    if versions.is_empty() {
-        bail!("{}: is below min_version", at(&key_name("max_version")));
-    }
-
+    let verifier = client_verifier(&t, base, &provider, at)?;
+    let versions = protocol_versions(&t, at)?;
     let builder = ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(&versions)
         .context("TLS versions")?;
@@ -219,6 +131,127 @@ fn tls_config(t: RawTls, base: &Path, at: &dyn Fn(&str) -> String) -> anyhow::Re
     })?;
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(config)
+}
+
+/// `tls_server_config.KEY`, as errors name it.
+fn tls_key(key: &str) -> String {
+    format!("tls_server_config.{key}")
+}
+
+/// The toolkit's keys this exporter does not implement: an error rather
+/// than a setting silently ignored.
+fn refuse_unsupported(t: &RawTls, at: &dyn Fn(&str) -> String) -> anyhow::Result<()> {
+    let unsupported = [
+        ("cert", t.cert.is_some()),
+        ("key", t.key.is_some()),
+        ("cipher_suites", t.cipher_suites.is_some()),
+        ("curve_preferences", t.curve_preferences.is_some()),
+        (
+            "prefer_server_cipher_suites",
+            t.prefer_server_cipher_suites.is_some(),
+        ),
+        ("client_allowed_sans", t.client_allowed_sans.is_some()),
+    ];
+    match unsupported.iter().find(|(_, set)| *set) {
+        Some((key, _)) => bail!("{}: not supported by this exporter", at(&tls_key(key))),
+        None => Ok(()),
+    }
+}
+
+/// The file at `key`, relative to the web config's directory `base`.
+fn tls_path(
+    base: &Path,
+    key: &str,
+    value: &Option<String>,
+    at: &dyn Fn(&str) -> String,
+) -> anyhow::Result<PathBuf> {
+    match value.as_deref().map(str::trim) {
+        Some(p) if !p.is_empty() => Ok(base.join(p)),
+        _ => bail!("{}: missing", at(&tls_key(key))),
+    }
+}
+
+/// `client_auth_type`, by the toolkit's names.
+fn client_auth(t: &RawTls, at: &dyn Fn(&str) -> String) -> anyhow::Result<ClientAuth> {
+    Ok(match t.client_auth_type.as_deref().map(str::trim) {
+        None | Some("") | Some("NoClientCert") => ClientAuth::None,
+        Some("VerifyClientCertIfGiven") => ClientAuth::VerifyIfGiven,
+        Some("RequireAndVerifyClientCert") => ClientAuth::RequireAndVerify,
+        Some(other @ ("RequestClientCert" | "RequireAnyClientCert")) => bail!(
+            "{}: {other:?} (a client certificate that is not verified) is not supported; \
+             use NoClientCert, VerifyClientCertIfGiven or RequireAndVerifyClientCert",
+            at(&tls_key("client_auth_type"))
+        ),
+        Some(other) => bail!(
+            "{}: {other:?} is not one of NoClientCert, VerifyClientCertIfGiven, \
+             RequireAndVerifyClientCert",
+            at(&tls_key("client_auth_type"))
+        ),
+    })
+}
+
+/// The verifier of client certificates against `client_ca_file`, where
+/// `client_auth_type` asks for one.
+fn client_verifier(
+    t: &RawTls,
+    base: &Path,
+    provider: &Arc<rustls::crypto::CryptoProvider>,
+    at: &dyn Fn(&str) -> String,
+) -> anyhow::Result<Option<Arc<dyn rustls::server::danger::ClientCertVerifier>>> {
+    let key = tls_key("client_ca_file");
+    let policy = match (client_auth(t, at)?, &t.client_ca_file) {
+        (ClientAuth::None, Some(_)) => bail!(
+            "{}: client CAs are set but client_auth_type is NoClientCert; \
+             set client_auth_type to RequireAndVerifyClientCert",
+            at(&key)
+        ),
+        (ClientAuth::None, None) => return Ok(None),
+        (_, None) => bail!(
+            "{}: client_auth_type {:?} needs client_ca_file",
+            at(&key),
+            t.client_auth_type.as_deref().unwrap_or_default()
+        ),
+        (policy, Some(_)) => policy,
+    };
+    let ca_path = tls_path(base, "client_ca_file", &t.client_ca_file, at)?;
+    let mut roots = RootCertStore::empty();
+    for cert in read_certs(&ca_path).with_context(|| at(&key))? {
+        roots.add(cert).with_context(|| {
+            format!(
+                "{}: {}: not a usable CA certificate",
+                at(&key),
+                ca_path.display()
+            )
+        })?;
+    }
+    let mut builder =
+        WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone());
+    if policy == ClientAuth::VerifyIfGiven {
+        builder = builder.allow_unauthenticated();
+    }
+    Ok(Some(builder.build().with_context(|| at(&key))?))
+}
+
+/// The TLS versions from `min_version` to `max_version` (1.2 and 1.3 by
+/// default).
+fn protocol_versions(
+    t: &RawTls,
+    at: &dyn Fn(&str) -> String,
+) -> anyhow::Result<Vec<&'static rustls::SupportedProtocolVersion>> {
+    let min = parse_version(t.min_version.as_deref(), "TLS12")
+        .with_context(|| at(&tls_key("min_version")))?;
+    let max = parse_version(t.max_version.as_deref(), "TLS13")
+        .with_context(|| at(&tls_key("max_version")))?;
+    let versions: Vec<&'static rustls::SupportedProtocolVersion> =
+        [(12, &rustls::version::TLS12), (13, &rustls::version::TLS13)]
+            .into_iter()
+            .filter(|(v, _)| (min..=max).contains(v))
+            .map(|(_, v)| v)
+            .collect();
+    if versions.is_empty() {
+        bail!("{}: is below min_version", at(&tls_key("max_version")));
+    }
+    Ok(versions)
 }
 
 fn parse_version(value: Option<&str>, default: &str) -> anyhow::Result<u8> {

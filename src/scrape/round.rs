@@ -12,7 +12,9 @@ use tokio::time::Instant;
 use crate::config::selector::Selection;
 use crate::engine::limited::Limited;
 use crate::engine::quirks::{CgroupLayout, CpuClock, Quirks};
-use crate::engine::{ContainerRef, EngineApi, EngineInfo, EngineVersion, Failure, ListQuery};
+use crate::engine::{
+    ContainerRef, EngineApi, EngineInfo, EngineVersion, Failure, ListQuery, Listed,
+};
 use crate::scrape::cgroup::cgroup_id;
 use crate::scrape::cpu::percent_for;
 use crate::scrape::deadline::{Deadline, Elapsed};
@@ -228,6 +230,41 @@ impl Scraper {
         self.info.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// The containers of a list answer that `selection` chooses, those that
+    /// missed the last deadline first.
+    fn choose(&self, list: Vec<Listed>, selection: &Selection) -> Vec<ContainerRef> {
+        let mut chosen: Vec<ContainerRef> = list
+            .into_iter()
+            .filter(|l| selection.matches(&l.names, &l.container.labels))
+            .map(|l| l.container)
+            .collect();
+        chosen.sort_by_key(|c| !self.state.missed_last_round(&c.id));
+        chosen
+    }
+
+    /// Every chosen container's calls at once, beside the writable-layer
+    /// sizes of the running ones. `listed` is when the list call was asked
+    /// and answered.
+    async fn fan_out(
+        &self,
+        chosen: Vec<ContainerRef>,
+        version: &EngineVersion,
+        listed: (Instant, Instant),
+        deadline: &Deadline,
+    ) -> (Vec<Outcome>, Option<Sizes>) {
+        let running: Vec<String> = chosen
+            .iter()
+            .filter(|c| c.has_stats())
+            .map(|c| c.id.clone())
+            .collect();
+        let running: Vec<&str> = running.iter().map(String::as_str).collect();
+        let calls = futures::future::join_all(chosen.into_iter().map(|c| {
+            let listing = Listing::new(&c.status, listed.0, listed.1);
+            self.container(c, listing, version, deadline)
+        }));
+        futures::join!(calls, self.fs_usage.sizes(&self.engine, &running, deadline))
+    }
+
     /// One round, finished by `deadline`. An explicit selection (names or
     /// labels) also lists stopped containers, for their lifecycle metrics.
     /// `full` marks a round over the configured selection, after which the
@@ -257,29 +294,12 @@ impl Scraper {
         let answered = Instant::now();
         match listed {
             Ok(Ok(list)) => {
-                let mut chosen: Vec<ContainerRef> = list
-                    .into_iter()
-                    .filter(|l| selection.matches(&l.names, &l.container.labels))
-                    .map(|l| l.container)
-                    .collect();
-                // Containers that missed the last deadline are asked first.
-                chosen.sort_by_key(|c| !self.state.missed_last_round(&c.id));
+                let chosen = self.choose(list, selection);
                 snapshot.engine_up = true;
                 snapshot.selected = chosen.len();
-                let running: Vec<String> = chosen
-                    .iter()
-                    .filter(|c| c.has_stats())
-                    .map(|c| c.id.clone())
-                    .collect();
-                let running: Vec<&str> = running.iter().map(String::as_str).collect();
-                let fan_out = futures::future::join_all(chosen.into_iter().map(|c| {
-                    let listing = Listing::new(&c.status, asked, answered);
-                    self.container(c, listing, &version, deadline)
-                }));
-                let (outcomes, sizes) = futures::join!(
-                    fan_out,
-                    self.fs_usage.sizes(&self.engine, &running, deadline)
-                );
+                let (outcomes, sizes) = self
+                    .fan_out(chosen, &version, (asked, answered), deadline)
+                    .await;
                 (snapshot.containers, snapshot.failed) = self.settle(outcomes, full);
                 describe(
                     &mut snapshot.containers,
