@@ -27,8 +27,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
-use bollard::models::{ContainerInspectResponse, ContainerStatsResponse};
 use docker_stats_exporter::config::{label_name, LabelExport, LabelsOn, DEFAULT_LABELS};
+use docker_stats_exporter::engine::model::{Inspect, Stats};
 use docker_stats_exporter::engine::{ContainerRef, Failure};
 use docker_stats_exporter::exposition::collector::render;
 use docker_stats_exporter::exposition::format::Format;
@@ -170,11 +170,11 @@ fn label_policies(containers: usize) -> anyhow::Result<()> {
 }
 
 fn snapshot(n: usize) -> anyhow::Result<Snapshot> {
-    let stats: ContainerStatsResponse = fixture(FIXTURE)?;
+    let stats: Stats = fixture(FIXTURE)?;
     let Some(sample) = Sample::from_stats(&stats) else {
         bail!("{FIXTURE} does not describe a running container");
     };
-    let inspect: ContainerInspectResponse = fixture(INSPECT_FIXTURE)?;
+    let inspect: Inspect = fixture(INSPECT_FIXTURE)?;
     let lifecycle = Arc::new(Lifecycle::from_inspect(&inspect));
     let containers = (0..n)
         .map(|i| ContainerMetrics {

@@ -344,3 +344,35 @@ fn only_the_engine_stage_knows_which_engine_answers() {
         failures.join("\n")
     );
 }
+
+#[test]
+fn the_client_librarys_types_stay_in_the_engine_stage() {
+    // The engine stage answers in the crate's own types (engine/model.rs);
+    // bollard's models stop there.
+    let src = root().join("src");
+    let mut files = Vec::new();
+    rust_files(&src, &mut files);
+    let mut failures = Vec::new();
+    for file in files {
+        let relative = file.strip_prefix(&src).expect("under src/");
+        if relative.starts_with("engine") {
+            continue;
+        }
+        let code = std::fs::read_to_string(&file).expect("read source file");
+        for (n, line) in code.lines().enumerate() {
+            if line.contains("bollard::") {
+                failures.push(format!(
+                    "src/{}:{}: {}",
+                    relative.display(),
+                    n + 1,
+                    line.trim()
+                ));
+            }
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "bollard is named outside src/engine/; use engine::model's types:\n{}",
+        failures.join("\n")
+    );
+}

@@ -5,11 +5,10 @@
 
 #![allow(dead_code)]
 
-use bollard::models::ContainerInspectResponse;
-use bollard::models::ContainerStatsResponse;
 use docker_stats_exporter::config::selector::LabelSelector;
 use docker_stats_exporter::config::LabelExport;
 use docker_stats_exporter::config::{parse_duration, Config, Overrides};
+use docker_stats_exporter::engine::model::{Inspect, Stats};
 use docker_stats_exporter::scrape::cpu::cpu_percent;
 use docker_stats_exporter::scrape::lifecycle::Lifecycle;
 use docker_stats_exporter::scrape::sample::Sample;
@@ -29,7 +28,7 @@ fn check_time(s: &str) {
 /// A stats answer as the engine might send it: decode, turn into a sample,
 /// compute the CPU percent and render the container's series.
 pub fn stats(data: &[u8]) {
-    let Ok(stats) = serde_json::from_slice::<ContainerStatsResponse>(data) else {
+    let Ok(stats) = serde_json::from_slice::<Stats>(data) else {
         return;
     };
     let Some(sample) = Sample::from_stats(&stats) else {
@@ -47,8 +46,11 @@ pub fn stats(data: &[u8]) {
     }
     let _ = (sample.network_rx_bytes(), sample.network_tx_bytes());
 
-    let id = stats.id.clone().unwrap_or_default();
-    let name = stats.name.clone().unwrap_or_default();
+    // Text of the input the exporter does not decode, for the labels.
+    let raw: serde_json::Value = serde_json::from_slice(data).unwrap_or_default();
+    let text = |v: &serde_json::Value| v.as_str().unwrap_or_default().to_string();
+    let id = text(&raw["id"]);
+    let name = text(&raw["name"]);
     // The default allow-list, filled with text from the input.
     let labels = HashMap::from([
         ("com.docker.compose.project".to_string(), name.clone()),
@@ -70,7 +72,7 @@ pub fn inspect(data: &[u8]) {
             check_time(&format!("2026-11-24T15:38:47{text}"));
         }
     }
-    let Ok(inspect) = serde_json::from_slice::<ContainerInspectResponse>(data) else {
+    let Ok(inspect) = serde_json::from_slice::<Inspect>(data) else {
         return;
     };
     let lifecycle = Lifecycle::from_inspect(&inspect);
@@ -80,23 +82,27 @@ pub fn inspect(data: &[u8]) {
             "a quota comes with its period"
         );
     }
-    let mut state = String::from("exited");
-    if let Some(s) = &inspect.state {
-        for t in [&s.started_at, &s.finished_at].into_iter().flatten() {
+    if let Some(started) = inspect.state.as_ref().and_then(|s| s.started_at.as_deref()) {
+        check_time(started);
+    }
+    // Text of the input the exporter does not decode: times, state, labels.
+    let raw: serde_json::Value = serde_json::from_slice(data).unwrap_or_default();
+    for t in [&raw["State"]["FinishedAt"], &raw["Created"]] {
+        if let Some(t) = t.as_str() {
             check_time(t);
         }
-        if let Some(status) = s.status {
-            state = status.to_string();
-        }
     }
-    if let Some(created) = &inspect.created {
-        check_time(created);
-    }
-
-    let labels: HashMap<String, String> = inspect
-        .config
-        .as_ref()
-        .and_then(|c| c.labels.clone())
+    let state = raw["State"]["Status"]
+        .as_str()
+        .unwrap_or("exited")
+        .to_string();
+    let labels: HashMap<String, String> = raw["Config"]["Labels"]
+        .as_object()
+        .map(|m| {
+            m.iter()
+                .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
+                .collect()
+        })
         .unwrap_or_default();
     // Export every label the input carries, so their keys become label names.
     let export = LabelExport {
@@ -107,8 +113,8 @@ pub fn inspect(data: &[u8]) {
         ..LabelExport::default()
     };
     let container = common::container(
-        inspect.id.as_deref().unwrap_or_default(),
-        inspect.name.as_deref().unwrap_or_default(),
+        raw["Id"].as_str().unwrap_or_default(),
+        raw["Name"].as_str().unwrap_or_default(),
         &state,
         labels,
     );

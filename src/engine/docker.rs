@@ -8,13 +8,15 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use bollard::errors::Error as BollardError;
-use bollard::models::{ContainerInspectResponse, ContainerStatsResponse};
-use bollard::query_parameters::{ListContainersOptions, StatsOptionsBuilder};
+use bollard::query_parameters::ListContainersOptions;
 use bollard::Docker;
-use futures::{FutureExt, StreamExt};
+use futures::FutureExt;
 
 use crate::engine::socket_access;
+use bytes::Bytes;
 
+use super::model::{Inspect, Stats};
+use super::transport::Transport;
 use super::{
     ContainerRef, EngineApi, EngineError, EngineFuture, EngineInfo, EngineVersion, Failure, Flavor,
     ListQuery, Listed,
@@ -33,7 +35,15 @@ pub struct DockerEngine {
     host: String,
     request_timeout: Duration,
     tls: Option<PathBuf>,
-    client: Mutex<Option<Docker>>,
+    client: Mutex<Option<Connected>>,
+}
+
+/// A made client: the client library's, and the transport beneath it for
+/// the requests the exporter decodes itself (none for a named pipe).
+#[derive(Debug, Clone)]
+struct Connected {
+    docker: Docker,
+    transport: Option<Transport>,
 }
 
 impl DockerEngine {
@@ -56,29 +66,39 @@ impl DockerEngine {
         self
     }
 
-    fn client(&self) -> Result<Docker, EngineError> {
+    fn client(&self) -> Result<Connected, EngineError> {
         let mut slot = self.client.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(docker) = slot.as_ref() {
-            return Ok(docker.clone());
+        if let Some(made) = slot.as_ref() {
+            return Ok(made.clone());
         }
-        let secs = self.request_timeout.as_secs().max(1);
-        let docker = if let Some(dir) = &self.tls {
-            super::tls::connect(&self.host, dir, secs)
-        } else if self.host.starts_with("unix://") {
-            super::plain::connect_unix(&self.host, secs).map_err(Into::into)
-        } else if self.host.starts_with("npipe://") {
-            named_pipe(&self.host)
-        } else {
-            super::plain::connect_tcp(&self.host, secs).map_err(Into::into)
-        }
-        .map_err(|e: anyhow::Error| {
+        let made = self.connect().map_err(|e: anyhow::Error| {
             EngineError::new(
                 Failure::Engine,
                 format!("cannot connect to the engine at {}: {e:#}", self.host),
             )
         })?;
-        *slot = Some(docker.clone());
-        Ok(docker)
+        *slot = Some(made.clone());
+        Ok(made)
+    }
+
+    fn connect(&self) -> anyhow::Result<Connected> {
+        let secs = self.request_timeout.as_secs().max(1);
+        let transport = if let Some(dir) = &self.tls {
+            super::tls::connect(&self.host, dir)?
+        } else if self.host.starts_with("unix://") {
+            super::plain::connect_unix(&self.host)?
+        } else if self.host.starts_with("npipe://") {
+            return Ok(Connected {
+                docker: named_pipe(&self.host)?,
+                transport: None,
+            });
+        } else {
+            super::plain::connect_tcp(&self.host)
+        };
+        Ok(Connected {
+            docker: transport.client(secs)?,
+            transport: Some(transport),
+        })
     }
 
     /// Runs `call` with the client, sending it again while the engine's
@@ -90,7 +110,7 @@ impl DockerEngine {
         F: Fn(Docker) -> Fut,
         Fut: Future<Output = Result<T, BollardError>>,
     {
-        let docker = self.client()?;
+        let docker = self.client()?.docker;
         let mut pause = BUSY_RETRY_FIRST;
         loop {
             match call(docker.clone()).await {
@@ -116,23 +136,71 @@ impl DockerEngine {
 }
 
 impl DockerEngine {
-    /// The cgroup controllers Podman's own `/libpod/info` lists for its
-    /// containers; `None` from Docker (no such path), over TLS, or when it
-    /// fails: the compatible `/info` does not tell.
-    async fn podman_cgroup_controllers(&self) -> Option<Vec<String>> {
-        if self.tls.is_some() || self.host.starts_with("npipe://") {
-            return None;
-        }
-        let call = super::plain::get(&self.host, "/v4.0.0/libpod/info");
-        let body = match tokio::time::timeout(self.request_timeout, call).await {
-            Ok(Ok(body)) => body?,
-            Ok(Err(e)) => {
-                tracing::debug!("GET /v4.0.0/libpod/info: {e}");
-                return None;
-            }
-            Err(_) => return None,
+    /// `GET path` through the transport, by the request timeout, sent again
+    /// while the engine's listen queue is full: the body of a 2xx answer,
+    /// else the engine's error as the client library would report it.
+    async fn get(&self, path: &str) -> Result<Bytes, EngineError> {
+        let Some(transport) = self.client()?.transport else {
+            return Err(EngineError::new(
+                Failure::Engine,
+                format!("{}: no such request on this transport", self.host),
+            ));
         };
-        podman_controllers(&body)
+        let mut pause = BUSY_RETRY_FIRST;
+        let answer = loop {
+            match tokio::time::timeout(self.request_timeout, transport.get(path)).await {
+                Err(_) => return Err(self.classify(BollardError::RequestTimeoutError)),
+                Ok(Err(e)) if listen_queue_full(&e) => {
+                    tracing::debug!("engine busy ({e}); asking again in {pause:?}");
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(BUSY_RETRY_MAX);
+                }
+                Ok(other) => break other.map_err(|e| self.classify(e))?,
+            }
+        };
+        match answer {
+            (status, body) if status.is_success() => Ok(body),
+            (status, body) => Err(self.classify(BollardError::DockerResponseServerError {
+                status_code: status.as_u16(),
+                message: engine_message(&body),
+            })),
+        }
+    }
+
+    /// `GET path`, decoded as `T`.
+    async fn get_json<T: serde::de::DeserializeOwned>(&self, path: &str) -> Result<T, EngineError> {
+        let body = self.get(path).await?;
+        serde_json::from_slice(&body).map_err(|e| {
+            EngineError::new(
+                Failure::Decode,
+                format!("GET {path}: the answer did not decode: {e}"),
+            )
+        })
+    }
+
+    /// The cgroup controllers Podman's own `/libpod/info` lists for its
+    /// containers; `None` from Docker (no such path) or when it fails: the
+    /// compatible `/info` does not tell.
+    async fn podman_cgroup_controllers(&self) -> Option<Vec<String>> {
+        match self.get("/v4.0.0/libpod/info").await {
+            Ok(body) => podman_controllers(&body),
+            Err(e) => {
+                tracing::debug!("GET /v4.0.0/libpod/info: {e}");
+                None
+            }
+        }
+    }
+}
+
+/// The `message` of an engine's error answer, else its text.
+fn engine_message(body: &[u8]) -> String {
+    #[derive(serde::Deserialize)]
+    struct Message {
+        message: String,
+    }
+    match serde_json::from_slice::<Message>(body) {
+        Ok(m) => m.message,
+        Err(_) => String::from_utf8_lossy(body).trim().to_string(),
     }
 }
 
@@ -255,25 +323,64 @@ impl EngineApi for DockerEngine {
         .boxed()
     }
 
-    fn inspect<'a>(&'a self, id: &'a str) -> EngineFuture<'a, ContainerInspectResponse> {
-        self.with_client(move |d| async move { d.inspect_container(id, None).await })
-            .boxed()
-    }
-
-    fn stats<'a>(
-        &'a self,
-        id: &'a str,
-        one_shot: bool,
-    ) -> EngineFuture<'a, Option<ContainerStatsResponse>> {
-        self.with_client(move |d| async move {
-            let options = StatsOptionsBuilder::default()
-                .stream(false)
-                .one_shot(one_shot)
-                .build();
-            d.stats(id, Some(options)).next().await.transpose()
-        })
+    fn inspect<'a>(&'a self, id: &'a str) -> EngineFuture<'a, Inspect> {
+        async move {
+            // Named pipes go through bollard's own client (Windows only).
+            #[cfg(windows)]
+            if self.host.starts_with("npipe://") {
+                return self
+                    .with_client(move |d| async move { d.inspect_container(id, None).await })
+                    .await
+                    .and_then(|answer| remodel(&answer));
+            }
+            self.get_json(&format!("/containers/{id}/json")).await
+        }
         .boxed()
     }
+
+    fn stats<'a>(&'a self, id: &'a str, one_shot: bool) -> EngineFuture<'a, Option<Stats>> {
+        async move {
+            #[cfg(windows)]
+            if self.host.starts_with("npipe://") {
+                use bollard::query_parameters::StatsOptionsBuilder;
+                use futures::StreamExt;
+                let answer = self
+                    .with_client(move |d| async move {
+                        let options = StatsOptionsBuilder::default()
+                            .stream(false)
+                            .one_shot(one_shot)
+                            .build();
+                        d.stats(id, Some(options)).next().await.transpose()
+                    })
+                    .await?;
+                return answer.map(|a| remodel(&a)).transpose();
+            }
+            let path = format!("/containers/{id}/stats?stream=false&one-shot={one_shot}");
+            let body = self.get(&path).await?;
+            // An empty body: the container was removed during the call.
+            if body.iter().all(u8::is_ascii_whitespace) {
+                return Ok(None);
+            }
+            serde_json::from_slice(&body).map(Some).map_err(|e| {
+                EngineError::new(
+                    Failure::Decode,
+                    format!("GET {path}: the answer did not decode: {e}"),
+                )
+            })
+        }
+        .boxed()
+    }
+}
+
+/// A client library model as the engine stage's own type, through the JSON
+/// both describe (named pipes only, where requests go through the library).
+#[cfg(windows)]
+fn remodel<T: serde::Serialize, U: serde::de::DeserializeOwned>(
+    answer: &T,
+) -> Result<U, EngineError> {
+    serde_json::to_value(answer)
+        .and_then(serde_json::from_value)
+        .map_err(|e| EngineError::new(Failure::Decode, format!("re-reading an answer: {e}")))
 }
 
 /// A Windows named pipe, through bollard's own client for them.

@@ -8,9 +8,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bollard::models::{
-    ContainerCpuStats, ContainerCpuUsage, ContainerInspectResponse, ContainerMemoryStats,
-    ContainerState, ContainerStatsResponse, Health, HostConfig,
+use super::model::{
+    CpuStats, CpuUsage, Health, HostConfig, Inspect, InspectState, MemoryStats, Stats,
 };
 use futures::FutureExt;
 use tokio::time::Instant;
@@ -306,14 +305,10 @@ impl FakeEngine {
         at
     }
 
-    async fn stats_answer(
-        &self,
-        id: &str,
-        one_shot: bool,
-    ) -> Result<Option<ContainerStatsResponse>, EngineError> {
+    async fn stats_answer(&self, id: &str, one_shot: bool) -> Result<Option<Stats>, EngineError> {
         let c = self.find(id)?;
         if !c.listed.container.has_stats() {
-            return Ok(Some(ContainerStatsResponse {
+            return Ok(Some(Stats {
                 read: Some("0001-01-01T00:00:00Z".into()),
                 ..Default::default()
             }));
@@ -338,15 +333,10 @@ impl FakeEngine {
         Ok(Some(self.stats_at(&c, at, before)))
     }
 
-    fn stats_at(
-        &self,
-        c: &FakeContainer,
-        at: Duration,
-        before: Option<Duration>,
-    ) -> ContainerStatsResponse {
+    fn stats_at(&self, c: &FakeContainer, at: Duration, before: Option<Duration>) -> Stats {
         let podman = self.inner.version.flavor == Flavor::Podman;
-        let reading = |t: Duration| ContainerCpuStats {
-            cpu_usage: Some(ContainerCpuUsage {
+        let reading = |t: Duration| CpuStats {
+            cpu_usage: Some(CpuUsage {
                 total_usage: Some(c.cpu_used(t)),
                 ..Default::default()
             }),
@@ -359,11 +349,11 @@ impl FakeEngine {
             online_cpus: Some(CPUS as u32),
             ..Default::default()
         };
-        ContainerStatsResponse {
+        Stats {
             read: Some(rfc3339(at)),
             cpu_stats: Some(reading(at)),
             precpu_stats: Some(before.map(reading).unwrap_or_default()),
-            memory_stats: Some(ContainerMemoryStats {
+            memory_stats: Some(MemoryStats {
                 usage: Some(1 << 20),
                 limit: Some(1 << 30),
                 ..Default::default()
@@ -537,7 +527,7 @@ impl EngineApi for FakeEngine {
         .boxed()
     }
 
-    fn inspect<'a>(&'a self, id: &'a str) -> EngineFuture<'a, ContainerInspectResponse> {
+    fn inspect<'a>(&'a self, id: &'a str) -> EngineFuture<'a, Inspect> {
         async move {
             self.count(|c| c.inspect += 1).await?;
             let _busy = self.inner.calls_in_flight.enter();
@@ -547,18 +537,15 @@ impl EngineApi for FakeEngine {
             if let Some(kind) = c.behaviour.inspect_fails {
                 return Err(EngineError::new(kind, format!("inspect of {id} failed")));
             }
-            Ok(ContainerInspectResponse {
-                id: Some(id.into()),
+            Ok(Inspect {
                 restart_count: Some(c.restarts),
-                state: Some(ContainerState {
+                state: Some(InspectState {
                     oom_killed: Some(false),
                     exit_code: Some(0),
                     started_at: Some(rfc3339(c.started)),
                     health: c.health.as_deref().map(|h| Health {
-                        status: h.parse().ok(),
-                        ..Default::default()
+                        status: Some(h.to_string()),
                     }),
-                    ..Default::default()
                 }),
                 host_config: Some(HostConfig::default()),
                 ..Default::default()
@@ -567,11 +554,7 @@ impl EngineApi for FakeEngine {
         .boxed()
     }
 
-    fn stats<'a>(
-        &'a self,
-        id: &'a str,
-        one_shot: bool,
-    ) -> EngineFuture<'a, Option<ContainerStatsResponse>> {
+    fn stats<'a>(&'a self, id: &'a str, one_shot: bool) -> EngineFuture<'a, Option<Stats>> {
         async move {
             self.count(|c| c.stats += 1).await?;
             let _busy = self.inner.calls_in_flight.enter();

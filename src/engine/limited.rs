@@ -17,10 +17,10 @@ use std::sync::Arc;
 use futures::FutureExt;
 use tokio::sync::Semaphore;
 
+use super::model::{Inspect, Stats};
 use super::{
     EngineApi, EngineError, EngineFuture, EngineInfo, EngineVersion, Failure, ListQuery, Listed,
 };
-use bollard::models::{ContainerInspectResponse, ContainerStatsResponse};
 
 /// Calls in flight at once that the engine answers without waiting for its
 /// stats tick.
@@ -118,15 +118,11 @@ impl EngineApi for Limited {
         self.run(Kind::Quick, || self.inner.list(query)).boxed()
     }
 
-    fn inspect<'a>(&'a self, id: &'a str) -> EngineFuture<'a, ContainerInspectResponse> {
+    fn inspect<'a>(&'a self, id: &'a str) -> EngineFuture<'a, Inspect> {
         self.run(Kind::Inspect, || self.inner.inspect(id)).boxed()
     }
 
-    fn stats<'a>(
-        &'a self,
-        id: &'a str,
-        one_shot: bool,
-    ) -> EngineFuture<'a, Option<ContainerStatsResponse>> {
+    fn stats<'a>(&'a self, id: &'a str, one_shot: bool) -> EngineFuture<'a, Option<Stats>> {
         let kind = match one_shot && self.direct_stats.load(Ordering::Relaxed) {
             true => Kind::Quick,
             false => Kind::Tick,

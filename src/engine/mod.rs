@@ -3,8 +3,9 @@
 //! against a scripted one in tests ([`fake::FakeEngine`]). Every request is a
 //! read: the exporter never changes anything on the engine.
 //!
-//! Stage 2, the engine: its transports ([`plain`], [`tls`]), the bollard
-//! client ([`docker`]), what differs between engines ([`quirks`]), the call
+//! Stage 2, the engine: its transports ([`transport`], [`plain`], [`tls`]),
+//! the bollard client ([`docker`]) and the answers it decodes itself
+//! ([`model`]), what differs between engines ([`quirks`]), the call
 //! limit ([`limited`]), the scripted engine (`fake`, with the `testing`
 //! feature) and why a socket refuses this process ([`socket_access`]).
 //!
@@ -14,15 +15,16 @@ pub mod docker;
 #[cfg(any(test, feature = "testing"))]
 pub mod fake;
 pub mod limited;
+pub mod model;
 pub mod plain;
 pub mod quirks;
 pub mod socket_access;
 pub mod tls;
+pub mod transport;
 
 use std::collections::HashMap;
 use std::fmt;
 
-use bollard::models::{ContainerInspectResponse, ContainerStatsResponse};
 use futures::future::BoxFuture;
 
 /// A container as the list call reports it.
@@ -245,16 +247,12 @@ pub trait EngineApi: Send + Sync + fmt::Debug {
     fn list<'a>(&'a self, query: &'a ListQuery) -> EngineFuture<'a, Vec<Listed>>;
 
     /// `GET /containers/{id}/json`.
-    fn inspect<'a>(&'a self, id: &'a str) -> EngineFuture<'a, ContainerInspectResponse>;
+    fn inspect<'a>(&'a self, id: &'a str) -> EngineFuture<'a, model::Inspect>;
 
     /// `GET /containers/{id}/stats?stream=false[&one-shot=true]`. `Ok(None)`
     /// when the engine answered with an empty body (the container was
     /// removed during the call).
-    fn stats<'a>(
-        &'a self,
-        id: &'a str,
-        one_shot: bool,
-    ) -> EngineFuture<'a, Option<ContainerStatsResponse>>;
+    fn stats<'a>(&'a self, id: &'a str, one_shot: bool) -> EngineFuture<'a, Option<model::Stats>>;
 }
 
 #[cfg(test)]

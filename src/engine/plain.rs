@@ -1,5 +1,5 @@
 //! Engines reached without TLS, on their unix socket or over plain TCP, as
-//! bollard's transport: one HTTP/1 connection per call (as bollard's own
+//! a [`Transport`]: one HTTP/1 connection per call (as bollard's own
 //! clients for these do, with pooling off), made with hyper's connection API
 //! directly.
 //!
@@ -12,15 +12,16 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use bollard::errors::Error as BollardError;
-use bollard::{BollardRequest, Docker, API_DEFAULT_VERSION};
-use bytes::Bytes;
-use http_body_util::BodyExt;
+use bollard::BollardRequest;
+use futures::FutureExt;
 use hyper::body::Incoming;
 use hyper::header::{HeaderValue, HOST};
 use hyper::rt::{Read, Write};
 use hyper::{Response, Uri};
 use hyper_util::rt::TokioIo;
 use tokio::net::{TcpStream, UnixStream};
+
+use super::transport::{SendFn, Transport};
 
 /// Where the engine listens.
 #[derive(Debug)]
@@ -32,19 +33,19 @@ enum Endpoint {
 
 /// A client for the socket at `host` (`unix:///path`). Fails, as bollard's
 /// own does, while the socket file is missing.
-pub fn connect_unix(host: &str, timeout_secs: u64) -> Result<Docker, BollardError> {
+pub fn connect_unix(host: &str) -> Result<Transport, BollardError> {
     let path = PathBuf::from(host.strip_prefix("unix://").unwrap_or(host));
     if !path.exists() {
         return Err(BollardError::SocketNotFoundError(
             path.to_string_lossy().into_owned(),
         ));
     }
-    client(Endpoint::Unix(path), timeout_secs)
+    Ok(client(Endpoint::Unix(path)))
 }
 
 /// A client for `host` (`tcp://host:port` or `http://host:port`).
-pub fn connect_tcp(host: &str, timeout_secs: u64) -> Result<Docker, BollardError> {
-    client(endpoint(host), timeout_secs)
+pub fn connect_tcp(host: &str) -> Transport {
+    client(endpoint(host))
 }
 
 /// Where `host` (`unix:///path`, `tcp://` or `http://host:port`) listens.
@@ -56,29 +57,9 @@ fn endpoint(host: &str) -> Endpoint {
     Endpoint::Tcp(rest.split('/').next().unwrap_or(rest).to_string())
 }
 
-/// `GET path` on the engine at `host` without TLS, outside bollard's API:
-/// for what only an engine's own API tells (Podman's `/libpod/info`). The
-/// body of a 2xx answer; `None` for any other status.
-pub async fn get(host: &str, path: &str) -> Result<Option<Bytes>, BollardError> {
-    let req = hyper::Request::get(path)
-        .body(bollard::body_full(Bytes::new()))
-        .map_err(BollardError::from)?;
-    let response = match endpoint(host) {
-        Endpoint::Unix(path) => send(UnixStream::connect(path).await?, "localhost", req).await?,
-        Endpoint::Tcp(authority) => {
-            let stream = TcpStream::connect(authority.as_str()).await?;
-            send(stream, &authority, req).await?
-        }
-    };
-    if !response.status().is_success() {
-        return Ok(None);
-    }
-    Ok(Some(response.into_body().collect().await?.to_bytes()))
-}
-
-fn client(endpoint: Endpoint, timeout_secs: u64) -> Result<Docker, BollardError> {
+fn client(endpoint: Endpoint) -> Transport {
     let endpoint = Arc::new(endpoint);
-    let transport = move |req: BollardRequest| {
+    let send: SendFn = Arc::new(move |req: BollardRequest| {
         let endpoint = Arc::clone(&endpoint);
         async move {
             match &*endpoint {
@@ -92,13 +73,9 @@ fn client(endpoint: Endpoint, timeout_secs: u64) -> Result<Docker, BollardError>
                 }
             }
         }
-    };
-    Docker::connect_with_custom_transport(
-        transport,
-        Some("http://localhost"),
-        timeout_secs,
-        API_DEFAULT_VERSION,
-    )
+        .boxed()
+    });
+    Transport::new(send, "http://localhost")
 }
 
 /// Sends `req` on the new connection `stream`. A refused connect (EAGAIN

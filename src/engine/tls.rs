@@ -7,12 +7,15 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bollard::{BollardRequest, Docker, API_DEFAULT_VERSION};
+use bollard::BollardRequest;
+use futures::FutureExt;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+
+use super::transport::{SendFn, Transport};
 
 /// How long an idle connection to the engine is kept for the next scrape:
 /// longer than common scrape intervals, shorter than the engine's own
@@ -21,7 +24,7 @@ pub const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 
 /// A client for `host` (`tcp://` or `https://`) with the TLS material in
 /// `dir`. Every file that is missing or does not parse is named.
-pub fn connect(host: &str, dir: &Path, timeout_secs: u64) -> anyhow::Result<Docker> {
+pub fn connect(host: &str, dir: &Path) -> anyhow::Result<Transport> {
     let config = client_config(dir)?;
     let mut http = HttpConnector::new();
     http.enforce_http(false);
@@ -38,7 +41,7 @@ pub fn connect(host: &str, dir: &Path, timeout_secs: u64) -> anyhow::Result<Dock
         Some((_, rest)) => format!("https://{rest}"),
         None => format!("https://{host}"),
     };
-    let transport = move |req: BollardRequest| {
+    let send: SendFn = Arc::new(move |req: BollardRequest| {
         let client = client.clone();
         async move {
             client
@@ -50,13 +53,9 @@ pub fn connect(host: &str, dir: &Path, timeout_secs: u64) -> anyhow::Result<Dock
                     err: std::io::Error::other(e),
                 })
         }
-    };
-    Ok(Docker::connect_with_custom_transport(
-        transport,
-        Some(addr),
-        timeout_secs,
-        API_DEFAULT_VERSION,
-    )?)
+        .boxed()
+    });
+    Ok(Transport::new(send, addr))
 }
 
 /// TLS that trusts only `ca.pem` and presents `cert.pem` with `key.pem`.

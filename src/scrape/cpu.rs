@@ -4,7 +4,7 @@
 use std::collections::VecDeque;
 use std::time::Duration;
 
-use bollard::models::ContainerCpuStats;
+use crate::engine::model::CpuStats;
 
 use crate::engine::quirks::CpuClock;
 
@@ -25,7 +25,7 @@ pub struct CpuReading {
 impl CpuReading {
     /// A reading, or `None` where the engine left the counters zeroed (one-shot
     /// or Podman `precpu_stats`, a container that died mid-call).
-    pub fn from_stats(cpu: &ContainerCpuStats) -> Option<Self> {
+    pub fn from_stats(cpu: &CpuStats) -> Option<Self> {
         let total_ns = cpu.cpu_usage.as_ref()?.total_usage.filter(|n| *n > 0)?;
         let cpus = cpu.online_cpus.filter(|n| *n > 0).or_else(|| {
             let n = cpu.cpu_usage.as_ref()?.percpu_usage.as_ref()?.len();
@@ -503,10 +503,10 @@ mod tests {
 
     #[test]
     fn zeroed_precpu_is_no_reading_but_a_missing_host_counter_is() {
-        let zeroed = ContainerCpuStats::default();
+        let zeroed = CpuStats::default();
         assert_eq!(CpuReading::from_stats(&zeroed), None);
-        let no_system = ContainerCpuStats {
-            cpu_usage: Some(bollard::models::ContainerCpuUsage {
+        let no_system = CpuStats {
+            cpu_usage: Some(crate::engine::model::CpuUsage {
                 total_usage: Some(42),
                 ..Default::default()
             }),

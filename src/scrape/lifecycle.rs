@@ -1,7 +1,7 @@
 //! What a container's inspect answer says about its life: restarts, OOM kill,
 //! health, start time and configured limits.
 
-use bollard::models::ContainerInspectResponse;
+use crate::engine::model::Inspect;
 
 /// Lifecycle values of one container; every field optional.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -46,7 +46,7 @@ const DEFAULT_CPU_SHARES: u64 = 1024;
 
 impl Lifecycle {
     /// Extracts the values from an inspect answer.
-    pub fn from_inspect(i: &ContainerInspectResponse) -> Self {
+    pub fn from_inspect(i: &Inspect) -> Self {
         let positive = |v: Option<i64>| v.and_then(|v| u64::try_from(v).ok()).filter(|v| *v > 0);
         let mut l = Lifecycle {
             restart_count: i.restart_count.and_then(|v| u64::try_from(v).ok()),
@@ -58,8 +58,7 @@ impl Lifecycle {
             l.health = state
                 .health
                 .as_ref()
-                .and_then(|h| h.status)
-                .map(|s| s.to_string())
+                .and_then(|h| h.status.clone())
                 .filter(|s| !s.is_empty() && s != "none");
             l.started_at = state
                 .started_at
@@ -193,7 +192,7 @@ mod tests {
 
     #[test]
     fn huge_nano_cpus_is_left_out_not_an_overflow() {
-        let inspect: ContainerInspectResponse =
+        let inspect: Inspect =
             serde_json::from_str(r#"{"HostConfig":{"NanoCpus":9000000000000000000}}"#).unwrap();
         assert_eq!(Lifecycle::from_inspect(&inspect).cpu_quota, None);
     }

@@ -3,7 +3,7 @@
 //! engine does not report leaves its series out instead of failing the
 //! container.
 
-use bollard::models::{ContainerBlkioStatEntry, ContainerStatsResponse};
+use crate::engine::model::{BlkioEntry, CpuStats, MemoryStats, Stats};
 
 use crate::scrape::cpu::CpuReading;
 
@@ -65,69 +65,19 @@ pub struct Sample {
 impl Sample {
     /// The sample, or `None` when the response describes a container that is
     /// not running (zeroed `read`, as the engine answers for stopped ones).
-    pub fn from_stats(stats: &ContainerStatsResponse) -> Option<Self> {
+    pub fn from_stats(stats: &Stats) -> Option<Self> {
         let read = stats.read.as_deref().unwrap_or("");
         if read.is_empty() || read.starts_with("0001-01-01") {
             return None;
         }
         let mut s = Sample::default();
-
         if let Some(cpu) = &stats.cpu_stats {
-            s.cpu = CpuReading::from_stats(cpu).map(|r| CpuReading {
-                at: crate::scrape::timestamp::parse_rfc3339(read),
-                ..r
-            });
-            if let Some(usage) = &cpu.cpu_usage {
-                s.cpu_user_ns = usage.usage_in_usermode;
-                s.cpu_system_ns = usage.usage_in_kernelmode;
-            }
-            if let Some(t) = &cpu.throttling_data {
-                s.cfs_periods = t.periods;
-                s.cfs_throttled_periods = t.throttled_periods;
-                s.cfs_throttled_ns = t.throttled_time;
-            }
+            s.read_cpu(cpu, read);
         }
         s.precpu = stats.precpu_stats.as_ref().and_then(CpuReading::from_stats);
-
         if let Some(mem) = &stats.memory_stats {
-            s.memory_usage = mem.usage;
-            s.memory_limit = mem.limit;
-            s.memory_max_usage = mem.max_usage;
-            s.memory_failcnt = mem.failcnt;
-            let stat = |key: &str| mem.stats.as_ref().and_then(|m| m.get(key).copied());
-            // cgroup v1 names its hierarchy totals `total_*`; v2 has no prefix.
-            let v1 = stat("total_inactive_file").is_some();
-            if let Some(usage) = mem.usage {
-                let inactive = if v1 {
-                    stat("total_inactive_file")
-                } else {
-                    stat("inactive_file")
-                };
-                s.memory_working_set = Some(match inactive {
-                    Some(i) if i < usage => usage - i,
-                    _ => usage,
-                });
-            }
-            (s.memory_rss, s.memory_cache) = if v1 {
-                (stat("total_rss"), stat("total_cache"))
-            } else {
-                (stat("anon"), stat("file"))
-            };
-            let faults = |minor: &str, major: &str| Some([stat(minor)?, stat(major)?]);
-            if v1 {
-                // Docker leaves failcnt out of a cgroup v1 answer when it is 0.
-                s.memory_failcnt = mem.failcnt.or(Some(0));
-                s.memory_swap = stat("total_swap");
-                s.memory_mapped_file = stat("total_mapped_file");
-                s.page_faults_container = faults("pgfault", "pgmajfault");
-                s.page_faults_hierarchy = faults("total_pgfault", "total_pgmajfault");
-            } else {
-                s.memory_mapped_file = stat("file_mapped");
-                s.page_faults_container = faults("pgfault", "pgmajfault");
-                s.page_faults_hierarchy = s.page_faults_container;
-            }
+            s.read_memory(mem);
         }
-
         if let Some(networks) = &stats.networks {
             s.interfaces = networks
                 .iter()
@@ -145,7 +95,6 @@ impl Sample {
                 .collect();
             s.interfaces.sort_by(|a, b| a.name.cmp(&b.name));
         }
-
         if let Some(blkio) = &stats.blkio_stats {
             let bytes = blkio.io_service_bytes_recursive.as_deref();
             let ops = blkio.io_serviced_recursive.as_deref();
@@ -154,13 +103,70 @@ impl Sample {
             s.fs_reads = sum_op(ops, "read");
             s.fs_writes = sum_op(ops, "write");
         }
-
         if let Some(pids) = &stats.pids_stats {
             s.pids = pids.current;
             // Unlimited shows as 0 or as u64::MAX depending on the engine.
             s.pids_limit = pids.limit.filter(|&l| l > 0 && l != u64::MAX);
         }
         Some(s)
+    }
+
+    /// The CPU counter stamped with the answer's `read` time, user and
+    /// system time, and throttling.
+    fn read_cpu(&mut self, cpu: &CpuStats, read: &str) {
+        self.cpu = CpuReading::from_stats(cpu).map(|r| CpuReading {
+            at: crate::scrape::timestamp::parse_rfc3339(read),
+            ..r
+        });
+        if let Some(usage) = &cpu.cpu_usage {
+            self.cpu_user_ns = usage.usage_in_usermode;
+            self.cpu_system_ns = usage.usage_in_kernelmode;
+        }
+        if let Some(t) = &cpu.throttling_data {
+            self.cfs_periods = t.periods;
+            self.cfs_throttled_periods = t.throttled_periods;
+            self.cfs_throttled_ns = t.throttled_time;
+        }
+    }
+
+    /// Usage, limit and the cgroup's own figures, named as cgroup v1 (its
+    /// hierarchy totals are `total_*`) or v2 names them.
+    fn read_memory(&mut self, mem: &MemoryStats) {
+        self.memory_usage = mem.usage;
+        self.memory_limit = mem.limit;
+        self.memory_max_usage = mem.max_usage;
+        self.memory_failcnt = mem.failcnt;
+        let stat = |key: &str| mem.stats.as_ref().and_then(|m| m.get(key).copied());
+        let v1 = stat("total_inactive_file").is_some();
+        if let Some(usage) = mem.usage {
+            let inactive = if v1 {
+                stat("total_inactive_file")
+            } else {
+                stat("inactive_file")
+            };
+            self.memory_working_set = Some(match inactive {
+                Some(i) if i < usage => usage - i,
+                _ => usage,
+            });
+        }
+        (self.memory_rss, self.memory_cache) = if v1 {
+            (stat("total_rss"), stat("total_cache"))
+        } else {
+            (stat("anon"), stat("file"))
+        };
+        let faults = |minor: &str, major: &str| Some([stat(minor)?, stat(major)?]);
+        if v1 {
+            // Docker leaves failcnt out of a cgroup v1 answer when it is 0.
+            self.memory_failcnt = mem.failcnt.or(Some(0));
+            self.memory_swap = stat("total_swap");
+            self.memory_mapped_file = stat("total_mapped_file");
+            self.page_faults_container = faults("pgfault", "pgmajfault");
+            self.page_faults_hierarchy = faults("total_pgfault", "total_pgmajfault");
+        } else {
+            self.memory_mapped_file = stat("file_mapped");
+            self.page_faults_container = faults("pgfault", "pgmajfault");
+            self.page_faults_hierarchy = self.page_faults_container;
+        }
     }
 
     /// Bytes received over all interfaces.
@@ -191,7 +197,7 @@ impl Sample {
 /// 5 also adds its `rios`/`wios` entries (io.stat's operation counts,
 /// listed among the bytes) to the bytes. `None` when the engine reported no
 /// entries.
-fn sum_op(entries: Option<&[ContainerBlkioStatEntry]>, op: &str) -> Option<u64> {
+fn sum_op(entries: Option<&[BlkioEntry]>, op: &str) -> Option<u64> {
     let entries = entries.filter(|e| !e.is_empty())?;
     Some(
         entries

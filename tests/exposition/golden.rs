@@ -62,7 +62,7 @@ fn container(name: &str, fixture: &str) -> ContainerMetrics {
 }
 
 fn lifecycle(fixture: &str) -> Option<Arc<Lifecycle>> {
-    let inspect: bollard::models::ContainerInspectResponse = read(fixture);
+    let inspect: docker_stats_exporter::engine::model::Inspect = read(fixture);
     Some(Arc::new(Lifecycle::from_inspect(&inspect)))
 }
 

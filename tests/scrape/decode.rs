@@ -3,11 +3,11 @@
 
 #![allow(clippy::unwrap_used)]
 
-use bollard::models::ContainerStatsResponse;
+use docker_stats_exporter::engine::model::Stats;
 use docker_stats_exporter::scrape::cpu::{cpu_percent, cpu_percent_wall, CpuReading};
 use docker_stats_exporter::scrape::sample::Sample;
 
-fn fixture(name: &str) -> ContainerStatsResponse {
+fn fixture(name: &str) -> Stats {
     let path = format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}"))
