@@ -1,21 +1,19 @@
 //! The engine over its real API, through bollard: a unix socket, TCP, or TCP
 //! with TLS as the docker CLI sets it up.
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::Duration;
 
 use bollard::errors::Error as BollardError;
-use bollard::query_parameters::ListContainersOptions;
 use bollard::Docker;
 use futures::FutureExt;
 
 use crate::engine::socket_access;
 use bytes::Bytes;
 
-use super::model::{Inspect, Stats};
+use super::model::{Inspect, Stats, Summary};
 use super::transport::Transport;
 use super::{
     ContainerRef, EngineApi, EngineError, EngineFuture, EngineInfo, EngineVersion, Failure, Flavor,
@@ -286,36 +284,7 @@ impl EngineApi for DockerEngine {
 
     fn list<'a>(&'a self, query: &'a ListQuery) -> EngineFuture<'a, Vec<Listed>> {
         async move {
-            let filters = (!query.label_filters.is_empty())
-                .then(|| HashMap::from([("label".to_string(), query.label_filters.clone())]));
-            let options = ListContainersOptions {
-                all: query.all,
-                filters,
-                size: query.size,
-                ..Default::default()
-            };
-            // Podman briefly reports a container that just exited as
-            // `stopped`, a state the client's list type rejects; it is
-            // `exited` moments later.
-            let mut attempt = 0;
-            let summaries = loop {
-                let options = options.clone();
-                match self
-                    .with_client(|d| {
-                        let options = options.clone();
-                        async move { d.list_containers(Some(options)).await }
-                    })
-                    .await
-                {
-                    Err(e) if e.kind == Failure::Decode && attempt < 3 => {
-                        attempt += 1;
-                        tracing::debug!("list answer did not decode ({e}); asking again");
-                        tokio::time::sleep(Duration::from_millis(100 * attempt)).await;
-                    }
-                    other => break other,
-                }
-            }
-            .map_err(|e| {
+            let summaries: Vec<Summary> = self.get_json(&list_path(query)).await.map_err(|e| {
                 EngineError::new(e.kind, format!("listing containers at {}: {e}", self.host))
             })?;
             Ok(summaries.into_iter().filter_map(listed).collect())
@@ -394,11 +363,42 @@ fn named_pipe(host: &str) -> anyhow::Result<Docker> {
     anyhow::bail!("{host}: named pipes exist only on Windows")
 }
 
-fn listed(s: bollard::models::ContainerSummary) -> Option<Listed> {
+/// `GET /containers/json` for `query`: stopped containers too with `all`,
+/// writable-layer sizes with `size`, the engine's own label filters.
+fn list_path(query: &ListQuery) -> String {
+    let mut path = format!("/containers/json?all={}&size={}", query.all, query.size);
+    if !query.label_filters.is_empty() {
+        let filters = serde_json::json!({ "label": query.label_filters }).to_string();
+        path.push_str("&filters=");
+        path.push_str(&query_encode(&filters));
+    }
+    path
+}
+
+/// `text` as a query value: every byte but the unreserved ones as `%XX`.
+fn query_encode(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() * 3);
+    for b in text.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+fn listed(s: Summary) -> Option<Listed> {
     let (Some(id), Some(names)) = (s.id, s.names) else {
         return None;
     };
     let name = names.first()?.trim_start_matches('/').to_string();
+    // Podman's `stopped` is a container that has just exited: `exited`
+    // moments later, and so for the scrape.
+    let state = match s.state.unwrap_or_default() {
+        st if st == "stopped" => "exited".to_string(),
+        st => st,
+    };
     Some(Listed {
         container: ContainerRef {
             id,
@@ -406,14 +406,12 @@ fn listed(s: bollard::models::ContainerSummary) -> Option<Listed> {
             labels: s.labels.unwrap_or_default(),
             image: s.image.unwrap_or_default(),
             image_id: s.image_id.unwrap_or_default(),
-            state: s.state.map(|st| st.to_string()).unwrap_or_default(),
+            state,
             status: s.status.unwrap_or_default(),
             size_rw: s.size_rw.and_then(|n| u64::try_from(n).ok()),
-            health: s.health.map(|h| {
-                h.status
-                    .map(|st| st.to_string())
-                    .filter(|st| !st.is_empty() && st != "none")
-            }),
+            health: s
+                .health
+                .map(|h| h.status.filter(|st| !st.is_empty() && st != "none")),
         },
         names,
     })
@@ -479,7 +477,7 @@ mod tests {
     #[test]
     fn health_is_taken_from_lists_that_carry_it() {
         let text = include_str!("../../tests/fixtures/containers-list-api1.52-published.json");
-        let list: Vec<bollard::models::ContainerSummary> = serde_json::from_str(text).unwrap();
+        let list: Vec<Summary> = serde_json::from_str(text).unwrap();
         let health: Vec<_> = list
             .into_iter()
             .filter_map(listed)
@@ -496,11 +494,54 @@ mod tests {
             ]
         );
         let older = include_str!("../../tests/fixtures/containers-list-docker20.10.json");
-        let list: Vec<bollard::models::ContainerSummary> = serde_json::from_str(older).unwrap();
+        let list: Vec<Summary> = serde_json::from_str(older).unwrap();
         assert!(list
             .into_iter()
             .filter_map(listed)
             .all(|l| l.container.health.is_none()));
+    }
+
+    #[test]
+    fn a_state_outside_dockers_list_spares_the_rest_of_the_list() {
+        // Podman's `stopped`, which bollard's list type refused for the
+        // whole answer.
+        let text = r#"[
+            {"Id":"a1","Names":["/web"],"State":"running","Status":"Up 1 minute"},
+            {"Id":"b2","Names":["/job"],"State":"stopped","Status":"Stopped"},
+            {"Id":"c3","Names":["/odd"],"State":"something-new","Labels":null}
+        ]"#;
+        let list: Vec<Summary> = serde_json::from_str(text).unwrap();
+        let states: Vec<(String, String)> = list
+            .into_iter()
+            .filter_map(listed)
+            .map(|l| (l.container.name, l.container.state))
+            .collect();
+        assert_eq!(
+            states,
+            [
+                ("web".to_string(), "running".to_string()),
+                ("job".to_string(), "exited".to_string()),
+                ("odd".to_string(), "something-new".to_string()),
+            ]
+        );
+    }
+
+    #[test]
+    fn list_requests_carry_their_filters_encoded() {
+        let query = ListQuery {
+            all: true,
+            label_filters: vec!["com.example.group=web".into()],
+            size: false,
+        };
+        assert_eq!(
+            list_path(&query),
+            "/containers/json?all=true&size=false&filters=\
+             %7B%22label%22%3A%5B%22com.example.group%3Dweb%22%5D%7D"
+        );
+        assert_eq!(
+            list_path(&ListQuery::default()),
+            "/containers/json?all=false&size=false"
+        );
     }
 
     #[test]

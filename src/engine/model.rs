@@ -101,6 +101,26 @@ pub struct PidsStats {
     pub limit: Option<u64>,
 }
 
+/// One container of `GET /containers/json`.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Summary {
+    pub id: Option<String>,
+    /// Every name, each with a leading `/`, link aliases too.
+    pub names: Option<Vec<String>>,
+    pub labels: Option<HashMap<String, String>>,
+    pub image: Option<String>,
+    #[serde(rename = "ImageID")]
+    pub image_id: Option<String>,
+    /// Any text: Podman briefly says `stopped`, a state Docker's API
+    /// description does not list.
+    pub state: Option<String>,
+    pub status: Option<String>,
+    pub size_rw: Option<i64>,
+    /// From API 1.52.
+    pub health: Option<Health>,
+}
+
 /// `GET /containers/{id}/json`.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(rename_all = "PascalCase")]
