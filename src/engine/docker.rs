@@ -99,27 +99,16 @@ impl DockerEngine {
         })
     }
 
-    /// Runs `call` with the client, sending it again while the engine's
-    /// listen queue is full (EAGAIN on a unix socket under a burst of
-    /// connections): the scrape's deadline, not this loop, decides when to
-    /// give up.
+    /// Runs `call` with the client ([`while_busy`]).
     async fn with_client<T, F, Fut>(&self, call: F) -> Result<T, EngineError>
     where
         F: Fn(Docker) -> Fut,
         Fut: Future<Output = Result<T, BollardError>>,
     {
         let docker = self.client()?.docker;
-        let mut pause = BUSY_RETRY_FIRST;
-        loop {
-            match call(docker.clone()).await {
-                Err(e) if listen_queue_full(&e) => {
-                    tracing::debug!("engine busy ({e}); asking again in {pause:?}");
-                    tokio::time::sleep(pause).await;
-                    pause = (pause * 2).min(BUSY_RETRY_MAX);
-                }
-                other => return other.map_err(|e| self.classify(e)),
-            }
-        }
+        while_busy(|| call(docker.clone()))
+            .await
+            .map_err(|e| self.classify(e))
     }
 
     /// Sorts a client error into the kinds a scrape counts; a socket that
@@ -144,18 +133,13 @@ impl DockerEngine {
                 format!("{}: no such request on this transport", self.host),
             ));
         };
-        let mut pause = BUSY_RETRY_FIRST;
-        let answer = loop {
-            match tokio::time::timeout(self.request_timeout, transport.get(path)).await {
-                Err(_) => return Err(self.classify(BollardError::RequestTimeoutError)),
-                Ok(Err(e)) if listen_queue_full(&e) => {
-                    tracing::debug!("engine busy ({e}); asking again in {pause:?}");
-                    tokio::time::sleep(pause).await;
-                    pause = (pause * 2).min(BUSY_RETRY_MAX);
-                }
-                Ok(other) => break other.map_err(|e| self.classify(e))?,
-            }
-        };
+        let answer = while_busy(|| async {
+            tokio::time::timeout(self.request_timeout, transport.get(path))
+                .await
+                .unwrap_or(Err(BollardError::RequestTimeoutError))
+        })
+        .await
+        .map_err(|e| self.classify(e))?;
         match answer {
             (status, body) if status.is_success() => Ok(body),
             (status, body) => Err(self.classify(BollardError::DockerResponseServerError {
@@ -167,13 +151,7 @@ impl DockerEngine {
 
     /// `GET path`, decoded as `T`.
     async fn get_json<T: serde::de::DeserializeOwned>(&self, path: &str) -> Result<T, EngineError> {
-        let body = self.get(path).await?;
-        serde_json::from_slice(&body).map_err(|e| {
-            EngineError::new(
-                Failure::Decode,
-                format!("GET {path}: the answer did not decode: {e}"),
-            )
-        })
+        decode(path, &self.get(path).await?)
     }
 
     /// The cgroup controllers Podman's own `/libpod/info` lists for its
@@ -188,6 +166,36 @@ impl DockerEngine {
             }
         }
     }
+}
+
+/// Sends the request `send` makes, again while the engine's listen queue is
+/// full (EAGAIN on a unix socket under a burst of connections): the scrape's
+/// deadline, not this loop, decides when to give up.
+async fn while_busy<T, Fut>(send: impl Fn() -> Fut) -> Result<T, BollardError>
+where
+    Fut: Future<Output = Result<T, BollardError>>,
+{
+    let mut pause = BUSY_RETRY_FIRST;
+    loop {
+        match send().await {
+            Err(e) if listen_queue_full(&e) => {
+                tracing::debug!("engine busy ({e}); asking again in {pause:?}");
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(BUSY_RETRY_MAX);
+            }
+            other => return other,
+        }
+    }
+}
+
+/// The answer to `GET path` decoded as `T`.
+fn decode<T: serde::de::DeserializeOwned>(path: &str, body: &[u8]) -> Result<T, EngineError> {
+    serde_json::from_slice(body).map_err(|e| {
+        EngineError::new(
+            Failure::Decode,
+            format!("GET {path}: the answer did not decode: {e}"),
+        )
+    })
 }
 
 /// The `message` of an engine's error answer, else its text.
@@ -330,12 +338,7 @@ impl EngineApi for DockerEngine {
             if body.iter().all(u8::is_ascii_whitespace) {
                 return Ok(None);
             }
-            serde_json::from_slice(&body).map(Some).map_err(|e| {
-                EngineError::new(
-                    Failure::Decode,
-                    format!("GET {path}: the answer did not decode: {e}"),
-                )
-            })
+            decode(&path, &body).map(Some)
         }
         .boxed()
     }
