@@ -1,11 +1,15 @@
 //! The snapshot as JSON, for `GET /api/containers` and the live view at `/`:
-//! the same rounds as `/metrics`, one object per container. Counters stay
+//! the same rounds as `/metrics`, one object per container, its values taken
+//! by the metric table's `view` of each row. Counters stay
 //! counters (a reader computes rates from two answers); a value the engine
 //! does not report is left out, never written as 0.
+
+use std::collections::BTreeMap;
 
 use serde::Serialize;
 
 use crate::config::LabelExport;
+use crate::exposition::metrics::{ViewValue, METRICS};
 use crate::scrape::{ContainerMetrics, Snapshot};
 
 /// The Compose labels the view shows where a container has them.
@@ -33,20 +37,34 @@ struct Answer<'a> {
     containers: Vec<Container<'a>>,
 }
 
+/// The metric table's entries on an engine or a container, by key.
+type Values<'a> = BTreeMap<&'static str, ViewValue<'a>>;
+
 #[derive(Serialize)]
 struct Engine<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     name: Option<&'a str>,
     host: &'a str,
-    up: bool,
     /// Unix time the round started.
     seen_at: f64,
-    round_seconds: f64,
-    selected: usize,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    cpus: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    memory_bytes: Option<u64>,
+    /// `up`, `round_seconds`, `selected`, `cpus`, `memory_bytes`: the rows
+    /// of the metric table with a view.
+    #[serde(flatten)]
+    values: Values<'static>,
+}
+
+impl<'a> Engine<'a> {
+    fn new(p: &JsonPart<'a>) -> Self {
+        Self {
+            name: p.engine,
+            host: p.host,
+            seen_at: p.snapshot.seen_at,
+            values: METRICS
+                .iter()
+                .filter_map(|def| def.engine_view(p.snapshot))
+                .collect(),
+        }
+    }
 }
 
 #[derive(Serialize)]
@@ -56,46 +74,24 @@ struct Container<'a> {
     id: &'a str,
     name: &'a str,
     image: &'a str,
-    state: &'a str,
     status: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    health: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     compose_project: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     compose_service: Option<&'a str>,
     /// The allow-listed container labels it has (as `/metrics` exports them).
-    labels: std::collections::BTreeMap<&'a str, &'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    cpu_percent: Option<f64>,
+    labels: BTreeMap<&'a str, &'a str>,
+    /// The CPU quota in cores, from `container_spec_cpu_quota` and `_period`.
     #[serde(skip_serializing_if = "Option::is_none")]
     cpu_limit_cores: Option<f64>,
+    /// `container_cpu_usage_percent` against that quota.
     #[serde(skip_serializing_if = "Option::is_none")]
     cpu_percent_of_limit: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    cpu_seconds_total: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    memory_working_set_bytes: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    memory_usage_bytes: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    memory_limit_bytes: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    network_rx_bytes_total: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    network_tx_bytes_total: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    fs_read_bytes_total: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    fs_write_bytes_total: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pids: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    restarts: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    oom_killed: Option<bool>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    started_at: Option<f64>,
+    /// Every row of the metric table with a view (`state`, `cpu_percent`,
+    /// `memory_working_set_bytes`, ...); a value the engine does not report
+    /// is left out.
+    #[serde(flatten)]
+    values: Values<'a>,
 }
 
 impl<'a> Container<'a> {
@@ -105,14 +101,15 @@ impl<'a> Container<'a> {
         c: &'a ContainerMetrics,
         labels: &'a LabelExport,
     ) -> Self {
-        let s = c.sample.as_ref();
         let l = c.lifecycle.as_deref();
         let label = |key: &str| c.container.labels.get(key).map(String::as_str);
         let cpu_limit_cores = l
             .and_then(|l| Some((l.cpu_quota?, l.cpu_period?)))
             .filter(|(_, period)| *period > 0)
             .map(|(quota, period)| quota as f64 / period as f64);
-        let cpus = s
+        let cpus = c
+            .sample
+            .as_ref()
             .and_then(|s| s.cpu)
             .and_then(|r| r.cpus)
             .map(u64::from)
@@ -126,9 +123,7 @@ impl<'a> Container<'a> {
             id: &c.container.id,
             name: &c.container.name,
             image: c.image(),
-            state: &c.container.state,
             status: &c.container.status,
-            health: l.and_then(|l| l.health.as_deref()),
             compose_project: label(COMPOSE_PROJECT),
             compose_service: label(COMPOSE_SERVICE),
             labels: labels
@@ -136,21 +131,12 @@ impl<'a> Container<'a> {
                 .iter()
                 .filter_map(|(key, _)| Some((key.as_str(), label(key)?)))
                 .collect(),
-            cpu_percent: c.cpu_percent,
             cpu_limit_cores,
             cpu_percent_of_limit,
-            cpu_seconds_total: s.and_then(|s| s.cpu).map(|r| r.total_ns as f64 / 1e9),
-            memory_working_set_bytes: s.and_then(|s| s.memory_working_set),
-            memory_usage_bytes: s.and_then(|s| s.memory_usage),
-            memory_limit_bytes: l.and_then(|l| l.memory_limit).filter(|m| *m > 0),
-            network_rx_bytes_total: s.and_then(|s| s.network_rx_bytes()),
-            network_tx_bytes_total: s.and_then(|s| s.network_tx_bytes()),
-            fs_read_bytes_total: s.and_then(|s| s.fs_read_bytes),
-            fs_write_bytes_total: s.and_then(|s| s.fs_write_bytes),
-            pids: s.and_then(|s| s.pids),
-            restarts: l.and_then(|l| l.restart_count),
-            oom_killed: l.and_then(|l| l.oom_killed),
-            started_at: l.and_then(|l| l.started_at),
+            values: METRICS
+                .iter()
+                .filter_map(|def| def.container_view(c))
+                .collect(),
         }
     }
 }
@@ -170,19 +156,7 @@ pub fn encode(parts: &[JsonPart<'_>], labels: &LabelExport) -> (bool, String) {
     let answer = Answer {
         version: env!("CARGO_PKG_VERSION"),
         error: (!down.is_empty()).then(|| down.join("; ")),
-        engines: parts
-            .iter()
-            .map(|p| Engine {
-                name: p.engine,
-                host: p.host,
-                up: p.snapshot.engine_up,
-                seen_at: p.snapshot.seen_at,
-                round_seconds: p.snapshot.duration_seconds,
-                selected: p.snapshot.selected,
-                cpus: p.snapshot.machine.as_ref().and_then(|m| m.cpus),
-                memory_bytes: p.snapshot.machine.as_ref().and_then(|m| m.memory_bytes),
-            })
-            .collect(),
+        engines: parts.iter().map(Engine::new).collect(),
         containers: parts
             .iter()
             .flat_map(|p| {

@@ -9,7 +9,8 @@ use crate::scrape::sample::Interface;
 use crate::scrape::{ContainerMetrics, Snapshot};
 
 /// A sample value, kept integral where the engine's counter is.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+#[serde(untagged)]
 pub enum Value {
     /// An integer count or byte amount.
     Int(u64),
@@ -91,8 +92,81 @@ pub struct MetricDef {
     pub unit: Option<MetricUnit>,
     /// The labels besides `name` (documentation only).
     pub labels: &'static str,
+    /// Where the value appears in `/api/containers` and the live view.
+    pub view: View,
     /// Where values come from.
     pub source: Source,
+}
+
+/// Where a metric's value appears in `/api/containers` (the live view's
+/// data): on each container for a per-container metric, on each engine for
+/// one about the machine or the scrape. One value per container or engine,
+/// so metrics with a series per interface or kind stay hidden.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum View {
+    /// Only in `/metrics`.
+    Hidden,
+    /// The value as it is, under this key.
+    Key(&'static str),
+    /// Under this key where above 0: the row's 0 means "none set".
+    Positive(&'static str),
+    /// Under this key as `true` or `false`.
+    Flag(&'static str),
+}
+
+/// One value of the JSON view.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+#[serde(untagged)]
+pub enum ViewValue<'a> {
+    /// A count, byte amount, ratio or code.
+    Number(Value),
+    /// The label value of a metric with one series of value 1 (a state).
+    Text(&'a str),
+    /// A 0 or 1 metric.
+    Flag(bool),
+}
+
+impl View {
+    /// The key and the JSON value of `v` under this view, if it shows.
+    fn show<'a>(self, v: ViewValue<'a>) -> Option<(&'static str, ViewValue<'a>)> {
+        let number = |v: ViewValue<'_>| match v {
+            ViewValue::Number(Value::Int(n)) => Some(n as f64),
+            ViewValue::Number(Value::Float(f)) => Some(f),
+            ViewValue::Number(Value::Signed(n)) => Some(n as f64),
+            _ => None,
+        };
+        match self {
+            View::Hidden => None,
+            View::Key(key) => Some((key, v)),
+            View::Positive(key) => number(v).filter(|n| *n > 0.0).map(|_| (key, v)),
+            View::Flag(key) => number(v).map(|n| (key, ViewValue::Flag(n != 0.0))),
+        }
+    }
+}
+
+impl MetricDef {
+    /// This metric's entry on a container of `/api/containers`, if it has one.
+    pub fn container_view<'a>(
+        &self,
+        c: &'a ContainerMetrics,
+    ) -> Option<(&'static str, ViewValue<'a>)> {
+        let value = match self.source {
+            Source::Container(value) | Source::Fixed(_, value) => ViewValue::Number(value(c)?),
+            Source::Enum(_, value) => ViewValue::Text(value(c)?),
+            _ => return None,
+        };
+        self.view.show(value)
+    }
+
+    /// This metric's entry on an engine of `/api/containers`, if it has one.
+    pub fn engine_view(&self, snap: &Snapshot) -> Option<(&'static str, ViewValue<'static>)> {
+        let value = match self.source {
+            Source::Machine(value) => value(snap.machine.as_ref()?)?,
+            Source::Scrape(value) => value(snap),
+            _ => return None,
+        };
+        self.view.show(ViewValue::Number(value))
+    }
 }
 
 impl MetricDef {
@@ -130,6 +204,7 @@ pub const METRICS: &[MetricDef] = &[
         kind: Gauge,
         unit: Some(Percent),
         labels: "",
+        view: View::Key("cpu_percent"),
         source: Source::Container(|c| c.cpu_percent.map(Value::Float)),
     },
     MetricDef {
@@ -138,6 +213,7 @@ pub const METRICS: &[MetricDef] = &[
         kind: Gauge,
         unit: Some(Bytes),
         labels: "",
+        view: View::Key("memory_usage_bytes"),
         source: Source::Container(|c| int(c.sample.as_ref()?.memory_usage)),
     },
     MetricDef {
@@ -146,6 +222,7 @@ pub const METRICS: &[MetricDef] = &[
         kind: Gauge,
         unit: Some(Bytes),
         labels: "",
+        view: View::Hidden,
         source: Source::Container(|c| int(c.sample.as_ref()?.memory_limit)),
     },
     MetricDef {
@@ -154,6 +231,7 @@ pub const METRICS: &[MetricDef] = &[
         kind: Gauge,
         unit: Some(Bytes),
         labels: "",
+        view: View::Key("network_rx_bytes_total"),
         source: Source::Container(|c| int(c.sample.as_ref()?.network_rx_bytes())),
     },
     MetricDef {
@@ -162,6 +240,7 @@ pub const METRICS: &[MetricDef] = &[
         kind: Gauge,
         unit: Some(Bytes),
         labels: "",
+        view: View::Key("network_tx_bytes_total"),
         source: Source::Container(|c| int(c.sample.as_ref()?.network_tx_bytes())),
     },
     MetricDef {
@@ -170,6 +249,7 @@ pub const METRICS: &[MetricDef] = &[
         kind: Counter,
         unit: Some(Seconds),
         labels: "cpu",
+        view: View::Key("cpu_seconds_total"),
         source: Source::Fixed(&[("cpu", "total")], |c| {
             seconds(c.sample.as_ref()?.cpu.map(|r| r.total_ns))
         }),
@@ -180,6 +260,7 @@ pub const METRICS: &[MetricDef] = &[
         kind: Counter,
         unit: Some(Seconds),
         labels: "",
+        view: View::Hidden,
         source: Source::Container(|c| seconds(c.sample.as_ref()?.cpu_user_ns)),
     },
     MetricDef {
@@ -188,6 +269,7 @@ pub const METRICS: &[MetricDef] = &[
         kind: Counter,
         unit: Some(Seconds),
         labels: "",
+        view: View::Hidden,
         source: Source::Container(|c| seconds(c.sample.as_ref()?.cpu_system_ns)),
     },
     MetricDef {
@@ -196,6 +278,7 @@ pub const METRICS: &[MetricDef] = &[
         kind: Counter,
         unit: None,
         labels: "",
+        view: View::Hidden,
         source: Source::Container(|c| int(c.sample.as_ref()?.cfs_periods)),
     },
     MetricDef {
@@ -204,6 +287,7 @@ pub const METRICS: &[MetricDef] = &[
         kind: Counter,
         unit: None,
         labels: "",
+        view: View::Hidden,
         source: Source::Container(|c| int(c.sample.as_ref()?.cfs_throttled_periods)),
     },
     MetricDef {
@@ -212,6 +296,7 @@ pub const METRICS: &[MetricDef] = &[
         kind: Counter,
         unit: Some(Seconds),
         labels: "",
+        view: View::Hidden,
         source: Source::Container(|c| seconds(c.sample.as_ref()?.cfs_throttled_ns)),
     },
     MetricDef {
@@ -220,6 +305,7 @@ pub const METRICS: &[MetricDef] = &[
         kind: Gauge,
         unit: Some(Bytes),
         labels: "",
+        view: View::Key("memory_working_set_bytes"),
         source: Source::Container(|c| int(c.sample.as_ref()?.memory_working_set)),
     },
     MetricDef {
@@ -228,6 +314,7 @@ pub const METRICS: &[MetricDef] = &[
         kind: Gauge,
         unit: None,
         labels: "",
+        view: View::Hidden,
         source: Source::Container(|c| int(c.sample.as_ref()?.memory_rss)),
     },
     MetricDef {
@@ -236,6 +323,7 @@ pub const METRICS: &[MetricDef] = &[
         kind: Gauge,
         unit: None,
         labels: "",
+        view: View::Hidden,
         source: Source::Container(|c| int(c.sample.as_ref()?.memory_cache)),
     },
     MetricDef {
@@ -244,6 +332,7 @@ pub const METRICS: &[MetricDef] = &[
         kind: Gauge,
         unit: Some(Bytes),
         labels: "",
+        view: View::Hidden,
         source: Source::Container(|c| int(c.sample.as_ref()?.memory_max_usage)),
     },
     MetricDef {
@@ -252,6 +341,7 @@ pub const METRICS: &[MetricDef] = &[
         kind: Gauge,
         unit: None,
         labels: "",
+        view: View::Hidden,
         source: Source::Container(|c| int(c.sample.as_ref()?.memory_failcnt)),
     },
     MetricDef {
@@ -260,6 +350,7 @@ pub const METRICS: &[MetricDef] = &[
         kind: Gauge,
         unit: None,
         labels: "",
+        view: View::Hidden,
         source: Source::Container(|c| int(c.sample.as_ref()?.memory_swap)),
     },
     MetricDef {
@@ -268,6 +359,7 @@ pub const METRICS: &[MetricDef] = &[
         kind: Gauge,
         unit: None,
         labels: "",
+        view: View::Hidden,
         source: Source::Container(|c| int(c.sample.as_ref()?.memory_mapped_file)),
     },
     MetricDef {
@@ -276,6 +368,7 @@ pub const METRICS: &[MetricDef] = &[
         kind: Counter,
         unit: None,
         labels: "failure_type, scope",
+        view: View::Hidden,
         source: Source::MemoryFailures,
     },
     MetricDef {
@@ -284,6 +377,7 @@ pub const METRICS: &[MetricDef] = &[
         kind: Counter,
         unit: Some(Bytes),
         labels: "interface",
+        view: View::Hidden,
         source: Source::Interface(|i| i.rx_bytes),
     },
     MetricDef {
@@ -292,6 +386,7 @@ pub const METRICS: &[MetricDef] = &[
         kind: Counter,
         unit: Some(Bytes),
         labels: "interface",
+        view: View::Hidden,
         source: Source::Interface(|i| i.tx_bytes),
     },
     MetricDef {
@@ -300,6 +395,7 @@ pub const METRICS: &[MetricDef] = &[
         kind: Counter,
         unit: None,
         labels: "interface",
+        view: View::Hidden,
         source: Source::Interface(|i| i.rx_packets),
     },
     MetricDef {
@@ -308,6 +404,7 @@ pub const METRICS: &[MetricDef] = &[
         kind: Counter,
         unit: None,
         labels: "interface",
+        view: View::Hidden,
         source: Source::Interface(|i| i.tx_packets),
     },
     MetricDef {
@@ -316,6 +413,7 @@ pub const METRICS: &[MetricDef] = &[
         kind: Counter,
         unit: None,
         labels: "interface",
+        view: View::Hidden,
         source: Source::Interface(|i| i.rx_errors),
     },
     MetricDef {
@@ -324,6 +422,7 @@ pub const METRICS: &[MetricDef] = &[
         kind: Counter,
         unit: None,
         labels: "interface",
+        view: View::Hidden,
         source: Source::Interface(|i| i.tx_errors),
     },
     MetricDef {
@@ -332,6 +431,7 @@ pub const METRICS: &[MetricDef] = &[
         kind: Counter,
         unit: None,
         labels: "interface",
+        view: View::Hidden,
         source: Source::Interface(|i| i.rx_dropped),
     },
     MetricDef {
@@ -340,6 +440,7 @@ pub const METRICS: &[MetricDef] = &[
         kind: Counter,
         unit: None,
         labels: "interface",
+        view: View::Hidden,
         source: Source::Interface(|i| i.tx_dropped),
     },
     MetricDef {
@@ -348,6 +449,7 @@ pub const METRICS: &[MetricDef] = &[
         kind: Counter,
         unit: Some(Bytes),
         labels: "",
+        view: View::Key("fs_read_bytes_total"),
         source: Source::Container(|c| int(c.sample.as_ref()?.fs_read_bytes)),
     },
     MetricDef {
@@ -356,6 +458,7 @@ pub const METRICS: &[MetricDef] = &[
         kind: Counter,
         unit: Some(Bytes),
         labels: "",
+        view: View::Key("fs_write_bytes_total"),
         source: Source::Container(|c| int(c.sample.as_ref()?.fs_write_bytes)),
     },
     MetricDef {
@@ -364,6 +467,7 @@ pub const METRICS: &[MetricDef] = &[
         kind: Counter,
         unit: None,
         labels: "",
+        view: View::Hidden,
         source: Source::Container(|c| int(c.sample.as_ref()?.fs_reads)),
     },
     MetricDef {
@@ -372,6 +476,7 @@ pub const METRICS: &[MetricDef] = &[
         kind: Counter,
         unit: None,
         labels: "",
+        view: View::Hidden,
         source: Source::Container(|c| int(c.sample.as_ref()?.fs_writes)),
     },
     MetricDef {
@@ -380,6 +485,7 @@ pub const METRICS: &[MetricDef] = &[
         kind: Gauge,
         unit: Some(Bytes),
         labels: "",
+        view: View::Hidden,
         source: Source::Container(|c| int(c.fs_usage)),
     },
     MetricDef {
@@ -388,6 +494,7 @@ pub const METRICS: &[MetricDef] = &[
         kind: Gauge,
         unit: None,
         labels: "",
+        view: View::Key("pids"),
         source: Source::Container(|c| int(c.sample.as_ref()?.pids)),
     },
     MetricDef {
@@ -396,6 +503,7 @@ pub const METRICS: &[MetricDef] = &[
         kind: Gauge,
         unit: None,
         labels: "",
+        view: View::Hidden,
         source: Source::Container(|c| int(c.sample.as_ref()?.pids_limit)),
     },
     MetricDef {
@@ -404,6 +512,7 @@ pub const METRICS: &[MetricDef] = &[
         kind: Gauge,
         unit: None,
         labels: "container_id, image_id, container_label_*",
+        view: View::Hidden,
         source: Source::Info,
     },
     MetricDef {
@@ -412,6 +521,7 @@ pub const METRICS: &[MetricDef] = &[
         kind: Gauge,
         unit: None,
         labels: "",
+        view: View::Hidden,
         source: Source::Container(|c| c.last_seen.map(Value::Float)),
     },
     MetricDef {
@@ -420,6 +530,7 @@ pub const METRICS: &[MetricDef] = &[
         kind: Gauge,
         unit: None,
         labels: "state",
+        view: View::Key("state"),
         source: Source::Enum("state", |c| Some(c.container.state.as_str()).filter(|s| !s.is_empty())),
     },
     MetricDef {
@@ -428,6 +539,7 @@ pub const METRICS: &[MetricDef] = &[
         kind: Gauge,
         unit: None,
         labels: "status",
+        view: View::Key("health"),
         source: Source::Enum("status", |c| c.lifecycle.as_ref()?.health.as_deref()),
     },
     MetricDef {
@@ -436,6 +548,7 @@ pub const METRICS: &[MetricDef] = &[
         kind: Gauge,
         unit: None,
         labels: "",
+        view: View::Hidden,
         source: Source::Container(|c| Some(Value::Signed(c.lifecycle.as_ref()?.health_state()))),
     },
     MetricDef {
@@ -444,6 +557,7 @@ pub const METRICS: &[MetricDef] = &[
         kind: Counter,
         unit: None,
         labels: "",
+        view: View::Key("restarts"),
         source: Source::Container(|c| int(c.lifecycle.as_ref()?.restart_count)),
     },
     MetricDef {
@@ -452,6 +566,7 @@ pub const METRICS: &[MetricDef] = &[
         kind: Gauge,
         unit: None,
         labels: "",
+        view: View::Flag("oom_killed"),
         source: Source::Container(|c| int(c.lifecycle.as_ref()?.oom_killed.map(u64::from))),
     },
     MetricDef {
@@ -460,6 +575,7 @@ pub const METRICS: &[MetricDef] = &[
         kind: Gauge,
         unit: None,
         labels: "",
+        view: View::Hidden,
         source: Source::Container(|c| {
             if c.container.has_stats() {
                 return None;
@@ -473,6 +589,7 @@ pub const METRICS: &[MetricDef] = &[
         kind: Gauge,
         unit: Some(Seconds),
         labels: "",
+        view: View::Key("started_at"),
         source: Source::Container(|c| c.lifecycle.as_ref()?.started_at.map(Value::Float)),
     },
     MetricDef {
@@ -481,6 +598,7 @@ pub const METRICS: &[MetricDef] = &[
         kind: Gauge,
         unit: None,
         labels: "",
+        view: View::Hidden,
         source: Source::Container(|c| int(c.lifecycle.as_ref()?.cpu_quota)),
     },
     MetricDef {
@@ -489,6 +607,7 @@ pub const METRICS: &[MetricDef] = &[
         kind: Gauge,
         unit: None,
         labels: "",
+        view: View::Hidden,
         source: Source::Container(|c| int(c.lifecycle.as_ref()?.cpu_period)),
     },
     MetricDef {
@@ -497,6 +616,7 @@ pub const METRICS: &[MetricDef] = &[
         kind: Gauge,
         unit: None,
         labels: "",
+        view: View::Hidden,
         source: Source::Container(|c| int(c.lifecycle.as_ref()?.cpu_shares)),
     },
     MetricDef {
@@ -505,6 +625,7 @@ pub const METRICS: &[MetricDef] = &[
         kind: Gauge,
         unit: Some(Bytes),
         labels: "",
+        view: View::Hidden,
         source: Source::Container(|c| int(c.lifecycle.as_ref()?.memory_reservation)),
     },
     MetricDef {
@@ -513,6 +634,7 @@ pub const METRICS: &[MetricDef] = &[
         kind: Gauge,
         unit: Some(Bytes),
         labels: "",
+        view: View::Positive("memory_limit_bytes"),
         source: Source::Container(|c| int(c.lifecycle.as_ref()?.memory_limit)),
     },
     MetricDef {
@@ -521,6 +643,7 @@ pub const METRICS: &[MetricDef] = &[
         kind: Gauge,
         unit: Some(Bytes),
         labels: "",
+        view: View::Hidden,
         source: Source::Container(|c| int(c.lifecycle.as_ref()?.memory_swap_limit)),
     },
     MetricDef {
@@ -529,6 +652,7 @@ pub const METRICS: &[MetricDef] = &[
         kind: Gauge,
         unit: None,
         labels: "",
+        view: View::Key("cpus"),
         source: Source::Machine(|m| int(m.cpus)),
     },
     MetricDef {
@@ -537,6 +661,7 @@ pub const METRICS: &[MetricDef] = &[
         kind: Gauge,
         unit: Some(Bytes),
         labels: "",
+        view: View::Key("memory_bytes"),
         source: Source::Machine(|m| int(m.memory_bytes)),
     },
     MetricDef {
@@ -545,6 +670,7 @@ pub const METRICS: &[MetricDef] = &[
         kind: Gauge,
         unit: None,
         labels: "",
+        view: View::Flag("up"),
         source: Source::Scrape(|s| Value::Int(u64::from(s.engine_up))),
     },
     MetricDef {
@@ -553,6 +679,7 @@ pub const METRICS: &[MetricDef] = &[
         kind: Gauge,
         unit: None,
         labels: "",
+        view: View::Hidden,
         source: Source::Scrape(|s| Value::Int(u64::from(s.failed))),
     },
     MetricDef {
@@ -561,6 +688,7 @@ pub const METRICS: &[MetricDef] = &[
         kind: Gauge,
         unit: Some(Seconds),
         labels: "",
+        view: View::Key("round_seconds"),
         source: Source::Scrape(|s| Value::Float(s.duration_seconds)),
     },
     MetricDef {
@@ -569,6 +697,7 @@ pub const METRICS: &[MetricDef] = &[
         kind: Gauge,
         unit: None,
         labels: "",
+        view: View::Key("selected"),
         source: Source::Scrape(|s| Value::Int(s.selected as u64)),
     },
     MetricDef {
@@ -577,6 +706,7 @@ pub const METRICS: &[MetricDef] = &[
         kind: Counter,
         unit: None,
         labels: "kind",
+        view: View::Hidden,
         source: Source::ScrapeErrors,
     },
 ];

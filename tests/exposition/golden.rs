@@ -16,6 +16,8 @@ use docker_stats_exporter::engine::{ContainerRef, EngineInfo, Failure};
 use docker_stats_exporter::exposition::collector::render;
 use docker_stats_exporter::exposition::collector::{render_parts, Part};
 use docker_stats_exporter::exposition::format::Format;
+use docker_stats_exporter::exposition::json::{self, JsonPart};
+use docker_stats_exporter::exposition::metrics::{Source, View, METRICS};
 use docker_stats_exporter::scrape::cpu::cpu_percent;
 use docker_stats_exporter::scrape::lifecycle::Lifecycle;
 use docker_stats_exporter::scrape::sample::Sample;
@@ -434,4 +436,111 @@ fn allow_listed_labels_on_info_only_or_on_every_series_are_escaped() {
     assert!(m.contains("container_network_receive_bytes_total{name=\"cap-busy\",id=\"/docker/cap-busy-id\",image=\"dse-test/busybox:latest\",container_label_com_docker_compose_service=\"web\",container_label_odd_label=\"quote \\\" back \\\\ slash\\nnew line ü\",interface=\"eth0\"} 736"), "{m}");
     // Containers without the label get no empty label.
     assert!(m.contains("container_memory_usage_bytes{name=\"cap-io\",id=\"/docker/cap-io-id\",image=\"dse-test/busybox:latest\"} "));
+}
+
+/// `/api/containers` for the golden round, keys sorted, one value a line.
+fn containers_json() -> serde_json::Value {
+    let snap = snapshot();
+    let part = JsonPart {
+        engine: None,
+        host: "unix:///var/run/docker.sock",
+        snapshot: &snap,
+    };
+    let (up, text) = json::encode(&[part], &LabelExport::default());
+    assert!(up);
+    serde_json::from_str(&text).unwrap()
+}
+
+#[test]
+fn containers_json_matches_golden_file() {
+    let pretty = serde_json::to_string_pretty(&containers_json()).unwrap() + "\n";
+    check_golden("containers.json", &pretty);
+}
+
+/// Every row of the metric table that the JSON view shows has there the
+/// value `/metrics` has for it, and every one it leaves out is absent there.
+#[test]
+fn json_view_values_are_the_metrics_values() {
+    let text = render(snapshot(), &LabelExport::default(), Format::Prometheus).unwrap();
+    let m = common::Metrics::parse(&text);
+    let answer = containers_json();
+    let mut shown = 0;
+    for def in METRICS {
+        let (key, as_flag, positive) = match def.view {
+            View::Hidden => continue,
+            View::Key(key) => (key, false, false),
+            View::Positive(key) => (key, false, true),
+            View::Flag(key) => (key, true, false),
+        };
+        let engine_level = matches!(def.source, Source::Machine(_) | Source::Scrape(_));
+        let objects = if engine_level {
+            answer["engines"].as_array().unwrap()
+        } else {
+            answer["containers"].as_array().unwrap()
+        };
+        for o in objects {
+            let json = &o[key];
+            let (metric, text_label) = if engine_level {
+                (find(&text, def.name, &[]), None)
+            } else {
+                let name = o["name"].as_str().unwrap();
+                match def.source {
+                    Source::Enum(label, _) => {
+                        (m.get(def.name, name), m.label(def.name, name, label))
+                    }
+                    _ => (m.get(def.name, name), None),
+                }
+            };
+            match (metric, text_label) {
+                (None, _) => assert!(
+                    json.is_null(),
+                    "{}: {key} = {json} without a series",
+                    def.name
+                ),
+                (Some(_), Some(label)) => {
+                    assert_eq!(json.as_str(), Some(label.as_str()), "{}", def.name)
+                }
+                (Some(v), None) if as_flag => {
+                    assert_eq!(json.as_bool(), Some(v != 0.0), "{}", def.name)
+                }
+                (Some(v), None) if positive && v == 0.0 => {
+                    assert!(json.is_null(), "{}: {json}", def.name)
+                }
+                (Some(v), None) => {
+                    let j = json
+                        .as_f64()
+                        .unwrap_or_else(|| panic!("{}: {key} = {json}", def.name));
+                    assert!(
+                        (j - v).abs() <= 1e-9 * v.abs().max(1.0),
+                        "{}: {j} vs {v}",
+                        def.name
+                    );
+                }
+            }
+            shown += usize::from(!json.is_null());
+        }
+    }
+    assert!(shown > 40, "only {shown} values shown");
+}
+
+/// A view key names one row, and rows with several series per container
+/// (per interface, per kind) or none (`container_info`) cannot have one.
+#[test]
+fn view_keys_are_unique_and_on_single_value_rows() {
+    let mut keys = std::collections::BTreeSet::new();
+    for def in METRICS {
+        let key = match def.view {
+            View::Hidden => continue,
+            View::Key(k) | View::Positive(k) | View::Flag(k) => k,
+        };
+        assert!(keys.insert(key), "{key} names two rows");
+        assert!(
+            !matches!(
+                def.source,
+                Source::Interface(_) | Source::MemoryFailures | Source::Info | Source::ScrapeErrors
+            ),
+            "{} has several series and no single view value",
+            def.name
+        );
+    }
 }
