@@ -45,6 +45,9 @@ RUN set -eu; \
 #    directory's contents land in the destination, so it arrives as
 #    /build/docker-vendor.
 COPY Cargo.toml Cargo.lock target* ./
+# The tests' shared crate, a workspace member: cargo reads its manifest to
+# resolve the lock file, and builds none of it here.
+COPY tests/common/Cargo.toml tests/common/
 RUN set -eu; \
     target=$(cat /rust-target); \
     if [ -d docker-vendor ]; then \

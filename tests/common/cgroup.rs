@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 use std::process::{Child, Command};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use super::engine::{docker, docker_cmd, docker_for, docker_on, engine_host, unique, Container};
+use super::engine::{docker, docker_for, docker_on, engine_host, unique, Container};
 use super::{wait_until, Exporter, Metrics, PATIENCE};
 
 /// The cgroup interface of the engine's machine.

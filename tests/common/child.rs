@@ -11,7 +11,42 @@ use std::time::Duration;
 use super::wait::wait_until;
 
 /// The exporter binary cargo built for these tests.
-pub const BIN: &str = env!("CARGO_BIN_EXE_docker-stats-exporter");
+pub static BIN: Bin = Bin;
+
+/// The exporter binary that cargo built beside the running test binary
+/// (`target/PROFILE/docker-stats-exporter`, the test in `deps/`): this
+/// crate is not the package's own test, so `CARGO_BIN_EXE_*` is not set.
+#[derive(Debug, Clone, Copy)]
+pub struct Bin;
+
+impl Bin {
+    pub fn path(self) -> &'static std::path::Path {
+        static PATH: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+        PATH.get_or_init(|| {
+            let exe = std::env::current_exe().expect("the test binary's path");
+            let profile = exe
+                .parent()
+                .and_then(std::path::Path::parent)
+                .expect("the test binary in target/PROFILE/deps");
+            profile.join(format!(
+                "docker-stats-exporter{}",
+                std::env::consts::EXE_SUFFIX
+            ))
+        })
+    }
+}
+
+impl AsRef<std::ffi::OsStr> for Bin {
+    fn as_ref(&self) -> &std::ffi::OsStr {
+        self.path().as_os_str()
+    }
+}
+
+impl std::fmt::Display for Bin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.path().display().fmt(f)
+    }
+}
 
 /// How long a busy machine may take to start the binary.
 const START_TIMEOUT: Duration = Duration::from_secs(30);

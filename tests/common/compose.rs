@@ -21,7 +21,7 @@ pub fn compose(host: &str) -> Command {
     };
     let mut cmd = Command::new(program);
     cmd.args(words);
-    cmd.current_dir(Path::new(env!("CARGO_MANIFEST_DIR")));
+    cmd.current_dir(Path::new(crate::ROOT));
     cmd.env("DOCKER_HOST", host);
     cmd
 }

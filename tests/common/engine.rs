@@ -155,7 +155,7 @@ pub fn image_name() -> String {
 /// On this machine's engine the setup script also starts the engine and
 /// installs what is missing; elsewhere only the image is imported.
 fn make_image(image: &str) {
-    let scripts = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts");
+    let scripts = Path::new(crate::ROOT).join("scripts");
     let mut cmd = Command::new("bash");
     if engine_host() == MACHINE_ENGINE {
         cmd.arg(scripts.join("setup-engine.sh"));

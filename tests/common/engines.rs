@@ -10,7 +10,10 @@ use std::time::{Duration, Instant};
 
 use super::DOCKER;
 
-const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/private-engine.sh");
+const SCRIPT: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../scripts/private-engine.sh"
+);
 
 /// A private engine; stopped when dropped. Its data root (images, containers)
 /// stays for the next start under the same name.

@@ -24,7 +24,7 @@ pub struct ExporterImage {
 }
 
 fn root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
+    Path::new(crate::ROOT)
 }
 
 /// The tag prefix of the image the tests build on this machine's engine;

@@ -2,7 +2,10 @@
 //! docker CLI, an in-process exporter on port 0, the exporter binary as a
 //! child process, one HTTP client, waiting on conditions, and a small
 //! exposition parser.
-#![allow(dead_code, unused_imports, clippy::unwrap_used)]
+#![allow(clippy::unwrap_used)]
+
+/// The repository's root: this crate lives in `tests/common/`.
+pub const ROOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
 
 pub mod accounted;
 pub mod attack;

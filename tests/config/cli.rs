@@ -2,8 +2,6 @@
 
 #![allow(clippy::unwrap_used)]
 
-use crate::common;
-
 use common::{run_failing, ChildServer, TempDir, BIN};
 
 use std::path::PathBuf;

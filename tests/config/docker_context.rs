@@ -4,8 +4,6 @@
 
 #![allow(clippy::unwrap_used)]
 
-use crate::common;
-
 use std::path::{Path, PathBuf};
 use std::process::Command;
 

@@ -14,8 +14,6 @@
 
 #![allow(clippy::unwrap_used)]
 
-#[path = "../common/mod.rs"]
-mod common;
 mod grafana;
 mod procs;
 mod promql;

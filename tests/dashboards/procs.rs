@@ -62,7 +62,7 @@ pub async fn on_free_port(
     make: impl Fn(u16) -> Command,
 ) -> (Proc, SocketAddr) {
     for _ in 0..5 {
-        let port = super::common::candidate_port();
+        let port = common::candidate_port();
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
         let mut proc = Proc::spawn(what, &mut make(port), log);
         let until = Instant::now() + START_TIMEOUT;
@@ -93,12 +93,7 @@ pub async fn on_free_port(
 pub async fn exporter(what: &str, log: &Path, docker_host: &str) -> (Proc, SocketAddr) {
     let mut proc = Proc::spawn(
         what,
-        Command::new(super::common::BIN).args([
-            "--listen",
-            "127.0.0.1:0",
-            "--docker-host",
-            docker_host,
-        ]),
+        Command::new(common::BIN).args(["--listen", "127.0.0.1:0", "--docker-host", docker_host]),
         log,
     );
     let until = Instant::now() + START_TIMEOUT;
@@ -132,5 +127,5 @@ async fn answers_200(addr: SocketAddr, path: &str) -> bool {
     if TcpStream::connect_timeout(&addr, Duration::from_millis(300)).is_err() {
         return false;
     }
-    super::common::get(addr, path, &[]).await.0 == 200
+    common::get(addr, path, &[]).await.0 == 200
 }

@@ -9,8 +9,6 @@
 //! script installs). Without one the test fails under `CI=true` and says it
 //! did not run otherwise.
 
-use crate::common;
-
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;

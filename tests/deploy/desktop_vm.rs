@@ -12,8 +12,6 @@
 //! Without `DSE_CGROUP2_HOST` the test skips, except under `CI=true`, where
 //! it fails.
 
-use crate::common;
-
 use std::collections::BTreeSet;
 use std::process::{Command, Stdio};
 

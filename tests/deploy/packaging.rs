@@ -18,8 +18,6 @@
 //! container and Compose project is named after its test and removed when the
 //! test ends.
 
-use crate::common;
-
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};

@@ -3,8 +3,6 @@
 
 #![allow(clippy::unwrap_used)]
 
-use crate::common;
-
 use std::net::SocketAddr;
 use std::process::Command;
 use std::time::Duration;

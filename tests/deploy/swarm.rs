@@ -16,8 +16,6 @@
 //!
 //! Needs root, Debian's `prometheus`, `ip`, `nsenter`, `curl`, `ldd` and `tar`.
 
-use crate::common;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::process::Command;

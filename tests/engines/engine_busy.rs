@@ -8,8 +8,6 @@
 
 #![allow(clippy::unwrap_used)]
 
-use crate::common;
-
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

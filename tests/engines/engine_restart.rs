@@ -6,8 +6,6 @@
 
 #![allow(clippy::unwrap_used)]
 
-use crate::common;
-
 use std::time::{Duration, Instant};
 
 use common::engines::PrivateEngine;

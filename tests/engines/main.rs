@@ -6,9 +6,6 @@
 
 #![allow(clippy::unwrap_used)]
 
-#[path = "../common/mod.rs"]
-mod common;
-
 mod engine_busy;
 mod engine_restart;
 mod engines_live;

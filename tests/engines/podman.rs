@@ -4,8 +4,6 @@
 
 #![allow(clippy::unwrap_used)]
 
-use crate::common;
-
 use std::process::Command;
 use std::sync::OnceLock;
 

@@ -9,8 +9,6 @@
 //! DSE_CGROUP2_HOST=$(scripts/cgroup2-vm.sh start cg2) cargo test --test engines podman5
 //! ```
 
-use crate::common;
-
 use std::process::Command;
 
 use common::cgroup::{Cgroups, Version};

@@ -5,8 +5,6 @@
 
 #![allow(clippy::unwrap_used)]
 
-use crate::common;
-
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::Command;
@@ -38,7 +36,7 @@ fn as_nobody(groups: &[u32], host: &str) -> Command {
         let list: Vec<String> = groups.iter().map(u32::to_string).collect();
         cmd.arg(format!("--groups={}", list.join(",")));
     }
-    cmd.args([BIN, "--docker-host", host]);
+    cmd.arg(BIN).args(["--docker-host", host]);
     cmd
 }
 

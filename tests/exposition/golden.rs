@@ -5,8 +5,6 @@
 
 #![allow(clippy::unwrap_used)]
 
-use crate::common;
-
 use std::collections::{BTreeMap, HashMap};
 
 use std::sync::Arc;

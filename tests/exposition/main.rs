@@ -5,8 +5,5 @@
 
 #![allow(clippy::unwrap_used)]
 
-#[path = "../common/mod.rs"]
-mod common;
-
 mod golden;
 mod readme;

@@ -7,8 +7,6 @@
 //! figures (`--nocapture`); `DSE_ATTACK_BIN=path` runs the same attacks
 //! against another build.
 
-use crate::common;
-
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;

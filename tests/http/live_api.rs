@@ -3,8 +3,6 @@
 //! selection parameters, names the engine that does not answer, and the page
 //! comes with a strict Content-Security-Policy.
 
-use crate::common;
-
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;

@@ -4,7 +4,6 @@
 //! this test stops and starts. scripts/setup-browser.sh installs the browser
 //! and node; under `CI=true` their absence fails, elsewhere it skips.
 
-use crate::common;
 use crate::live_api::InProcess;
 use crate::passthrough::Passthrough;
 

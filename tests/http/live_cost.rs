@@ -10,8 +10,6 @@
 //! prints the table docs/live-view.md quotes and writes it to
 //! target/live-cost.md.
 
-use crate::common;
-
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::process::{Command, Stdio};

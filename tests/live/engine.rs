@@ -1,8 +1,6 @@
 //! The exporter against the real Docker engine with real containers. Needs a
 //! running engine and the local test image: `scripts/test` sets both up.
 
-use crate::common;
-
 use std::time::{Duration, Instant};
 
 use common::proxy::Proxy;

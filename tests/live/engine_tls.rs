@@ -5,8 +5,6 @@
 
 #![allow(clippy::unwrap_used)]
 
-use crate::common;
-
 use std::path::Path;
 use std::sync::Arc;
 

@@ -4,8 +4,6 @@
 
 #![allow(clippy::unwrap_used)]
 
-use crate::common;
-
 use std::process::Command;
 use std::time::Duration;
 
@@ -21,7 +19,8 @@ async fn socket_permission_denied_gives_docker_up_0_and_a_clear_log_line() {
     // This machine's engine socket is root:docker 0660; run the binary as
     // nobody.
     let mut cmd = Command::new("setpriv");
-    cmd.args(["--reuid=nobody", "--regid=nogroup", "--clear-groups", BIN])
+    cmd.args(["--reuid=nobody", "--regid=nogroup", "--clear-groups"])
+        .arg(BIN)
         .args(["--listen", "127.0.0.1:0", "--docker-host", MACHINE_ENGINE]);
     let exporter = ChildServer::spawn_exporter(cmd);
     let (status, body) = common::get(exporter.addr, "/metrics", &[]).await;

@@ -4,8 +4,6 @@
 
 #![allow(clippy::unwrap_used)]
 
-use crate::common;
-
 use common::proxy::Proxy;
 use common::{
     docker, engine_socket, first_round_stats_calls, names_config, unique, Container, Exporter,

@@ -5,8 +5,6 @@
 
 #![allow(clippy::unwrap_used)]
 
-use crate::common;
-
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 

@@ -6,9 +6,6 @@
 
 #![allow(clippy::unwrap_used)]
 
-#[path = "../common/mod.rs"]
-mod common;
-
 mod decode;
 mod engines;
 mod scrape_logic;

@@ -2,8 +2,6 @@
 //! max usage, the pids limit, CFS throttling): present exactly where the
 //! engine reports them, and within the engine's and the cgroup's readings.
 
-use crate::common;
-
 use common::accounted;
 use common::cgroup::{Cgroups, IoOp};
 use common::{

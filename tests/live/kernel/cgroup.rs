@@ -15,8 +15,6 @@
 //! little while a container runs). Where the cgroup lists nothing (block I/O
 //! on a kernel that accounts none), the series must be absent.
 
-use crate::common;
-
 use common::cgroup::{Cgroup, Cgroups, IoOp, MemoryStat, Reading};
 use common::{
     names_config, unique, wait_until, wait_until_async, Container, Exporter, Metrics, PATIENCE,

@@ -3,8 +3,6 @@
 //! next, and a paused container's frozen counter (every CPU counter against
 //! `cpu.stat` is in `cgroup`).
 
-use crate::common;
-
 use common::cgroup::{Cgroup, Cgroups, Window};
 use common::{
     docker, names_config, unique, wait_until, wait_until_async, Container, Exporter, PATIENCE,

@@ -2,8 +2,6 @@
 //! `docker stats` prints them, and a kill by the memory limit (every memory
 //! series against the cgroup's files is in `cgroup`).
 
-use crate::common;
-
 use common::cgroup::{Cgroups, MemoryStat};
 use common::{
     docker, names_config, unique, wait_until, wait_until_async, Container, Exporter, PATIENCE,

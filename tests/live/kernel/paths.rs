@@ -2,8 +2,6 @@
 //! engine's machine names it, on cgroupfs (`/docker/<id>`) and systemd
 //! (`/system.slice/docker-<id>.scope`) drivers.
 
-use crate::common;
-
 use common::cgroup::{default_id_label, engine_cgroups, Cgroups, Driver};
 use common::{names_config, unique, Container, Exporter};
 
