@@ -43,6 +43,7 @@ pub fn state(config: &config::Config) -> Arc<AppState> {
     state_with_engines(config, engines)
 }
 
+#[cfg(any(test, feature = "testing"))]
 /// Shared state reading one unnamed `engine`, for everything else as
 /// `config` says.
 pub fn state_with_engine(

@@ -234,6 +234,7 @@ fn encode_value(
     }
 }
 
+#[cfg(any(test, feature = "testing"))]
 /// Encodes one engine's snapshot in the given format.
 pub fn render(
     snapshot: impl Into<Arc<Snapshot>>,

@@ -711,6 +711,7 @@ pub const METRICS: &[MetricDef] = &[
     },
 ];
 
+#[cfg(any(test, feature = "testing"))]
 /// The metric reference as a Markdown table; the README carries a copy that
 /// a test keeps equal to this.
 pub fn reference_table() -> String {

@@ -160,6 +160,7 @@ impl Scraper {
         self.engine.as_ref()
     }
 
+    #[cfg(any(test, feature = "testing"))]
     /// Containers whose state is held (CPU readings, inspect answers).
     pub fn tracked_containers(&self) -> usize {
         self.state.len()
