@@ -1,5 +1,6 @@
-//! The engine over its real API, through bollard: a unix socket, TCP, or TCP
-//! with TLS as the docker CLI sets it up.
+//! The engine over its real API: a unix socket, TCP, or TCP with TLS as the
+//! docker CLI sets it up, each answer decoded into `model.rs`'s types (a
+//! Windows named pipe through bollard's own client).
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -7,13 +8,12 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use bollard::errors::Error as BollardError;
-use bollard::Docker;
 use futures::FutureExt;
 
 use crate::engine::socket_access;
 use bytes::Bytes;
 
-use super::model::{Inspect, Stats, Summary};
+use super::model::{Info, Inspect, Stats, Summary, Version};
 use super::transport::Transport;
 use super::{
     ContainerRef, EngineApi, EngineError, EngineFuture, EngineInfo, EngineVersion, Failure, Flavor,
@@ -36,12 +36,14 @@ pub struct DockerEngine {
     client: Mutex<Option<Connected>>,
 }
 
-/// A made client: the client library's, and the transport beneath it for
-/// the requests the exporter decodes itself (none for a named pipe).
+/// A made client: the transport the exporter sends its requests on and
+/// decodes their answers from, or on Windows the client library's own
+/// client for a named pipe.
 #[derive(Debug, Clone)]
-struct Connected {
-    docker: Docker,
-    transport: Option<Transport>,
+enum Connected {
+    Transport(Transport),
+    #[cfg(windows)]
+    Pipe(bollard::Docker),
 }
 
 impl DockerEngine {
@@ -80,35 +82,35 @@ impl DockerEngine {
     }
 
     fn connect(&self) -> anyhow::Result<Connected> {
-        let secs = self.request_timeout.as_secs().max(1);
         let transport = if let Some(dir) = &self.tls {
             super::tls::connect(&self.host, dir)?
         } else if self.host.starts_with("unix://") {
             super::plain::connect_unix(&self.host)?
         } else if self.host.starts_with("npipe://") {
-            return Ok(Connected {
-                docker: named_pipe(&self.host)?,
-                transport: None,
-            });
+            return named_pipe(&self.host);
         } else {
             super::plain::connect_tcp(&self.host)
         };
-        Ok(Connected {
-            docker: transport.client(secs)?,
-            transport: Some(transport),
+        Ok(Connected::Transport(transport))
+    }
+
+    /// The client library's client where the engine is a named pipe.
+    #[cfg(windows)]
+    fn pipe(&self) -> Result<Option<bollard::Docker>, EngineError> {
+        Ok(match self.client()? {
+            Connected::Pipe(d) => Some(d),
+            Connected::Transport(_) => None,
         })
     }
 
-    /// Runs `call` with the client ([`while_busy`]).
-    async fn with_client<T, F, Fut>(&self, call: F) -> Result<T, EngineError>
+    /// Runs `call` on the named pipe's client ([`while_busy`]).
+    #[cfg(windows)]
+    async fn on_pipe<T, F, Fut>(&self, call: F) -> Result<T, EngineError>
     where
-        F: Fn(Docker) -> Fut,
+        F: Fn() -> Fut,
         Fut: Future<Output = Result<T, BollardError>>,
     {
-        let docker = self.client()?.docker;
-        while_busy(|| call(docker.clone()))
-            .await
-            .map_err(|e| self.classify(e))
+        while_busy(call).await.map_err(|e| self.classify(e))
     }
 
     /// Sorts a client error into the kinds a scrape counts; a socket that
@@ -127,7 +129,8 @@ impl DockerEngine {
     /// while the engine's listen queue is full: the body of a 2xx answer,
     /// else the engine's error as the client library would report it.
     async fn get(&self, path: &str) -> Result<Bytes, EngineError> {
-        let Some(transport) = self.client()?.transport else {
+        #[allow(irrefutable_let_patterns)] // a named pipe only on Windows
+        let Connected::Transport(transport) = self.client()? else {
             return Err(EngineError::new(
                 Failure::Engine,
                 format!("{}: no such request on this transport", self.host),
@@ -234,58 +237,39 @@ impl EngineApi for DockerEngine {
 
     fn ping(&self) -> EngineFuture<'_, ()> {
         async move {
-            self.with_client(|d| async move { d.ping().await })
-                .await
-                .map(|_| ())
+            #[cfg(windows)]
+            if let Some(d) = self.pipe()? {
+                return self.on_pipe(|| d.ping()).await.map(|_| ());
+            }
+            self.get("/_ping").await.map(|_| ())
         }
         .boxed()
     }
 
     fn version(&self) -> EngineFuture<'_, EngineVersion> {
         async move {
-            let v = self
-                .with_client(|d| async move { d.version().await })
-                .await?;
-            let podman = v
-                .components
-                .as_deref()
-                .unwrap_or_default()
-                .iter()
-                .any(|c| c.name.contains("Podman"));
-            Ok(EngineVersion {
-                flavor: if podman {
-                    Flavor::Podman
-                } else {
-                    Flavor::Docker
-                },
-                version: v.version.unwrap_or_default(),
-            })
+            #[cfg(windows)]
+            if let Some(d) = self.pipe()? {
+                let v = self.on_pipe(|| d.version()).await?;
+                return remodel(&v).map(engine_version);
+            }
+            self.get_json("/version").await.map(engine_version)
         }
         .boxed()
     }
 
     fn info(&self) -> EngineFuture<'_, EngineInfo> {
         async move {
-            let i = self.with_client(|d| async move { d.info().await }).await?;
-            let rootless = i
-                .security_options
-                .as_deref()
-                .unwrap_or_default()
-                .iter()
-                .any(|o| o.split(',').any(|kv| kv == "name=rootless"));
-            let cgroup_controllers = if rootless {
-                self.podman_cgroup_controllers().await
-            } else {
-                None
-            };
-            Ok(EngineInfo {
-                cpus: i.ncpu.and_then(|n| u64::try_from(n).ok()),
-                memory_bytes: i.mem_total.and_then(|n| u64::try_from(n).ok()),
-                cgroup_driver: i.cgroup_driver.map(|d| d.to_string()),
-                cgroup_version: i.cgroup_version.map(|v| v.to_string()),
-                rootless,
-                cgroup_controllers,
-            })
+            #[cfg(windows)]
+            if let Some(d) = self.pipe()? {
+                let i = self.on_pipe(|| d.info()).await?;
+                return remodel(&i).map(|i| machine(&i));
+            }
+            let mut info = machine(&self.get_json("/info").await?);
+            if info.rootless {
+                info.cgroup_controllers = self.podman_cgroup_controllers().await;
+            }
+            Ok(info)
         }
         .boxed()
     }
@@ -304,11 +288,9 @@ impl EngineApi for DockerEngine {
         async move {
             // Named pipes go through bollard's own client (Windows only).
             #[cfg(windows)]
-            if self.host.starts_with("npipe://") {
-                return self
-                    .with_client(move |d| async move { d.inspect_container(id, None).await })
-                    .await
-                    .and_then(|answer| remodel(&answer));
+            if let Some(d) = self.pipe()? {
+                let answer = self.on_pipe(|| d.inspect_container(id, None)).await?;
+                return remodel(&answer);
             }
             self.get_json(&format!("/containers/{id}/json")).await
         }
@@ -318,16 +300,17 @@ impl EngineApi for DockerEngine {
     fn stats<'a>(&'a self, id: &'a str, one_shot: bool) -> EngineFuture<'a, Option<Stats>> {
         async move {
             #[cfg(windows)]
-            if self.host.starts_with("npipe://") {
+            if let Some(d) = self.pipe()? {
                 use bollard::query_parameters::StatsOptionsBuilder;
                 use futures::StreamExt;
                 let answer = self
-                    .with_client(move |d| async move {
+                    .on_pipe(|| {
                         let options = StatsOptionsBuilder::default()
                             .stream(false)
                             .one_shot(one_shot)
                             .build();
-                        d.stats(id, Some(options)).next().await.transpose()
+                        let d = d.clone();
+                        async move { d.stats(id, Some(options)).next().await.transpose() }
                     })
                     .await?;
                 return answer.map(|a| remodel(&a)).transpose();
@@ -357,13 +340,49 @@ fn remodel<T: serde::Serialize, U: serde::de::DeserializeOwned>(
 
 /// A Windows named pipe, through bollard's own client for them.
 #[cfg(windows)]
-fn named_pipe(host: &str) -> anyhow::Result<Docker> {
-    Ok(Docker::connect_with_host(host)?)
+fn named_pipe(host: &str) -> anyhow::Result<Connected> {
+    Ok(Connected::Pipe(bollard::Docker::connect_with_host(host)?))
 }
 
 #[cfg(not(windows))]
-fn named_pipe(host: &str) -> anyhow::Result<Docker> {
+fn named_pipe(host: &str) -> anyhow::Result<Connected> {
     anyhow::bail!("{host}: named pipes exist only on Windows")
+}
+
+/// Docker or Podman, and the version it gives.
+fn engine_version(v: Version) -> EngineVersion {
+    let podman = v
+        .components
+        .unwrap_or_default()
+        .iter()
+        .any(|c| c.name.as_deref().is_some_and(|n| n.contains("Podman")));
+    EngineVersion {
+        flavor: if podman {
+            Flavor::Podman
+        } else {
+            Flavor::Docker
+        },
+        version: v.version.unwrap_or_default(),
+    }
+}
+
+/// The machine as an `/info` answer describes it (the cgroup controllers
+/// of a rootless Podman come from a call of their own).
+fn machine(i: &Info) -> EngineInfo {
+    let rootless = i
+        .security_options
+        .as_deref()
+        .unwrap_or_default()
+        .iter()
+        .any(|o| o.split(',').any(|kv| kv == "name=rootless"));
+    EngineInfo {
+        cpus: i.ncpu.and_then(|n| u64::try_from(n).ok()),
+        memory_bytes: i.mem_total.and_then(|n| u64::try_from(n).ok()),
+        cgroup_driver: i.cgroup_driver.clone(),
+        cgroup_version: i.cgroup_version.clone(),
+        rootless,
+        cgroup_controllers: None,
+    }
 }
 
 /// `GET /containers/json` for `query`: stopped containers too with `all`,
@@ -476,6 +495,31 @@ fn listen_queue_full(err: &BollardError) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn version_and_info_answers_decode_into_the_stage_types() {
+        let v = include_str!("../../tests/fixtures/version-docker26.1.json");
+        let v = engine_version(serde_json::from_str(v).unwrap());
+        assert_eq!(v.flavor, Flavor::Docker);
+        assert_eq!(v.version, "26.1.5+dfsg1");
+        let podman = r#"{"Components":[{"Name":"Podman Engine"}],"Version":"5.4.2"}"#;
+        assert_eq!(
+            engine_version(serde_json::from_str(podman).unwrap()).flavor,
+            Flavor::Podman
+        );
+
+        let i = include_str!("../../tests/fixtures/info-docker26.1.json");
+        let i = machine(&serde_json::from_str(i).unwrap());
+        assert_eq!(i.cpus, Some(2));
+        assert_eq!(i.memory_bytes, Some(25_276_502_016));
+        assert_eq!(i.cgroup_driver.as_deref(), Some("cgroupfs"));
+        assert_eq!(i.cgroup_version.as_deref(), Some("1"));
+        assert!(!i.rootless);
+        let rootless = r#"{"NCPU":2,"SecurityOptions":["name=seccomp,profile=default","name=rootless"],"CgroupVersion":"2"}"#;
+        let i = machine(&serde_json::from_str(rootless).unwrap());
+        assert!(i.rootless);
+        assert_eq!(i.memory_bytes, None);
+    }
 
     #[test]
     fn health_is_taken_from_lists_that_carry_it() {

@@ -206,3 +206,34 @@ mod tests {
         assert!(!s.networks.unwrap().is_empty());
     }
 }
+
+/// `GET /version`: which engine answers.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Version {
+    pub version: Option<String>,
+    /// Podman lists itself here (`Podman Engine`).
+    pub components: Option<Vec<Component>>,
+}
+
+/// One part of the engine, as `/version` lists them.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Component {
+    pub name: Option<String>,
+}
+
+/// `GET /info`: the machine the engine runs on.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Info {
+    #[serde(rename = "NCPU")]
+    pub ncpu: Option<i64>,
+    pub mem_total: Option<i64>,
+    /// `cgroupfs` or `systemd`.
+    pub cgroup_driver: Option<String>,
+    /// `1` or `2`.
+    pub cgroup_version: Option<String>,
+    /// `name=rootless` among them for a rootless engine.
+    pub security_options: Option<Vec<String>>,
+}

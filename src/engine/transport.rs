@@ -1,14 +1,13 @@
 //! How requests reach the engine: a function from request to response over
 //! the engine's kind of connection (a new unix-socket or TCP connection per
-//! call, or kept TLS connections). The client library's client is built on
-//! it, and the exporter's own requests (stats, inspect, Podman's
-//! `/libpod/info`) go through it too, decoded into the engine stage's own
-//! types.
+//! call, or kept TLS connections). Every request the exporter makes goes
+//! through it and is decoded into the engine stage's own types
+//! (`model.rs`); the client library lends its request and error types.
 
 use std::sync::Arc;
 
 use bollard::errors::Error as BollardError;
-use bollard::{BollardRequest, Docker, API_DEFAULT_VERSION};
+use bollard::BollardRequest;
 use bytes::Bytes;
 use futures::future::BoxFuture;
 use http_body_util::BodyExt;
@@ -45,17 +44,6 @@ impl Transport {
             send,
             base: base.into(),
         }
-    }
-
-    /// The client library's client on this transport.
-    pub fn client(&self, timeout_secs: u64) -> Result<Docker, BollardError> {
-        let send = Arc::clone(&self.send);
-        Docker::connect_with_custom_transport(
-            move |req: BollardRequest| send(req),
-            Some(self.base.clone()),
-            timeout_secs,
-            API_DEFAULT_VERSION,
-        )
     }
 
     /// `GET path` (with its query): the status and the whole body.
