@@ -130,7 +130,8 @@ impl DockerEngine {
     /// else the engine's error as the client library would report it.
     async fn get(&self, path: &str) -> Result<Bytes, EngineError> {
         #[allow(irrefutable_let_patterns)] // a named pipe only on Windows
-        let Connected::Transport(transport) = self.client()? else {
+        let Connected::Transport(transport) = self.client()?
+        else {
             return Err(EngineError::new(
                 Failure::Engine,
                 format!("{}: no such request on this transport", self.host),
