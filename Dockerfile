@@ -71,6 +71,10 @@ RUN set -eu; \
         target/"$target"/release/docker-stats-exporter*
 
 # 2. The exporter itself, and the runtime image's few files under /rootfs.
+#    DSE_COMMIT names the commit `--version` prints (the context has no .git;
+#    scripts/release.sh passes it).
+ARG DSE_COMMIT=
+COPY build.rs ./
 COPY src ./src
 RUN set -eu; \
     target=$(cat /rust-target); \

@@ -227,6 +227,15 @@ impl fmt::Display for CliError {
 
 impl std::error::Error for CliError {}
 
+/// The version, with the commit it was built from where the build knew it
+/// (build.rs): `0.1.0 (commit 0123456789ab)`.
+pub fn version() -> String {
+    match option_env!("DSE_COMMIT") {
+        Some(commit) => format!("{} (commit {commit})", env!("CARGO_PKG_VERSION")),
+        None => env!("CARGO_PKG_VERSION").to_string(),
+    }
+}
+
 impl Cli {
     /// The process's flags; prints help, the version or the error and exits
     /// where the command line asks for that or does not parse (status 2).
@@ -238,7 +247,7 @@ impl Cli {
                 std::process::exit(0)
             }
             Ok(Command::Version) => {
-                println!("{NAME} {}", env!("CARGO_PKG_VERSION"));
+                println!("{NAME} {}", version());
                 std::process::exit(0)
             }
             Err(e) => {

@@ -98,6 +98,9 @@ fn build(tag: &str) -> ExporterImage {
         .arg(&iid_path)
         .arg("--build-arg")
         .arg(format!("RUST_IMAGE={rust_image}"))
+        // As scripts/release.sh builds it, so that its build is this one.
+        .arg("--build-arg")
+        .arg(format!("DSE_COMMIT={}", head_commit()))
         .arg(".")
         .stdin(Stdio::null())
         .stdout(log.try_clone().expect("clone log handle"))
@@ -120,6 +123,18 @@ fn build(tag: &str) -> ExporterImage {
         tag: tag.to_string(),
         id,
     }
+}
+
+/// The checkout's commit as `--version` names it, or nothing outside git.
+fn head_commit() -> String {
+    Command::new("git")
+        .current_dir(root())
+        .args(["rev-parse", "--short=12", "HEAD"])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default()
 }
 
 /// The builder base: `DSE_RUST_IMAGE`, else the local one, made if missing.

@@ -55,7 +55,21 @@ fn bad_config_exits_before_listening_and_names_file_key_and_line() {
 fn version_flag_prints_the_version() {
     let out = Command::new(BIN).arg("--version").output().unwrap();
     assert!(out.status.success());
-    assert!(String::from_utf8_lossy(&out.stdout).contains(env!("CARGO_PKG_VERSION")));
+    let printed = String::from_utf8_lossy(&out.stdout);
+    assert!(printed.contains(env!("CARGO_PKG_VERSION")), "{printed}");
+    // Built from a git checkout: the commit too.
+    let head = Command::new("git")
+        .args(["rev-parse", "--short=12", "HEAD"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
+    if head.status.success() {
+        let head = String::from_utf8_lossy(&head.stdout);
+        assert!(
+            printed.contains(&format!("(commit {})", head.trim())),
+            "{printed}"
+        );
+    }
 }
 
 #[test]
