@@ -23,6 +23,8 @@ command -v promtool >/dev/null || need_pkgs+=(prometheus)
 command -v prometheus-node-exporter >/dev/null || need_pkgs+=(prometheus-node-exporter)
 command -v docker-compose >/dev/null || need_pkgs+=(docker-compose)
 command -v curl >/dev/null || need_pkgs+=(curl)
+# tests/deploy/debian.rs lints the Debian packages.
+command -v lintian >/dev/null || need_pkgs+=(lintian)
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   echo "setup: installing ${need_pkgs[*]}"
   as_root apt-get update -qq

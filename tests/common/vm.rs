@@ -49,3 +49,99 @@ pub fn unix_get(host: &str, path: &str) -> String {
     );
     body.to_string()
 }
+
+/// The VM's own system, for what its engine's API cannot do (install a
+/// package, ask systemd): a privileged container on the VM's engine whose
+/// commands enter the namespaces of the VM's PID 1. Removed when dropped.
+pub struct VmHost {
+    shell: super::Container,
+}
+
+impl VmHost {
+    /// A shell on the system of the VM whose engine is `docker_host`.
+    pub fn on(docker_host: &str, test: &str) -> Self {
+        let shell = super::Container::run_on(
+            docker_host,
+            &super::unique(&format!("dse-vm-host-{test}")),
+            &[
+                "--privileged",
+                "--pid",
+                "host",
+                "--network",
+                "host",
+                "-v",
+                "/:/host",
+            ],
+            &["sleep", "3600"],
+        );
+        Self { shell }
+    }
+
+    /// Runs `script` with `sh` on the VM's system: its stdout, or its exit
+    /// status and stderr.
+    pub fn sh(&self, script: &str) -> Result<String, String> {
+        let host = self.shell.host();
+        let out = std::process::Command::new(super::docker_for(host))
+            .args(["-H", host, "exec", &self.shell.name])
+            .args([
+                "busybox", "nsenter", "-t", "1", "-m", "-u", "-i", "-n", "--",
+            ])
+            .args(["/bin/sh", "-c", script])
+            .output()
+            .map_err(|e| format!("docker exec: {e}"))?;
+        if out.status.success() {
+            Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+        } else {
+            Err(format!(
+                "`{script}` on the VM: {}: {}{}",
+                out.status,
+                String::from_utf8_lossy(&out.stdout).trim(),
+                String::from_utf8_lossy(&out.stderr).trim()
+            ))
+        }
+    }
+
+    /// Runs `script` with busybox's `sh` in the shell's own container,
+    /// which shares the VM's network: for what the VM's system lacks (a
+    /// minimal Debian has neither curl nor wget).
+    pub fn busybox(&self, script: &str) -> Result<String, String> {
+        let host = self.shell.host();
+        let out = std::process::Command::new(super::docker_for(host))
+            .args(["-H", host, "exec", &self.shell.name, "sh", "-c", script])
+            .output()
+            .map_err(|e| format!("docker exec: {e}"))?;
+        if out.status.success() {
+            Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+        } else {
+            Err(format!(
+                "`{script}` in {}: {}: {}",
+                self.shell.name,
+                out.status,
+                String::from_utf8_lossy(&out.stderr).trim()
+            ))
+        }
+    }
+
+    /// The shell container's name.
+    pub fn name(&self) -> &str {
+        &self.shell.name
+    }
+
+    /// Copies the file `local` to `remote` (an absolute path) on the VM.
+    pub fn put(&self, local: &Path, remote: &str) {
+        let host = self.shell.host();
+        let to = format!("{}:/host{remote}", self.shell.name);
+        let out = std::process::Command::new(super::docker_for(host))
+            .args(["-H", host, "cp"])
+            .arg(local)
+            .arg(&to)
+            .output()
+            .unwrap_or_else(|e| panic!("docker cp: {e}"));
+        assert!(
+            out.status.success(),
+            "docker cp {} {to}: {}",
+            local.display(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+}
