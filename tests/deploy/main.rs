@@ -7,9 +7,11 @@
 #![allow(clippy::unwrap_used)]
 
 mod arm64;
+mod debian;
 mod debian_mirror;
 mod desktop_vm;
 mod packaging;
 mod prometheus;
+mod release;
 mod rust_target;
 mod swarm;
