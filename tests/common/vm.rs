@@ -78,48 +78,42 @@ impl VmHost {
     }
 
     /// Runs `script` with `sh` on the VM's system: its stdout, or its exit
-    /// status and stderr.
+    /// status and output.
     pub fn sh(&self, script: &str) -> Result<String, String> {
-        let host = self.shell.host();
-        let out = std::process::Command::new(super::docker_for(host))
-            .args(["-H", host, "exec", &self.shell.name])
-            .args([
-                "busybox", "nsenter", "-t", "1", "-m", "-u", "-i", "-n", "--",
-            ])
-            .args(["/bin/sh", "-c", script])
-            .output()
-            .map_err(|e| format!("docker exec: {e}"))?;
-        if out.status.success() {
-            Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-        } else {
-            Err(format!(
-                "`{script}` on the VM: {}: {}{}",
-                out.status,
-                String::from_utf8_lossy(&out.stdout).trim(),
-                String::from_utf8_lossy(&out.stderr).trim()
-            ))
-        }
+        self.exec(
+            &[
+                "busybox", "nsenter", "-t", "1", "-m", "-u", "-i", "-n", "--", "/bin/sh",
+            ],
+            script,
+        )
     }
 
     /// Runs `script` with busybox's `sh` in the shell's own container,
     /// which shares the VM's network: for what the VM's system lacks (a
     /// minimal Debian has neither curl nor wget).
     pub fn busybox(&self, script: &str) -> Result<String, String> {
+        self.exec(&["sh"], script)
+    }
+
+    /// `docker exec` of `shell -c script` in the shell container.
+    fn exec(&self, shell: &[&str], script: &str) -> Result<String, String> {
         let host = self.shell.host();
         let out = std::process::Command::new(super::docker_for(host))
-            .args(["-H", host, "exec", &self.shell.name, "sh", "-c", script])
+            .args(["-H", host, "exec", &self.shell.name])
+            .args(shell)
+            .args(["-c", script])
             .output()
             .map_err(|e| format!("docker exec: {e}"))?;
         if out.status.success() {
-            Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-        } else {
-            Err(format!(
-                "`{script}` in {}: {}: {}",
-                self.shell.name,
-                out.status,
-                String::from_utf8_lossy(&out.stderr).trim()
-            ))
+            return Ok(String::from_utf8_lossy(&out.stdout).into_owned());
         }
+        Err(format!(
+            "`{script}` in {}: {}: {}{}",
+            self.shell.name,
+            out.status,
+            String::from_utf8_lossy(&out.stdout).trim(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
     }
 
     /// The shell container's name.

@@ -39,7 +39,7 @@ fn repo() -> &'static Path {
 }
 
 /// The arm64 binary: `DSE_ARM64_BIN`, else the build script's last line.
-fn arm64_binary() -> PathBuf {
+pub(crate) fn arm64_binary() -> PathBuf {
     if let Some(bin) = std::env::var_os("DSE_ARM64_BIN").filter(|b| !b.is_empty()) {
         return PathBuf::from(bin);
     }

@@ -43,17 +43,6 @@ fn image_binary(dir: &Path) -> PathBuf {
     bin
 }
 
-/// The arm64 release binary (scripts/arm64-build.sh's last line).
-fn arm64_binary() -> PathBuf {
-    if let Some(bin) = std::env::var_os("DSE_ARM64_BIN").filter(|b| !b.is_empty()) {
-        return PathBuf::from(bin);
-    }
-    let mut cmd = Command::new("bash");
-    cmd.arg(repo().join("scripts/arm64-build.sh"));
-    let out = stdout_of(&mut cmd);
-    PathBuf::from(out.lines().last().unwrap_or_default().trim())
-}
-
 /// Builds the package of `binary` for `arch` into `out`, Debian revision
 /// `revision`; the man page's help text comes from `help_bin`.
 fn package(arch: &str, binary: &Path, help_bin: &Path, out: &Path, revision: u32) -> PathBuf {
@@ -96,7 +85,7 @@ fn lintian_complaints(deb: &Path) -> Vec<String> {
 fn packages_for_amd64_and_arm64_pass_lintian() {
     let dir = TempDir::new("deb-lint");
     let amd64 = image_binary(&dir.0);
-    let arm64 = arm64_binary();
+    let arm64 = super::arm64::arm64_binary();
     for (arch, bin) in [("amd64", &amd64), ("arm64", &arm64)] {
         let deb = package(arch, bin, &amd64, &dir.0, 1);
         let contents = stdout_of(Command::new("dpkg-deb").arg("--contents").arg(&deb));
