@@ -63,6 +63,18 @@ fn package(arch: &str, binary: &Path, help_bin: &Path, out: &Path, revision: u32
     deb
 }
 
+/// Fails with lintian's findings at error or warning level, overrides
+/// applied, if it has any for `deb`.
+pub(crate) fn assert_lintian_clean(deb: &Path) {
+    let complaints = lintian_complaints(deb);
+    assert!(
+        complaints.is_empty(),
+        "lintian on {}:\n{}",
+        deb.display(),
+        complaints.join("\n")
+    );
+}
+
 /// lintian's findings at error or warning level, overrides applied.
 fn lintian_complaints(deb: &Path) -> Vec<String> {
     let lintian = require_tool(
@@ -81,12 +93,14 @@ fn lintian_complaints(deb: &Path) -> Vec<String> {
         .collect()
 }
 
+/// The amd64 package here; the arm64 one, which waits for the cross-build,
+/// in `release.rs` with the release's artifacts.
 #[test]
-fn packages_for_amd64_and_arm64_pass_lintian() {
+fn amd64_package_has_its_files_and_passes_lintian() {
     let dir = TempDir::new("deb-lint");
     let amd64 = image_binary(&dir.0);
-    let arm64 = super::arm64::arm64_binary();
-    for (arch, bin) in [("amd64", &amd64), ("arm64", &arm64)] {
+    {
+        let (arch, bin) = ("amd64", &amd64);
         let deb = package(arch, bin, &amd64, &dir.0, 1);
         let contents = stdout_of(Command::new("dpkg-deb").arg("--contents").arg(&deb));
         for file in [
@@ -136,12 +150,7 @@ fn packages_for_amd64_and_arm64_pass_lintian() {
             .unwrap();
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(!err.contains("config file"), "{arch}: {err}");
-        let complaints = lintian_complaints(&deb);
-        assert!(
-            complaints.is_empty(),
-            "lintian on the {arch} package:\n{}",
-            complaints.join("\n")
-        );
+        assert_lintian_clean(&deb);
     }
 }
 

@@ -1,6 +1,6 @@
 //! scripts/release.sh, run as a tag's workflow runs it: every artifact in
 //! target/release-artifacts/, their checksums, the binaries' platforms and
-//! the commit in `--version`, the packages, the images as OCI archives
+//! the commit in `--version`, the packages (lintian), the images as OCI archives
 //! (one per platform, the arm64 one holding the arm64 binary); and the
 //! workflow, a thin caller of the script, checked by actionlint.
 
@@ -195,6 +195,7 @@ fn release_script_builds_every_artifact_with_checksums() {
                 .arg("Architecture"),
         );
         assert_eq!(field.trim(), arch);
+        super::debian::assert_lintian_clean(&deb);
     }
 
     for (arch, binary) in [("amd64", &amd64), ("arm64", &arm64)] {
