@@ -16,7 +16,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PROG=package-deb
-USAGE_LINES=3,3
+USAGE_LINES=4,4
 # shellcheck source=scripts/lib.sh
 . scripts/lib.sh
 [ $# -eq 3 ] || usage

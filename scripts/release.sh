@@ -23,7 +23,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PROG=release
-USAGE_LINES=3,3
+USAGE_LINES=4,4
 # shellcheck source=scripts/lib.sh
 . scripts/lib.sh
 [ $# -eq 0 ] || usage
