@@ -226,6 +226,26 @@ impl Container {
         &self.host
     }
 
+    /// Pauses it. runc on cgroup v1 gives up freezing a cgroup whose
+    /// processes keep running through its tries ("unable to freeze", seen on
+    /// Docker 20.10 with the machine loaded) and leaves the container
+    /// running: asked again until the engine freezes it.
+    pub fn pause(&self) {
+        let docker = docker_for(&self.host);
+        super::wait_until(&format!("{} paused", self.name), super::PATIENCE, || {
+            let out = Command::new(&docker)
+                .args(["-H", &self.host, "pause", &self.name])
+                .output()
+                .map_err(|e| format!("{}: {e}", docker.display()))?;
+            let err = String::from_utf8_lossy(&out.stderr).into_owned();
+            match out.status.success() {
+                true => Ok(()),
+                false if err.contains("unable to freeze") => Err(err),
+                false => panic!("docker -H {} pause {}: {err}", self.host, self.name),
+            }
+        })
+    }
+
     /// A container that just sleeps.
     pub fn sleeper(name: &str, extra: &[&str]) -> Self {
         Self::run(name, extra, &["sleep", "3600"])

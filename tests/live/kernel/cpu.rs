@@ -79,7 +79,7 @@ async fn paused_container_keeps_its_stats_with_frozen_cpu() {
         &["sh", "-c", "yes >/dev/null"],
     );
     let cgroup = cgroups.of(&c);
-    docker(&["pause", &c.name]);
+    c.pause();
     let frozen = cgroups.read_now(&cgroup).cpu_seconds();
     let exporter = Exporter::local(&names_config(&[&c.name], "")).await;
     let metric = "container_cpu_usage_seconds_total";
