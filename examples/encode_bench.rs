@@ -205,6 +205,7 @@ fn snapshot(n: usize) -> anyhow::Result<Snapshot> {
         .collect();
     Ok(Snapshot {
         engine_up: true,
+        error: None,
         failed: false,
         duration_seconds: 0.042,
         selected: n,

@@ -72,6 +72,9 @@ pub struct Selection {
     names: Vec<String>,
     selectors: Vec<LabelSelector>,
     within: Option<Box<Selection>>,
+    /// Stopped containers too, where nothing else narrows the selection
+    /// (`?stopped=true`): the live view's "show stopped" switch.
+    stopped: bool,
 }
 
 impl Selection {
@@ -90,14 +93,30 @@ impl Selection {
             names,
             selectors,
             within: None,
+            stopped: false,
         }
+    }
+
+    /// This selection with stopped containers listed too.
+    pub fn with_stopped(mut self) -> Self {
+        self.stopped = true;
+        self
+    }
+
+    /// Whether the engine is asked for stopped containers too: an explicit
+    /// selection (names or labels) shows the lifecycle of the containers it
+    /// names whatever their state; `?stopped=true` asks for every one.
+    pub fn lists_stopped(&self) -> bool {
+        self.stopped || !self.is_all()
     }
 
     /// This selection, further narrowed to containers that also match
     /// `adhoc` (a scrape's `?name=` / `?label=` query). It never widens.
     pub fn narrowed_by(&self, adhoc: Selection) -> Selection {
         if adhoc.is_all() {
-            return self.clone();
+            let mut same = self.clone();
+            same.stopped |= adhoc.stopped;
+            return same;
         }
         Selection {
             within: Some(Box::new(self.clone())),

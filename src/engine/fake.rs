@@ -543,6 +543,7 @@ impl EngineApi for FakeEngine {
                     oom_killed: Some(false),
                     exit_code: Some(0),
                     started_at: Some(rfc3339(c.started)),
+                    finished_at: None,
                     health: c.health.as_deref().map(|h| Health {
                         status: Some(h.to_string()),
                     }),

@@ -143,6 +143,8 @@ pub struct InspectState {
     pub oom_killed: Option<bool>,
     pub exit_code: Option<i64>,
     pub started_at: Option<String>,
+    /// `0001-01-01T00:00:00Z` until the container first stops.
+    pub finished_at: Option<String>,
     pub health: Option<Health>,
 }
 

@@ -47,6 +47,9 @@ struct Engine<'a> {
     host: &'a str,
     /// Unix time the round started.
     seen_at: f64,
+    /// Why it did not answer (as `/readyz` and the log say it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<&'a str>,
     /// `up`, `round_seconds`, `selected`, `cpus`, `memory_bytes`: the rows
     /// of the metric table with a view.
     #[serde(flatten)]
@@ -59,6 +62,7 @@ impl<'a> Engine<'a> {
             name: p.engine,
             host: p.host,
             seen_at: p.snapshot.seen_at,
+            error: p.snapshot.error.as_deref(),
             values: METRICS
                 .iter()
                 .filter_map(|def| def.engine_view(p.snapshot))
@@ -87,6 +91,10 @@ struct Container<'a> {
     /// `container_cpu_usage_percent` against that quota.
     #[serde(skip_serializing_if = "Option::is_none")]
     cpu_percent_of_limit: Option<f64>,
+    /// Unix time a container that is not running ended its last run (no
+    /// metric has it: a stopped container's own time, for the view).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    finished_at: Option<f64>,
     /// Every row of the metric table with a view (`state`, `cpu_percent`,
     /// `memory_working_set_bytes`, ...); a value the engine does not report
     /// is left out.
@@ -133,6 +141,9 @@ impl<'a> Container<'a> {
                 .collect(),
             cpu_limit_cores,
             cpu_percent_of_limit,
+            finished_at: l
+                .and_then(|l| l.finished_at)
+                .filter(|_| !c.container.has_stats()),
             values: METRICS
                 .iter()
                 .filter_map(|def| def.container_view(c))
@@ -148,9 +159,15 @@ pub fn encode(parts: &[JsonPart<'_>], labels: &LabelExport) -> (bool, String) {
     let down: Vec<String> = parts
         .iter()
         .filter(|p| !p.snapshot.engine_up)
-        .map(|p| match p.engine {
-            Some(name) => format!("engine {name} ({}) not answering", p.host),
-            None => format!("engine {} not answering", p.host),
+        .map(|p| {
+            let who = match p.engine {
+                Some(name) => format!("engine {name} ({})", p.host),
+                None => format!("engine {}", p.host),
+            };
+            match &p.snapshot.error {
+                Some(why) => format!("{who} not answering: {why}"),
+                None => format!("{who} not answering"),
+            }
         })
         .collect();
     let answer = Answer {

@@ -575,7 +575,7 @@ pub const METRICS: &[MetricDef] = &[
         kind: Gauge,
         unit: None,
         labels: "",
-        view: View::Hidden,
+        view: View::Key("exit_code"),
         source: Source::Container(|c| {
             if c.container.has_stats() {
                 return None;

@@ -112,13 +112,21 @@ pub fn scrape_budget(configured: Duration, header: Option<&str>) -> Duration {
     }
 }
 
-/// An ad-hoc narrowing from `?name=a&name=b&label=k=v`; `Ok(None)` without
-/// any. It only ever narrows the configured selection.
+/// An ad-hoc narrowing from `?name=a&name=b&label=k=v`, and `stopped=true`
+/// for stopped containers too; `Ok(None)` without any. It only ever narrows
+/// the configured selection.
 pub fn adhoc_selection(query: &[(String, String)]) -> Result<Option<Selection>, String> {
-    let (mut names, mut selectors) = (Vec::new(), Vec::new());
+    let (mut names, mut selectors, mut stopped) = (Vec::new(), Vec::new(), false);
     for (key, value) in query {
         match key.as_str() {
             "engine" => {}
+            "stopped" => {
+                stopped = match value.as_str() {
+                    "true" | "1" => true,
+                    "false" | "0" => false,
+                    other => return Err(format!("stopped={other:?}: use stopped=true or false")),
+                }
+            }
             "name" if !value.trim().is_empty() => names.push(value.trim().to_string()),
             "name" => return Err("empty name= parameter".into()),
             "label" => {
@@ -126,12 +134,17 @@ pub fn adhoc_selection(query: &[(String, String)]) -> Result<Option<Selection>, 
             }
             other => {
                 return Err(format!(
-                    "unknown query parameter {other:?}: use name=CONTAINER, label=KEY[=VALUE] or engine=NAME"
+                    "unknown query parameter {other:?}: use name=CONTAINER, label=KEY[=VALUE], \
+                     stopped=true or engine=NAME"
                 ))
             }
         }
     }
-    Ok((!names.is_empty() || !selectors.is_empty()).then(|| Selection::new(names, selectors)))
+    if names.is_empty() && selectors.is_empty() && !stopped {
+        return Ok(None);
+    }
+    let adhoc = Selection::new(names, selectors);
+    Ok(Some(if stopped { adhoc.with_stopped() } else { adhoc }))
 }
 
 /// The engines a request chose, each with the snapshot of its round for the
@@ -185,6 +198,28 @@ mod tests {
             .unwrap_err()
             .contains("unknown query parameter \"nmae\""));
         assert!(adhoc_selection(&q(&[("name", "")])).is_err());
+    }
+
+    #[test]
+    fn stopped_true_lists_stopped_containers_without_narrowing() {
+        let all = Selection::default();
+        assert!(!all.lists_stopped());
+        let stopped = adhoc_selection(&q(&[("stopped", "true")]))
+            .unwrap()
+            .unwrap();
+        let narrowed = all.narrowed_by(stopped);
+        assert!(narrowed.is_all() && narrowed.lists_stopped());
+        assert_ne!(
+            narrowed, all,
+            "a round of its own, not the configured one's"
+        );
+        assert_eq!(adhoc_selection(&q(&[("stopped", "false")])), Ok(None));
+        assert!(adhoc_selection(&q(&[("stopped", "yes")]))
+            .unwrap_err()
+            .contains("stopped=\"yes\""));
+        // Names list stopped containers anyway.
+        let named = adhoc_selection(&q(&[("name", "web")])).unwrap().unwrap();
+        assert!(all.narrowed_by(named).lists_stopped());
     }
 
     #[test]

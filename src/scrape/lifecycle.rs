@@ -16,6 +16,8 @@ pub struct Lifecycle {
     pub health: Option<String>,
     /// Unix time it last started.
     pub started_at: Option<f64>,
+    /// Unix time its last run ended, once it has ended one.
+    pub finished_at: Option<f64>,
     /// CFS quota in microseconds per period (from `--cpus` or `--cpu-quota`),
     /// where one is set.
     pub cpu_quota: Option<u64>,
@@ -62,6 +64,11 @@ impl Lifecycle {
                 .filter(|s| !s.is_empty() && s != "none");
             l.started_at = state
                 .started_at
+                .as_deref()
+                .and_then(crate::scrape::timestamp::parse_rfc3339);
+            // Docker's zero time (year 1), a container that never ended, is None.
+            l.finished_at = state
+                .finished_at
                 .as_deref()
                 .and_then(crate::scrape::timestamp::parse_rfc3339);
         }
@@ -140,6 +147,21 @@ mod tests {
         assert_eq!(l.memory_reservation, Some(0));
         assert_eq!((l.cpu_period, l.cpu_quota), (Some(100_000), None));
         assert_eq!(l.cpu_shares, Some(1024));
+    }
+
+    #[test]
+    fn a_run_that_ended_has_its_end_and_one_that_did_not_has_none() {
+        let ended = include_str!("../../tests/fixtures/inspect-docker20.10-oom-killed.json");
+        let l = Lifecycle::from_inspect(&serde_json::from_str(ended).unwrap());
+        let finished = l.finished_at.unwrap();
+        assert!(
+            (finished - 1_795_620_614.376_924).abs() < 1e-3,
+            "{finished}"
+        );
+        assert_eq!(l.exit_code, Some(137));
+        let running = include_str!("../../tests/fixtures/inspect-docker20.10-cap-busy.json");
+        let l = Lifecycle::from_inspect(&serde_json::from_str(running).unwrap());
+        assert_eq!(l.finished_at, None, "Docker's year-1 zero time");
     }
 
     #[test]

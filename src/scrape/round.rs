@@ -69,6 +69,9 @@ impl ContainerMetrics {
 pub struct Snapshot {
     /// Whether the engine answered the list call.
     pub engine_up: bool,
+    /// Why it did not: the engine's or the client's words, with the fix
+    /// first where one is known (the socket's group, for one).
+    pub error: Option<String>,
     /// Whether this round left something out for a reason other than a
     /// container going away: the list call, or a container's stats or
     /// inspect call, failed or timed out (cAdvisor's `container_scrape_error`).
@@ -282,7 +285,7 @@ impl Scraper {
             ..Default::default()
         };
         let query = ListQuery {
-            all: !selection.is_all(),
+            all: selection.lists_stopped(),
             label_filters: selection.engine_label_filter().unwrap_or_default(),
             size: false,
         };
@@ -314,11 +317,18 @@ impl Scraper {
                 tracing::warn!("engine unavailable: {e}");
                 self.count(e.kind);
                 snapshot.failed = true;
+                snapshot.error = Some(e.to_string());
             }
             Err(Elapsed) => {
-                tracing::warn!("listing containers at {} timed out", self.engine.host());
+                let why = format!(
+                    "listing containers at {} timed out after {:.1} s",
+                    self.engine.host(),
+                    started.elapsed().as_secs_f64()
+                );
+                tracing::warn!("{why}");
                 self.count(Failure::Timeout);
                 snapshot.failed = true;
+                snapshot.error = Some(why);
             }
         }
         snapshot

@@ -107,6 +107,7 @@ fn snapshot() -> Snapshot {
     };
     Snapshot {
         engine_up: true,
+        error: None,
         failed: false,
         duration_seconds: 1.25,
         selected: 7,

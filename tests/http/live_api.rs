@@ -170,8 +170,14 @@ async fn an_engine_that_does_not_answer_is_named_in_a_json_error() {
     let (status, content_type, json) = api(exporter.addr, "/api/containers").await;
     assert_eq!(status, 503, "{json}");
     assert_eq!(content_type.as_deref(), Some("application/json"));
-    assert_eq!(json["error"], "engine fake://engine not answering");
+    // Why, in the engine's words, as /readyz and the log give it.
+    let why = "connection refused (fake engine is down)";
+    assert_eq!(
+        json["error"],
+        format!("engine fake://engine not answering: {why}")
+    );
     assert_eq!(json["engines"][0]["up"], false);
+    assert_eq!(json["engines"][0]["error"], why);
     assert_eq!(json["containers"].as_array().unwrap().len(), 0);
 
     engine.set_down(false);
@@ -191,7 +197,7 @@ async fn with_several_engines_the_others_still_answer() {
     assert_eq!(status, 503);
     let error = json["error"].as_str().unwrap();
     assert!(
-        error.starts_with("engine buildbox (") && error.ends_with("not answering"),
+        error.starts_with("engine buildbox (") && error.contains(") not answering: "),
         "{error}"
     );
     assert_eq!(names(&json), ["web"]);
@@ -277,4 +283,29 @@ async fn json_requests_share_rounds_with_metrics_and_nothing_runs_between_them()
     let after = engine.calls();
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert_eq!(engine.calls(), after, "no engine call without a request");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn stopped_true_adds_every_stopped_container_with_its_exit_code() {
+    let engine = engine_with(&["web"]);
+    engine.add_with("ended", "exited", 0, HashMap::new(), Behaviour::default());
+    let exporter = exporter(&engine).await;
+    let (status, _, json) = api(exporter.addr, "/api/containers").await;
+    assert_eq!(status, 200, "{json}");
+    assert_eq!(names(&json), ["web"]);
+    let (status, _, json) = api(exporter.addr, "/api/containers?stopped=true").await;
+    assert_eq!(status, 200, "{json}");
+    assert_eq!(names(&json), ["ended", "web"]);
+    let ended = &json["containers"][0];
+    assert_eq!(ended["state"], "exited");
+    assert_eq!(ended["exit_code"], 0, "{ended}");
+    assert!(ended.get("cpu_percent").is_none(), "{ended}");
+    // A running container has no exit code.
+    assert!(json["containers"][1].get("exit_code").is_none());
+    let (status, _, json) = api(exporter.addr, "/api/containers?stopped=maybe").await;
+    assert_eq!(status, 400);
+    assert!(
+        json["error"].as_str().unwrap().contains("stopped="),
+        "{json}"
+    );
 }
