@@ -151,13 +151,18 @@ impl Driver {
     }
 }
 
-fn sleeper(name: &str, labels: &[String]) -> Container {
-    let mut extra = Vec::new();
+/// `docker run` of `cmd` with these labels and `extra` options.
+fn labelled(name: &str, labels: &[String], extra: &[&str], cmd: &[&str]) -> Container {
+    let mut args: Vec<&str> = extra.to_vec();
     for l in labels {
-        extra.push("--label");
-        extra.push(l.as_str());
+        args.push("--label");
+        args.push(l.as_str());
     }
-    Container::sleeper(name, &extra)
+    Container::run(name, &args, cmd)
+}
+
+fn sleeper(name: &str, labels: &[String]) -> Container {
+    labelled(name, labels, &[], &["sleep", "3600"])
 }
 
 /// What the page showed matches `/metrics` asked right after: memory within
@@ -175,11 +180,7 @@ async fn compare_with_metrics(addr: std::net::SocketAddr, query: &str, data: &Va
         let metric = m
             .get("container_memory_working_set_bytes", name)
             .unwrap_or_else(|| panic!("{name}: no working set in /metrics"));
-        let tolerance = (metric * 0.1).max(512.0 * 1024.0);
-        assert!(
-            (shown - metric).abs() <= tolerance,
-            "{name}: page {shown}, /metrics {metric}"
-        );
+        within(name, "working set", shown, metric);
         assert_eq!(
             Some(row["image"].as_str().expect("image").to_string()),
             m.label("container_memory_working_set_bytes", name, "image"),
@@ -197,7 +198,7 @@ async fn compare_with_metrics(addr: std::net::SocketAddr, query: &str, data: &Va
             .find(|c| c["name"] == name)
             .expect("in the answer");
         // Block I/O is shown where the engine reports it, absent otherwise.
-        let io_shown = row["read"].as_str().is_some_and(|t| t.ends_with("/s"));
+        let io_shown = row["io"].as_str().is_some_and(|t| t != "n/a");
         assert_eq!(
             io_shown,
             m.get("container_fs_reads_bytes_total", name).is_some(),
@@ -205,6 +206,92 @@ async fn compare_with_metrics(addr: std::net::SocketAddr, query: &str, data: &Va
         );
         assert_eq!(io_shown, answered.get("fs_read_bytes_total").is_some());
     }
+}
+
+/// A sleeper's memory between two readings: within 10 % or 512 KiB.
+fn within(name: &str, what: &str, shown: f64, metric: f64) {
+    let tolerance = (metric * 0.1).max(512.0 * 1024.0);
+    assert!(
+        (shown - metric).abs() <= tolerance,
+        "{name}: {what} on the page {shown}, /metrics {metric}"
+    );
+}
+
+/// The container's page against `/metrics` asked right after: the same
+/// memory (within a sleeper's drift) and limit, PIDs and restarts exactly,
+/// counters no later than the scrape's.
+async fn compare_page_with_metrics(addr: std::net::SocketAddr, query: &str, data: &Value) {
+    let name = data["name"].as_str().expect("name");
+    let (status, body) = common::get(addr, &format!("/metrics?{query}"), &[]).await;
+    assert_eq!(status, 200, "{body}");
+    let m = Metrics::parse(&body);
+    let fact = |key: &str| -> Option<f64> {
+        data["facts"][key]["value"]
+            .as_str()
+            .and_then(|v| v.parse().ok())
+    };
+    let metric = |metric: &str| {
+        m.get(metric, name)
+            .unwrap_or_else(|| panic!("{name}: no {metric} in /metrics"))
+    };
+    within(
+        name,
+        "working set",
+        fact("mem").expect("memory fact"),
+        metric("container_memory_working_set_bytes"),
+    );
+    assert_eq!(
+        fact("mem_limit"),
+        Some(metric("container_spec_memory_limit_bytes")),
+        "{name}: {data}"
+    );
+    assert_eq!(fact("pids"), Some(metric("container_pids")), "{name}");
+    assert_eq!(
+        fact("restarts"),
+        Some(metric("container_restarts_total")),
+        "{name}"
+    );
+    for (key, counter) in [
+        ("cpu_seconds", "container_cpu_usage_seconds_total"),
+        ("rx", "container_network_receive_bytes_total"),
+    ] {
+        let shown = fact(key).unwrap_or_else(|| panic!("{name}: no {key} on the page: {data}"));
+        let later = metric(counter);
+        assert!(
+            shown <= later && shown > 0.0,
+            "{name}: {key} on the page {shown}, /metrics later {later}"
+        );
+    }
+    // The page shows its answer's values as they are.
+    assert_eq!(
+        fact("mem"),
+        data["answer"]["memory_working_set_bytes"].as_f64(),
+        "{data}"
+    );
+}
+
+/// What `/readyz` says is wrong: the cause the page has to show too.
+async fn readyz_cause(addr: std::net::SocketAddr) -> String {
+    let (status, body) = common::get(addr, "/readyz", &[]).await;
+    assert_eq!(status, 503, "{body}");
+    let cause = body.trim().to_string();
+    assert!(!cause.is_empty());
+    cause
+}
+
+/// A container that exits with code 3 when `docker stop` asks it to.
+fn quitter(name: &str, labels: &[String]) -> Container {
+    let cmd = ["sh", "-c", "trap 'exit 3' TERM; while :; do sleep 1; done"];
+    labelled(name, labels, &[], &cmd)
+}
+
+/// `docker stop`, then the exit code the engine recorded.
+fn stop(c: &Container) -> i64 {
+    common::docker(&["stop", &c.name]);
+    c.wait_inspect("{{.State.Status}}", "exited");
+    c.inspect("{{.State.ExitCode}}")
+        .parse()
+        .expect("an exit code")
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -224,7 +311,13 @@ async fn the_live_view_follows_the_engine_in_a_browser() {
             format!("com.docker.compose.service={service}"),
         ]
     };
-    let web = sleeper(&unique("dse-live-web"), &compose("web"));
+    // A memory limit, for the container page's memory against it.
+    let web = labelled(
+        &unique("dse-live-web"),
+        &compose("web"),
+        &["--memory", "64m"],
+        &["sleep", "3600"],
+    );
     let db = sleeper(&unique("dse-live-db"), &compose("db"));
     let tool = sleeper(
         &unique("dse-live-tool"),
@@ -233,12 +326,13 @@ async fn the_live_view_follows_the_engine_in_a_browser() {
             "com.docker.compose.service=<img src=x onerror=alert(1)>".into(),
         ],
     );
+    let quits = quitter(&unique("dse-live-quits"), std::slice::from_ref(&label));
     let config = common::Exporter::config("", &pass.url());
     let state = docker_stats_exporter::state(&config);
     let exporter = InProcess::serve(state.clone()).await;
     let query = format!("label={}", query_escape(&label));
     let url = format!("http://{}/?{query}", exporter.addr);
-    let names = [&web.name, &db.name, &tool.name];
+    let names = [&web.name, &db.name, &tool.name, &quits.name];
 
     let mut driver = Driver::start(
         "live",
@@ -262,6 +356,14 @@ async fn the_live_view_follows_the_engine_in_a_browser() {
                         compare_with_metrics(exporter.addr, &query, &data).await;
                         json!({})
                     }
+                    "detail" => {
+                        compare_page_with_metrics(exporter.addr, &query, &data).await;
+                        json!({})
+                    }
+                    "stop" => {
+                        let code = tokio::task::block_in_place(|| stop(&quits));
+                        json!({ "stopped": quits.name, "exit_code": code })
+                    }
                     "add" => {
                         let c = sleeper(&unique("dse-live-late"), std::slice::from_ref(&label));
                         let reply = json!({ "added": c.name });
@@ -274,7 +376,7 @@ async fn the_live_view_follows_the_engine_in_a_browser() {
                     }
                     "engine-down" => {
                         pass.stop();
-                        json!({})
+                        json!({ "readyz": readyz_cause(exporter.addr).await })
                     }
                     "engine-up" => {
                         pass.resume();
@@ -304,6 +406,147 @@ async fn the_live_view_follows_the_engine_in_a_browser() {
     assert_eq!(pass.sent(), sent, "the engine was asked with no page open");
     assert_eq!(state.rounds().in_flight(), 0);
     drop(added);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_container_that_leaves_the_running_list_shows_how_it_ended() {
+    if !browser_available() {
+        return;
+    }
+    let quits = quitter(&unique("dse-live-vanish"), &[]);
+    let config = common::Exporter::config("", common::engine_host());
+    let exporter = InProcess::serve(docker_stats_exporter::state(&config)).await;
+    let mut driver = Driver::start(
+        "vanish",
+        &format!("http://{}/", exporter.addr),
+        &[("DSE_NAME", quits.name.clone())],
+    );
+    let mut code = None;
+    loop {
+        match driver.next().await {
+            Event::Step(step, _) if step == "stop" => {
+                let c = tokio::task::block_in_place(|| stop(&quits));
+                code = Some(c);
+                driver.reply(json!({ "exit_code": c })).await;
+            }
+            Event::Step(step, _) => panic!("unexpected step {step}"),
+            Event::Done(result) => {
+                assert_eq!(result["exitCode"].as_i64(), code, "{result}");
+                break;
+            }
+        }
+    }
+    driver.finish().await;
+    // The exporter says the same of it when asked by name.
+    let (status, body) =
+        common::get(exporter.addr, &format!("/metrics?name={}", quits.name), &[]).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        Metrics::parse(&body).get("container_exit_code", &quits.name),
+        code.map(|c| c as f64)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_typo_and_a_missing_socket_are_each_named() {
+    if !browser_available() {
+        return;
+    }
+    let dir = TempDir::new("live-errors");
+    let missing = format!("unix://{}", dir.0.join("no-engine.sock").display());
+    let config = common::Exporter::config("", &missing);
+    let exporter = InProcess::serve(docker_stats_exporter::state(&config)).await;
+    let readyz = readyz_cause(exporter.addr).await;
+    let mut driver = Driver::start(
+        "errors",
+        &format!("http://{}/", exporter.addr),
+        &[("DSE_READYZ", readyz)],
+    );
+    match driver.next().await {
+        Event::Done(_) => {}
+        Event::Step(step, _) => panic!("unexpected step {step}"),
+    }
+    driver.finish().await;
+}
+
+/// Long names and Compose projects, as many as a busy host has.
+fn crowded_engine(count: usize) -> FakeEngine {
+    let engine = FakeEngine::docker("26.1.5");
+    for i in 0..count {
+        let project = format!("a-compose-project-with-a-long-name-{}", i % 7);
+        let labels = [
+            ("com.docker.compose.project", project.as_str()),
+            (
+                "com.docker.compose.service",
+                "a-service-with-a-long-name-too",
+            ),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let name = format!("{project}-worker-replica-with-an-even-longer-suffix-{i:03}");
+        engine.add_with(&name, "running", 20_000_000, labels, Behaviour::default());
+    }
+    engine
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn seventy_containers_fit_a_laptop_and_a_phone() {
+    if !browser_available() {
+        return;
+    }
+    let count = 70;
+    let config = common::Exporter::config("", "unix:///run/fake-engine.sock");
+    let fake: Arc<dyn EngineApi> = Arc::new(crowded_engine(count));
+    let exporter = InProcess::serve(docker_stats_exporter::state_with_engine(&config, fake)).await;
+    let mut driver = Driver::start(
+        "layout",
+        &format!("http://{}/", exporter.addr),
+        &[
+            ("DSE_COUNT", count.to_string()),
+            (
+                "DSE_SCREENSHOT",
+                screenshot_path("live-view-70.png").display().to_string(),
+            ),
+        ],
+    );
+    match driver.next().await {
+        Event::Done(_) => {}
+        Event::Step(step, _) => panic!("unexpected step {step}"),
+    }
+    driver.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_stopped_switch_lists_every_stopped_container() {
+    if !browser_available() {
+        return;
+    }
+    let engine = FakeEngine::docker("26.1.5");
+    engine.add("runs", 1_000_000);
+    engine.add_with(
+        "ended",
+        "exited",
+        0,
+        Default::default(),
+        Behaviour::default(),
+    );
+    let config = common::Exporter::config("", "unix:///run/fake-engine.sock");
+    let fake: Arc<dyn EngineApi> = Arc::new(engine);
+    let exporter = InProcess::serve(docker_stats_exporter::state_with_engine(&config, fake)).await;
+    let mut driver = Driver::start(
+        "stopped",
+        &format!("http://{}/", exporter.addr),
+        &[
+            ("DSE_RUNNING", "runs".into()),
+            ("DSE_EXITED", "ended".into()),
+        ],
+    );
+    match driver.next().await {
+        Event::Done(_) => {}
+        Event::Step(step, _) => panic!("unexpected step {step}"),
+    }
+    driver.finish().await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
