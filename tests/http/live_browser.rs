@@ -469,25 +469,47 @@ async fn a_typo_and_a_missing_socket_are_each_named() {
     driver.finish().await;
 }
 
-/// Long names and Compose projects, as many as a busy host has.
-fn crowded_engine(count: usize) -> FakeEngine {
-    let engine = FakeEngine::docker("26.1.5");
-    for i in 0..count {
-        let project = format!("a-compose-project-with-a-long-name-{}", i % 7);
-        let labels = [
-            ("com.docker.compose.project", project.as_str()),
-            (
-                "com.docker.compose.service",
-                "a-service-with-a-long-name-too",
-            ),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-        let name = format!("{project}-worker-replica-with-an-even-longer-suffix-{i:03}");
-        engine.add_with(&name, "running", 20_000_000, labels, Behaviour::default());
-    }
-    engine
+/// `count` sleepers with long names in seven Compose projects, as many as a
+/// busy host has, started ten at a time.
+fn crowd(count: usize, label: &str) -> Vec<Container> {
+    let project = unique("a-compose-project-with-a-long-name");
+    let indices: Vec<usize> = (0..count).collect();
+    std::thread::scope(|s| {
+        let started: Vec<_> = indices
+            .chunks(10)
+            .map(|chunk| {
+                let project = &project;
+                s.spawn(move || {
+                    chunk
+                        .iter()
+                        .map(|i| {
+                            let labels = [
+                                label.to_string(),
+                                format!("com.docker.compose.project={project}-{}", i % 7),
+                                "com.docker.compose.service=a-service-with-a-long-name".into(),
+                            ];
+                            let name = format!("dse-layout-{}-worker-replica-{i:03}", i % 7);
+                            sleeper(&unique(&name), &labels)
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        started
+            .into_iter()
+            .flat_map(|h| h.join().expect("starting containers"))
+            .collect()
+    })
+}
+
+/// Removes them ten at a time.
+fn remove_all(mut containers: Vec<Container>) {
+    std::thread::scope(|s| {
+        while !containers.is_empty() {
+            let chunk: Vec<Container> = containers.drain(..containers.len().min(10)).collect();
+            s.spawn(move || drop(chunk));
+        }
+    });
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -496,12 +518,13 @@ async fn seventy_containers_fit_a_laptop_and_a_phone() {
         return;
     }
     let count = 70;
-    let config = common::Exporter::config("", "unix:///run/fake-engine.sock");
-    let fake: Arc<dyn EngineApi> = Arc::new(crowded_engine(count));
-    let exporter = InProcess::serve(docker_stats_exporter::state_with_engine(&config, fake)).await;
+    let label = format!("dse.layout={}", unique("layout"));
+    let containers = tokio::task::block_in_place(|| crowd(count, &label));
+    let config = common::Exporter::config("", common::engine_host());
+    let exporter = InProcess::serve(docker_stats_exporter::state(&config)).await;
     let mut driver = Driver::start(
         "layout",
-        &format!("http://{}/", exporter.addr),
+        &format!("http://{}/?label={}", exporter.addr, query_escape(&label)),
         &[
             ("DSE_COUNT", count.to_string()),
             (
@@ -515,6 +538,7 @@ async fn seventy_containers_fit_a_laptop_and_a_phone() {
         Event::Step(step, _) => panic!("unexpected step {step}"),
     }
     driver.finish().await;
+    tokio::task::block_in_place(|| remove_all(containers));
 }
 
 #[tokio::test(flavor = "multi_thread")]
