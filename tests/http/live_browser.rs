@@ -650,3 +650,34 @@ async fn behind_basic_auth_the_view_needs_the_credentials() {
     }
     driver.finish().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_container_restarted_while_the_page_is_open_is_a_crash_loop() {
+    if !browser_available() {
+        return;
+    }
+    let engine = FakeEngine::docker("26.1.5");
+    engine.add("crashy", 1_000_000);
+    engine.add("steady", 1_000_000);
+    // Inspect answers (the restart count) reused for a second, not a minute.
+    let config =
+        common::Exporter::config("inspect_max_age = \"1s\"\n", "unix:///run/fake-engine.sock");
+    let fake: Arc<dyn EngineApi> = Arc::new(engine.clone());
+    let exporter = InProcess::serve(docker_stats_exporter::state_with_engine(&config, fake)).await;
+    let mut driver = Driver::start(
+        "crash",
+        &format!("http://{}/", exporter.addr),
+        &[("DSE_NAME", "crashy".into())],
+    );
+    loop {
+        match driver.next().await {
+            Event::Step(step, _) if step == "restart" => {
+                engine.restart("crashy");
+                driver.reply(json!({})).await;
+            }
+            Event::Step(step, _) => panic!("unexpected step {step}"),
+            Event::Done(_) => break,
+        }
+    }
+    driver.finish().await;
+}

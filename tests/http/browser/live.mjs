@@ -468,6 +468,33 @@ const scenarios = {
     return { wide, narrow };
   },
 
+  /// A container the engine restarts while the page is open is marked as
+  /// a crash loop; before that it is not.
+  async crash(browser) {
+    const name = process.env.DSE_NAME;
+    const { page, seen } = await open(browser);
+    await page.goto(url);
+    await waitState(page, 'ok', 2);
+    await waitRows(page, { present: [name], absent: [] }, 'the container');
+    const marked = () => page.$eval(`#containers tr.row[data-name="${name}"]`, (tr) => tr.classList.contains('crash'));
+    check(!(await marked()), 'marked before any restart');
+    await step('restart');
+    await page.waitForFunction(
+      (name) => {
+        const tr = document.querySelector(`#containers tr.row[data-name="${name}"]`);
+        return tr && tr.classList.contains('crash');
+      },
+      name,
+      { timeout: deadline },
+    );
+    const badge = await page.$eval(`#containers tr.row[data-name="${name}"] td.state .badge`, (b) => b.textContent);
+    check(badge === 'crash loop', `badge: ${badge}`);
+    const title = await page.$eval(`#containers tr.row[data-name="${name}"] td.restarts`, (td) => td.title);
+    check(title === '+1 since this page opened', `restarts: ${title}`);
+    check(seen.errors.length === 0, `page errors: ${seen.errors}`);
+    return { ok: true };
+  },
+
   /// The switch that lists every stopped container the engine has,
   /// remembered across a reload.
   async stopped(browser) {
