@@ -489,7 +489,10 @@ fn crowd(count: usize, label: &str) -> Vec<Container> {
                                 "com.docker.compose.service=a-service-with-a-long-name".into(),
                             ];
                             let name = format!("dse-layout-{}-worker-replica-{i:03}", i % 7);
-                            sleeper(&unique(&name), &labels)
+                            // No network: no veth for each, no interface
+                            // churn for the browsers of the tests beside.
+                            let cmd = ["sleep", "3600"];
+                            labelled(&unique(&name), &labels, &["--network", "none"], &cmd)
                         })
                         .collect::<Vec<_>>()
                 })

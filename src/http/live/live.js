@@ -190,6 +190,11 @@
     } catch (e) {
       answer = null;
     }
+    if (!answer) {
+      // No word on them: greyed, and asked about again after the next answer.
+      for (const r of vanished) r.stale = true;
+      return;
+    }
     const found = new Map();
     for (const c of (answer && answer.containers) || []) found.set(rowKey(c), c);
     for (const r of vanished) {

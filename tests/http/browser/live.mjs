@@ -53,8 +53,11 @@ async function open(browser, options = {}) {
   page.on('pageerror', (e) => seen.errors.push(String(e)));
   page.on('console', (m) => {
     // A 503 of /api/containers is the engine being down and a 400 a bad
-    // query, both of which the page shows.
-    if (m.type() === 'error' && !/status of (503|400)/.test(m.text())) seen.errors.push(m.text());
+    // query, both of which the page shows. ERR_NETWORK_CHANGED is Chromium
+    // dropping requests in flight when an interface comes or goes (the
+    // engine adds a veth per container started by tests running beside);
+    // the page asks again at its next refresh.
+    if (m.type() === 'error' && !/status of (503|400)|net::ERR_NETWORK_CHANGED/.test(m.text())) seen.errors.push(m.text());
   });
   page.on('request', (r) => {
     if (r.url().includes('/api/containers')) seen.apiRequests++;
