@@ -45,8 +45,9 @@
 # /run/dse-vm/NAME/podman.sock, podman-rootless.sock and
 # podman-nodelegate.sock.
 # Each VM boots from a qcow2 overlay of that image of its own
-# (/var/lib/dse-vm/NAME), so its engine's images and containers stay between
-# a stop and the next start.
+# (/var/lib/dse-vm/NAME), made anew at each boot: nothing an earlier boot
+# left (a container with a restart policy holding a port, a package a test
+# stopped before purging) is there at the next start.
 #
 # The VM's network is a tap device in a network namespace of its own,
 # dse-vm-NAME, holding nothing else: the guest (10.0.2.15) reaches the
@@ -414,17 +415,11 @@ build_image() {
 
 # --- start --------------------------------------------------------------------
 
-# This VM's disk: an overlay of the image, made anew when the image was.
-ensure_disk() {
-  local made
-  made=$(cat "$IMG/made")
-  if [ -f "$DISK" ] && [ "$(cat "$DATA/image-made" 2>/dev/null)" = "$made" ]; then
-    return 0
-  fi
+# This VM's disk: a new overlay of the image.
+new_disk() {
   mkdir -p "$DATA"
-  rm -f "$DISK"
+  rm -f "$DISK" "$DATA/image-made"
   qemu-img create -q -f qcow2 -F raw -b "$IMG/rootfs.ext4" "$DISK" >&2
-  echo "$made" >"$DATA/image-made"
 }
 
 # The VM's network namespace and the tap in it, made if missing.
@@ -457,7 +452,7 @@ accel_args() {
 boot_vm() {
   local cpus=${DSE_VM_CPUS:-2} mem=${DSE_VM_MEMORY:-2048} until
   accel_args
-  ensure_disk
+  new_disk
   ensure_netns
   rm -f "$QEMU_PID" "$QMP" "$CONSOLE"
   log "booting VM '$NAME' (${DSE_VM_ACCEL:-tcg}, $cpus vCPUs, $mem MiB; engine on $GUEST_ADDR:$GUEST_PORT in network namespace $NETNS; console: $CONSOLE)"

@@ -110,6 +110,17 @@ impl Exporter {
         Metrics::parse(&body)
     }
 
+    /// The first scrape that left nothing out (`container_scrape_error` 0):
+    /// on a loaded VM a stats call can pass the scrape's timeout, and a test
+    /// about what the engine reports needs a scrape that asked it everything.
+    pub async fn whole_metrics(&self) -> Metrics {
+        wait_until_async("a scrape that left nothing out", PATIENCE, || async {
+            let m = self.metrics().await;
+            m.whole().map(|()| m)
+        })
+        .await
+    }
+
     /// A `GET /metrics` left running, so the test can act while its round
     /// waits on the engine.
     pub fn scrape_in_background(&self) -> tokio::task::JoinHandle<(u16, String)> {
@@ -173,6 +184,21 @@ impl Metrics {
         self.0
             .iter()
             .find(|s| s.name == metric && s.labels.get("name").map(String::as_str) == Some(name))
+    }
+
+    /// `Ok` when the scrape says it left nothing out, else what it counted.
+    pub fn whole(&self) -> Result<(), String> {
+        match self.value("container_scrape_error", &[]) {
+            Some(0.0) => Ok(()),
+            seen => Err(format!(
+                "container_scrape_error {seen:?}; errors since start: {:?}",
+                self.0
+                    .iter()
+                    .filter(|s| s.name == "docker_stats_scrape_errors_total")
+                    .map(|s| (s.labels.get("kind").cloned(), s.value))
+                    .collect::<Vec<_>>()
+            )),
+        }
     }
 
     /// The value of `metric` for container `name` (no other labels).

@@ -221,8 +221,11 @@ fn active_pid(vm: &VmHost, not: &str) -> String {
         vm,
         "the service active with a new main pid",
         |vm| {
+            // What systemd and the service said follows, for the message
+            // of a wait that fails.
             vm.sh(&format!(
-                "systemctl show -P ActiveState {UNIT}; systemctl show -P MainPID {UNIT}"
+                "systemctl show -P ActiveState {UNIT}; systemctl show -P MainPID {UNIT}; \
+                 systemctl status --no-pager -n 0 {UNIT}; journalctl -u {UNIT} --no-pager -n 30 -o short-monotonic; true"
             ))
         },
         |out| {
@@ -265,10 +268,10 @@ fn service_in_vm_installs_scrapes_survives_a_kill_and_purges_clean() {
     let first = package("amd64", &amd64, &amd64, &dir.0, 1);
     let second = package("amd64", &amd64, &amd64, &dir.0, 2);
     let vm = VmHost::on(&vm_engine, "deb");
-    // Leftovers of an earlier run that did not finish.
-    let _ = vm.sh(&format!(
-        "apt-get purge -y -q docker-stats-exporter >/dev/null 2>&1; rm -rf /etc/systemd/system/{UNIT}.d; true"
-    ));
+    // Leftovers of an earlier run that did not finish go first; this run's
+    // go however it ends, so a failure here leaves port 8091 free.
+    let purge = Purge(&vm);
+    purge.run();
     vm.put(&first, "/var/tmp/dse-1.deb");
     vm.put(&second, "/var/tmp/dse-2.deb");
     // Containers the service must list: one of the test's own.
@@ -366,4 +369,24 @@ fn service_in_vm_installs_scrapes_survives_a_kill_and_purges_clean() {
     assert!(left.trim().is_empty(), "left after purge:\n{left}");
     vm.sh(&format!("rm -r {dropin} && systemctl daemon-reload"))
         .unwrap();
+    drop(purge);
+}
+
+/// Purges the package and the test's drop-in from the VM when dropped.
+struct Purge<'a>(&'a VmHost);
+
+impl Purge<'_> {
+    fn run(&self) {
+        let _ = self.0.sh(&format!(
+            "DEBIAN_FRONTEND=noninteractive apt-get purge -y -q docker-stats-exporter >/dev/null 2>&1; \
+             rm -rf /etc/systemd/system/{UNIT}.d /var/tmp/dse-1.deb /var/tmp/dse-2.deb; \
+             systemctl daemon-reload; systemctl reset-failed {UNIT} 2>/dev/null; true"
+        ));
+    }
+}
+
+impl Drop for Purge<'_> {
+    fn drop(&mut self) {
+        self.run();
+    }
 }

@@ -83,7 +83,7 @@ async fn paused_container_keeps_its_stats_with_frozen_cpu() {
     let frozen = cgroups.read_now(&cgroup).cpu_seconds();
     let exporter = Exporter::local(&names_config(&[&c.name], "")).await;
     let metric = "container_cpu_usage_seconds_total";
-    let first = exporter.metrics().await;
+    let first = exporter.whole_metrics().await;
     // A percent needs a window: an engine that reads stats at its tick gives
     // none while the next tick has not come. Scrape until there is one.
     let m = wait_until_async(

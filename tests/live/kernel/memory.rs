@@ -106,7 +106,7 @@ async fn container_killed_by_its_memory_limit_is_oom_killed() {
         assert!(attempt < 5, "the engine never reported the OOM kill");
     };
     let exporter = Exporter::local(&names_config(&[&c.name], "")).await;
-    let m = exporter.metrics().await;
+    let m = exporter.whole_metrics().await;
     assert_eq!(m.get("container_oom_killed", &c.name), Some(1.0));
     assert_eq!(m.get("container_exit_code", &c.name), Some(137.0));
 }

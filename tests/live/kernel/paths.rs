@@ -22,7 +22,7 @@ async fn id_label_is_the_containers_real_cgroup_path() {
     let _parent_dirs = CgroupDirs(parent.clone());
     let nested = Container::sleeper(&unique("dse-cgroup-nested"), &["--cgroup-parent", &parent]);
     let exporter = Exporter::local(&names_config(&[&plain.name, &nested.name], "")).await;
-    let m = exporter.metrics().await;
+    let m = exporter.whole_metrics().await;
     for c in [&plain, &nested] {
         let id = m
             .label("container_memory_usage_bytes", &c.name, "id")
