@@ -199,7 +199,11 @@ async fn two_readers_on(file: &str) {
     );
     let trace = cgroups.trace_cpu(&cgroup).over_wall_time(cpus);
     trace.wait_for_cpu(&cgroups.read_now(&cgroup), 0.05);
-    let exporter = Exporter::start(&names_config(&[&burner.name], ""), &host).await;
+    // Rootless Podman's calls take seconds in the emulated VM, more while
+    // this machine's tests load it: a scrape may take a minute here, as the
+    // test is about the window and not about the timeout.
+    let exporter =
+        Exporter::start(&names_config(&[&burner.name], "timeout = \"60s\""), &host).await;
     // Until the exporter knows the engine (Podman's /version and /info take
     // seconds in the VM) and has the burner's counters.
     let path = path.as_str().unwrap_or_default();
@@ -207,7 +211,11 @@ async fn two_readers_on(file: &str) {
         let m = exporter.metrics().await;
         match m.label("container_memory_usage_bytes", &burner.name, "id") {
             Some(id) if id == path => Ok(()),
-            other => Err(format!("id {other:?}")),
+            other => Err(format!(
+                "id {other:?}, docker_up {:?}, {}",
+                m.value("docker_up", &[]),
+                m.whole().err().unwrap_or_else(|| "nothing left out".into())
+            )),
         }
     })
     .await;

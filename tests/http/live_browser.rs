@@ -141,6 +141,15 @@ impl Driver {
         self.stdin.flush().await.expect("reply");
     }
 
+    /// A scenario that asks nothing of the test: its end, and node's exit.
+    pub(crate) async fn run_to_end(mut self) {
+        match self.next().await {
+            Event::Done(_) => {}
+            Event::Step(step, _) => panic!("{}: unexpected step {step}", self.scenario),
+        }
+        self.finish().await;
+    }
+
     pub(crate) async fn finish(mut self) {
         let status = self.child.wait().await.expect("node exit");
         assert!(
@@ -457,16 +466,12 @@ async fn a_typo_and_a_missing_socket_are_each_named() {
     let config = common::Exporter::config("", &missing);
     let exporter = InProcess::serve(docker_stats_exporter::state(&config)).await;
     let readyz = readyz_cause(exporter.addr).await;
-    let mut driver = Driver::start(
+    let driver = Driver::start(
         "errors",
         &format!("http://{}/", exporter.addr),
         &[("DSE_READYZ", readyz)],
     );
-    match driver.next().await {
-        Event::Done(_) => {}
-        Event::Step(step, _) => panic!("unexpected step {step}"),
-    }
-    driver.finish().await;
+    driver.run_to_end().await;
 }
 
 /// `count` sleepers with long names in seven Compose projects, as many as a
@@ -525,7 +530,7 @@ async fn seventy_containers_fit_a_laptop_and_a_phone() {
     let containers = tokio::task::block_in_place(|| crowd(count, &label));
     let config = common::Exporter::config("", common::engine_host());
     let exporter = InProcess::serve(docker_stats_exporter::state(&config)).await;
-    let mut driver = Driver::start(
+    let driver = Driver::start(
         "layout",
         &format!("http://{}/?label={}", exporter.addr, query_escape(&label)),
         &[
@@ -536,11 +541,7 @@ async fn seventy_containers_fit_a_laptop_and_a_phone() {
             ),
         ],
     );
-    match driver.next().await {
-        Event::Done(_) => {}
-        Event::Step(step, _) => panic!("unexpected step {step}"),
-    }
-    driver.finish().await;
+    driver.run_to_end().await;
     tokio::task::block_in_place(|| remove_all(containers));
 }
 
@@ -561,7 +562,7 @@ async fn the_stopped_switch_lists_every_stopped_container() {
     let config = common::Exporter::config("", "unix:///run/fake-engine.sock");
     let fake: Arc<dyn EngineApi> = Arc::new(engine);
     let exporter = InProcess::serve(docker_stats_exporter::state_with_engine(&config, fake)).await;
-    let mut driver = Driver::start(
+    let driver = Driver::start(
         "stopped",
         &format!("http://{}/", exporter.addr),
         &[
@@ -569,11 +570,7 @@ async fn the_stopped_switch_lists_every_stopped_container() {
             ("DSE_EXITED", "ended".into()),
         ],
     );
-    match driver.next().await {
-        Event::Done(_) => {}
-        Event::Step(step, _) => panic!("unexpected step {step}"),
-    }
-    driver.finish().await;
+    driver.run_to_end().await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -599,7 +596,7 @@ async fn a_hostile_container_name_is_shown_as_text() {
     let config = common::Exporter::config("", "unix:///run/fake-engine.sock");
     let fake: Arc<dyn EngineApi> = Arc::new(engine);
     let exporter = InProcess::serve(docker_stats_exporter::state_with_engine(&config, fake)).await;
-    let mut driver = Driver::start(
+    let driver = Driver::start(
         "hostile",
         &format!("http://{}/", exporter.addr),
         &[
@@ -607,11 +604,7 @@ async fn a_hostile_container_name_is_shown_as_text() {
             ("DSE_HOSTILE_PROJECT", project.into()),
         ],
     );
-    match driver.next().await {
-        Event::Done(_) => {}
-        Event::Step(step, _) => panic!("unexpected step {step}"),
-    }
-    driver.finish().await;
+    driver.run_to_end().await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -639,7 +632,7 @@ async fn behind_basic_auth_the_view_needs_the_credentials() {
         exporter.addr,
         unique("dse-live-nobody")
     );
-    let mut driver = Driver::start(
+    let driver = Driver::start(
         "auth",
         &url,
         &[
@@ -647,11 +640,7 @@ async fn behind_basic_auth_the_view_needs_the_credentials() {
             ("DSE_PASSWORD", "correct horse".into()),
         ],
     );
-    match driver.next().await {
-        Event::Done(_) => {}
-        Event::Step(step, _) => panic!("unexpected step {step}"),
-    }
-    driver.finish().await;
+    driver.run_to_end().await;
 }
 
 #[tokio::test(flavor = "multi_thread")]

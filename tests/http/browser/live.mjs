@@ -102,6 +102,21 @@ async function waitState(page, state, minAnswers = 0) {
   });
 }
 
+/// The row of `name` once it is greyed as stopped, as shown.
+async function waitGone(page, name) {
+  await page.waitForFunction(
+    (name) => {
+      const tr = document.querySelector(`#containers tr.row[data-name="${name}"]`);
+      return tr && tr.classList.contains('gone');
+    },
+    name,
+    { timeout: deadline },
+  ).catch(async (e) => {
+    throw new Error(`${name} greyed as stopped: rows ${JSON.stringify(await shown(page))}; ${e.message}`);
+  });
+  return (await shown(page)).find((r) => r.name === name);
+}
+
 /// The rows as shown: name, values as the cells hold them, and whether
 /// the row is greyed (stale: its engine is down; gone: stopped).
 async function shown(page) {
@@ -328,15 +343,7 @@ const scenarios = {
     // A container that stops: greyed, with its exit code and when, until
     // dismissed.
     const { stopped, exit_code: exitCode } = await step('stop');
-    await page.waitForFunction(
-      (name) => {
-        const tr = document.querySelector(`#containers tr.row[data-name="${name}"]`);
-        return tr && tr.classList.contains('gone');
-      },
-      stopped,
-      { timeout: deadline },
-    );
-    const gone = (await shown(page)).find((r) => r.name === stopped);
+    const gone = await waitGone(page, stopped);
     check(gone.exitCode === String(exitCode), `${stopped}: exit code shown ${gone.exitCode}, engine ${exitCode}`);
     check(gone.state.includes(`(${exitCode})`) && /ago/.test(gone.state), `${stopped}: state ${gone.state}`);
     await totalsMatchRows(page, 'with a stopped row');
@@ -409,15 +416,7 @@ const scenarios = {
     await waitState(page, 'ok', 1);
     await waitRows(page, { present: [name], absent: [] }, 'the container');
     const { exit_code: exitCode } = await step('stop');
-    await page.waitForFunction(
-      (name) => {
-        const tr = document.querySelector(`#containers tr.row[data-name="${name}"]`);
-        return tr && tr.classList.contains('gone');
-      },
-      name,
-      { timeout: deadline },
-    );
-    const row = (await shown(page)).find((r) => r.name === name);
+    const row = await waitGone(page, name);
     check(row.exitCode === String(exitCode), `exit code shown ${row.exitCode}, engine ${exitCode}`);
     // Still there answers later, until dismissed.
     const n = await page.evaluate(() => Number(document.body.dataset.answers));
