@@ -199,9 +199,9 @@ async fn two_readers_on(file: &str) {
     );
     let trace = cgroups.trace_cpu(&cgroup).over_wall_time(cpus);
     trace.wait_for_cpu(&cgroups.read_now(&cgroup), 0.05);
-    // Rootless Podman's calls take seconds in the emulated VM, more while
-    // this machine's tests load it: a scrape may take a minute here, as the
-    // test is about the window and not about the timeout.
+    // Rootless Podman's /info takes seconds in the emulated VM, and its
+    // calls queue while this machine's tests load it: a scrape may take a
+    // minute here, as the test is about the window, not the timeout.
     let exporter =
         Exporter::start(&names_config(&[&burner.name], "timeout = \"60s\""), &host).await;
     // Until the exporter knows the engine (Podman's /version and /info take

@@ -102,17 +102,18 @@ async function waitState(page, state, minAnswers = 0) {
   });
 }
 
-/// The row of `name` once it is greyed as stopped, as shown.
-async function waitGone(page, name) {
+/// The row of `name` once it has class `mark` (`gone`: greyed as stopped;
+/// `crash`: in a crash loop), as shown.
+async function waitMarked(page, name, mark) {
   await page.waitForFunction(
-    (name) => {
+    ({ name, mark }) => {
       const tr = document.querySelector(`#containers tr.row[data-name="${name}"]`);
-      return tr && tr.classList.contains('gone');
+      return tr && tr.classList.contains(mark);
     },
-    name,
+    { name, mark },
     { timeout: deadline },
   ).catch(async (e) => {
-    throw new Error(`${name} greyed as stopped: rows ${JSON.stringify(await shown(page))}; ${e.message}`);
+    throw new Error(`${name} marked ${mark}: rows ${JSON.stringify(await shown(page))}; ${e.message}`);
   });
   return (await shown(page)).find((r) => r.name === name);
 }
@@ -343,7 +344,7 @@ const scenarios = {
     // A container that stops: greyed, with its exit code and when, until
     // dismissed.
     const { stopped, exit_code: exitCode } = await step('stop');
-    const gone = await waitGone(page, stopped);
+    const gone = await waitMarked(page, stopped, 'gone');
     check(gone.exitCode === String(exitCode), `${stopped}: exit code shown ${gone.exitCode}, engine ${exitCode}`);
     check(gone.state.includes(`(${exitCode})`) && /ago/.test(gone.state), `${stopped}: state ${gone.state}`);
     await totalsMatchRows(page, 'with a stopped row');
@@ -416,7 +417,7 @@ const scenarios = {
     await waitState(page, 'ok', 1);
     await waitRows(page, { present: [name], absent: [] }, 'the container');
     const { exit_code: exitCode } = await step('stop');
-    const row = await waitGone(page, name);
+    const row = await waitMarked(page, name, 'gone');
     check(row.exitCode === String(exitCode), `exit code shown ${row.exitCode}, engine ${exitCode}`);
     // Still there answers later, until dismissed.
     const n = await page.evaluate(() => Number(document.body.dataset.answers));
@@ -481,14 +482,7 @@ const scenarios = {
     const marked = () => page.$eval(`#containers tr.row[data-name="${name}"]`, (tr) => tr.classList.contains('crash'));
     check(!(await marked()), 'marked before any restart');
     await step('restart');
-    await page.waitForFunction(
-      (name) => {
-        const tr = document.querySelector(`#containers tr.row[data-name="${name}"]`);
-        return tr && tr.classList.contains('crash');
-      },
-      name,
-      { timeout: deadline },
-    );
+    await waitMarked(page, name, 'crash');
     const badge = await page.$eval(`#containers tr.row[data-name="${name}"] td.state .badge`, (b) => b.textContent);
     check(badge === 'crash loop', `badge: ${badge}`);
     const title = await page.$eval(`#containers tr.row[data-name="${name}"] td.restarts`, (td) => td.title);
