@@ -336,9 +336,17 @@ impl FakeEngine {
     fn stats_at(&self, c: &FakeContainer, at: Duration, before: Option<Duration>) -> Stats {
         let podman = self.inner.version.flavor == Flavor::Podman;
         let reading = |t: Duration| CpuStats {
-            cpu_usage: Some(CpuUsage {
-                total_usage: Some(c.cpu_used(t)),
-                ..Default::default()
+            cpu_usage: Some({
+                // A tenth in the kernel; Podman 5.4 gives that tenth in
+                // microseconds and calls the rest user time.
+                let (total, kernel) = (c.cpu_used(t), c.cpu_used(t) / 10);
+                let kernel = if podman { kernel / 1000 } else { kernel };
+                CpuUsage {
+                    total_usage: Some(total),
+                    usage_in_kernelmode: Some(kernel),
+                    usage_in_usermode: Some(total - kernel),
+                    ..Default::default()
+                }
             }),
             // Podman counts the host's busy time, Docker its capacity.
             system_cpu_usage: Some(if podman {

@@ -44,6 +44,10 @@ pub struct Quirks {
     /// Throttling and packet, error and drop counters are constant zeros
     /// (Podman): left out rather than exported wrong.
     pub zero_counters: bool,
+    /// User and system CPU time are the cgroup's. Podman's are not (5.4 on
+    /// cgroup v2 gives system time in microseconds where nanoseconds are
+    /// due, and user time as the total less that): left out.
+    pub cpu_modes: bool,
     /// Its cgroup paths.
     pub cgroups: CgroupLayout,
 }
@@ -78,12 +82,14 @@ impl EngineVersion {
                 direct_stats: self.major().is_some_and(|major| major >= 25),
                 cpu_clock: CpuClock::HostCounter,
                 zero_counters: false,
+                cpu_modes: true,
                 cgroups: CgroupLayout::DOCKER,
             },
             Flavor::Podman => Quirks {
                 direct_stats: true,
                 cpu_clock: CpuClock::WallTime,
                 zero_counters: true,
+                cpu_modes: false,
                 cgroups: CgroupLayout::PODMAN,
             },
         }
@@ -124,10 +130,12 @@ mod tests {
         let podman = v(Flavor::Podman, "5.4.2");
         assert_eq!(podman.cpu_clock, CpuClock::WallTime);
         assert!(podman.zero_counters);
+        assert!(!podman.cpu_modes);
         assert_eq!(podman.cgroups, CgroupLayout::PODMAN);
         let docker = v(Flavor::Docker, "28.5.2");
         assert_eq!(docker.cpu_clock, CpuClock::HostCounter);
         assert!(!docker.zero_counters);
+        assert!(docker.cpu_modes);
         assert_eq!(docker.cgroups, CgroupLayout::DOCKER);
     }
 }

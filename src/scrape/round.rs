@@ -473,6 +473,10 @@ impl Scraper {
                 if quirks.zero_counters {
                     drop_zero_counters(&mut sample);
                 }
+                if !quirks.cpu_modes {
+                    sample.cpu_user_ns = None;
+                    sample.cpu_system_ns = None;
+                }
                 Ok(sample)
             }
             Ok(Ok(None)) => {

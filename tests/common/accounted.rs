@@ -7,6 +7,7 @@
 use std::collections::BTreeSet;
 use std::process::Command;
 
+use docker_stats_exporter::engine::Flavor;
 use serde_json::Value;
 
 /// Whether a stats answer carries a field.
@@ -48,7 +49,12 @@ const ACCOUNTED: &[(&[&str], Reported)] = &[
             "container_cpu_cfs_throttled_periods_total",
             "container_cpu_cfs_throttled_seconds_total",
         ],
-        |s| s["cpu_stats"]["throttling_data"].is_object(),
+        // Podman's throttling counters are zeros whatever the cgroup
+        // counted: no report (the exporter leaves them out).
+        |s| {
+            s["cpu_stats"]["throttling_data"].is_object()
+                && super::engine::engine_flavor() == Flavor::Docker
+        },
     ),
 ];
 

@@ -16,7 +16,12 @@ use std::collections::BTreeMap;
 use std::process::{Child, Command};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use super::engine::{docker, docker_for, docker_on, engine_host, unique, Container};
+use docker_stats_exporter::engine::Flavor;
+
+use super::engine::{
+    docker, docker_for, docker_on, engine_flavor, engine_host, host_cpus, unique, Container,
+};
+use super::vm::unix_get;
 use super::{wait_until, Exporter, Metrics, PATIENCE};
 
 /// The cgroup interface of the engine's machine.
@@ -62,6 +67,18 @@ pub fn default_id_label(container_id: &str) -> String {
     }
 }
 
+/// A Podman container's cgroup as Podman's own API (`/libpod`) names it.
+pub fn podman_cgroup_path(c: &Container) -> String {
+    let url = format!("/v4.0.0/libpod/containers/{}/json", c.id);
+    let body = unix_get(c.host(), &url);
+    let answer: serde_json::Value =
+        serde_json::from_str(&body).unwrap_or_else(|e| panic!("{url}: {e}: {body}"));
+    match answer["State"]["CgroupPath"].as_str() {
+        Some(path) if path.starts_with('/') => path.to_string(),
+        _ => panic!("{url}: no State.CgroupPath in {body}"),
+    }
+}
+
 /// Where cgroup files are read.
 enum Where {
     /// Through a reader container on the engine under test; its view of the
@@ -75,6 +92,8 @@ enum Where {
 pub struct Cgroups {
     at: Where,
     version: Version,
+    /// What the exporter's engine divides CPU time by for its percent.
+    clock: Clock,
 }
 
 /// The v1 controllers whose files [`Reading`] uses.
@@ -110,8 +129,27 @@ const V2_FILES: &[&str] = &[
 
 impl Cgroups {
     /// A reader container on the engine under test, removed when dropped.
+    /// Podman's Docker-compatible API gives a container neither the
+    /// machine's pid namespace nor its cgroup namespace: on Podman the files
+    /// are read through `DSE_CGROUP_READER`, a Docker engine on the same
+    /// machine (`unix://...`; the cgroup v2 VM's), or `here` when Podman runs
+    /// on this one.
     pub fn of_engine(test: &str) -> Self {
-        Self::on_engine(engine_host(), engine_cgroups().0, test)
+        match engine_flavor() {
+            Flavor::Docker => Self::on_engine(engine_host(), engine_cgroups().0, test),
+            Flavor::Podman => match std::env::var("DSE_CGROUP_READER").as_deref() {
+                Ok("here") => Self::here().on_wall_time(),
+                Ok(host) if host.starts_with("unix://") => {
+                    Self::on_engine(host, engine_cgroups().0, test).on_wall_time()
+                }
+                other => panic!(
+                    "the engine under test ({}) is Podman, whose containers cannot read the \
+                     machine's cgroups: set DSE_CGROUP_READER to a Docker engine on the same \
+                     machine (unix://...) or to `here` (it is {other:?})",
+                    engine_host()
+                ),
+            },
+        }
     }
 
     /// A reader container on the engine at `host`, whose machine's
@@ -140,7 +178,14 @@ impl Cgroups {
         Self {
             at: Where::Engine(reader),
             version,
+            clock: Clock::ProcStat,
         }
+    }
+
+    /// For Podman, whose percent is over wall time and the machine's CPUs.
+    fn on_wall_time(mut self) -> Self {
+        self.clock = Clock::Wall(host_cpus());
+        self
     }
 
     /// This machine's cgroups, on the version its /sys/fs/cgroup has.
@@ -153,6 +198,7 @@ impl Cgroups {
         Self {
             at: Where::Here,
             version,
+            clock: Clock::ProcStat,
         }
     }
 
@@ -246,11 +292,26 @@ impl Cgroups {
         }
     }
 
-    /// The cgroup of a running container of the engine under test.
+    /// The cgroup of a running container of the engine under test: its
+    /// main process's. Podman's is the container's scope, as its own API
+    /// names it, which on cgroup v2 may hold the process one level down
+    /// (crun's `container`).
     pub fn of(&self, c: &Container) -> Cgroup {
         let pid = c.inspect("{{.State.Pid}}");
-        self.of_pid(&pid)
-            .unwrap_or_else(|e| panic!("the cgroup of {}: {e}", c.name))
+        let of_pid = self
+            .of_pid(&pid)
+            .unwrap_or_else(|e| panic!("the cgroup of {}: {e}", c.name));
+        if self.version == Version::V1 || engine_flavor() != Flavor::Podman {
+            return of_pid;
+        }
+        let scope = podman_cgroup_path(c);
+        assert!(
+            of_pid.path() == scope || of_pid.path().starts_with(&format!("{scope}/")),
+            "{}'s main process {pid} is in {}, not within Podman's cgroup {scope}",
+            c.name,
+            of_pid.path()
+        );
+        self.at_path(&scope)
     }
 
     /// Every file [`Reading`] uses, of one cgroup, at once; `Err` when the
@@ -368,7 +429,7 @@ impl Cgroups {
         CpuTrace {
             cgroups: self,
             cgroup: cgroup.clone(),
-            clock: Clock::ProcStat,
+            clock: self.clock,
             out,
             here,
         }

@@ -289,10 +289,28 @@ pub fn direct_stats() -> bool {
     static DIRECT: OnceLock<bool> = OnceLock::new();
     *DIRECT.get_or_init(|| {
         let version = EngineVersion {
-            flavor: Flavor::Docker,
+            flavor: engine_flavor(),
             version: docker(&["version", "--format", "{{.Server.Version}}"]),
         };
         version.quirks().direct_stats
+    })
+}
+
+/// Docker or Podman, as the engine under test names its components in
+/// `/version` (Podman's is "Podman Engine").
+pub fn engine_flavor() -> Flavor {
+    static FLAVOR: OnceLock<Flavor> = OnceLock::new();
+    *FLAVOR.get_or_init(|| {
+        let names = docker(&[
+            "version",
+            "--format",
+            "{{range .Server.Components}}{{.Name}};{{end}}",
+        ]);
+        if names.contains("Podman") {
+            Flavor::Podman
+        } else {
+            Flavor::Docker
+        }
     })
 }
 

@@ -328,6 +328,11 @@ pub fn promtool_check_metrics(text: &str) {
     );
 }
 
+/// A scrape timeout for engines in the emulated VM, whose answers take
+/// seconds while other tests load it (rootless Podman's first `/version` and
+/// `/info` among them): the kernel tests are about values, not timeouts.
+pub const SLOW_ENGINE: &str = "timeout = \"60s\"";
+
 /// Config text that selects exactly these container names, after `extra`
 /// top-level keys.
 pub fn names_config<S: AsRef<str>>(names: &[S], extra: &str) -> String {

@@ -3,7 +3,9 @@
 //! Docker-compatible API as root, for a rootless user with Fedora's cgroup
 //! delegation, and for one without the cpu and io controllers. On each, the
 //! exporter's series for a container agree with what Podman's own API
-//! (`/libpod`) says of it: its cgroup, its limits.
+//! (`/libpod`) says of it: its cgroup, its limits. The live suite's kernel
+//! part runs on the rootless one too (`scripts/test`), against the cgroup
+//! files.
 //!
 //! ```sh
 //! DSE_CGROUP2_HOST=$(scripts/cgroup2-vm.sh start cg2) cargo test --test engines podman5
@@ -11,7 +13,6 @@
 
 use std::process::Command;
 
-use common::cgroup::{Cgroups, Version};
 use common::child::ChildServer;
 use common::vm::{cgroup2_host, podman_host, unix_get};
 use common::{
@@ -168,61 +169,4 @@ async fn podman5_rootless_container_is_under_its_users_manager() {
 #[tokio::test(flavor = "multi_thread")]
 async fn podman5_rootless_without_cpu_delegation_reports_and_says_why_once() {
     container_matches_podmans_own_view("podman-nodelegate.sock", &[], true, Some("cpu, io")).await;
-}
-
-/// Two readers 50 ms apart, ten times, against a burner capped at half a
-/// CPU on the VM's Podman socket `file` (rootless, as most run Podman 5; the
-/// window logic is the same for rootful): each percent is the cgroup's own
-/// rate over a second or more (`CpuTrace::two_readers`). The cgroup is read
-/// through a reader container on the VM's Docker engine, which sees the
-/// same kernel; Podman's percent is over wall time and the VM's CPUs.
-async fn two_readers_on(file: &str) {
-    let Some(vm) = cgroup2_host() else { return };
-    let host = podman_host(&vm, file);
-    ensure_image(&host);
-    let burner = Container::run_on(
-        &host,
-        &unique("dse-pm5-readers"),
-        &["--cpus", "0.5"],
-        &["sh", "-c", "yes >/dev/null"],
-    );
-    let url = format!("/v5.0.0/libpod/containers/{}/json", burner.id);
-    let path = libpod(&host, &url, &["State", "CgroupPath"]);
-    let cpus = libpod(&host, "/v5.0.0/libpod/info", &["host", "cpus"]);
-    let cpus = cpus
-        .as_f64()
-        .unwrap_or_else(|| panic!("{file}: no CPU count"));
-    let cgroups = Cgroups::on_engine(&vm, Version::V2, "pm5");
-    let cgroup = cgroups.at_path(
-        path.as_str()
-            .unwrap_or_else(|| panic!("{file}: no CgroupPath")),
-    );
-    let trace = cgroups.trace_cpu(&cgroup).over_wall_time(cpus);
-    trace.wait_for_cpu(&cgroups.read_now(&cgroup), 0.05);
-    // Rootless Podman's /info takes seconds in the emulated VM, and its
-    // calls queue while this machine's tests load it: a scrape may take a
-    // minute here, as the test is about the window, not the timeout.
-    let exporter =
-        Exporter::start(&names_config(&[&burner.name], "timeout = \"60s\""), &host).await;
-    // Until the exporter knows the engine (Podman's /version and /info take
-    // seconds in the VM) and has the burner's counters.
-    let path = path.as_str().unwrap_or_default();
-    wait_until_async("the exporter to know Podman", PATIENCE, || async {
-        let m = exporter.metrics().await;
-        match m.label("container_memory_usage_bytes", &burner.name, "id") {
-            Some(id) if id == path => Ok(()),
-            other => Err(format!(
-                "id {other:?}, docker_up {:?}, {}",
-                m.value("docker_up", &[]),
-                m.whole().err().unwrap_or_else(|| "nothing left out".into())
-            )),
-        }
-    })
-    .await;
-    trace.two_readers(&exporter, &burner.name, 10).await;
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn podman5_rootless_two_readers_50_ms_apart_each_get_the_cgroups_rate() {
-    two_readers_on("podman-rootless.sock").await;
 }

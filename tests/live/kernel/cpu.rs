@@ -15,7 +15,7 @@ async fn cpu_of_a_half_cpu_burner_matches_the_cgroup() {
     let trace = cgroups.trace_cpu(&cgroup);
     // The default minimum window, a second: on an engine without a tick
     // as on one with.
-    let config = names_config(&[&burner.name], "");
+    let config = names_config(&[&burner.name], common::SLOW_ENGINE);
     let exporter = Exporter::local(&config).await;
 
     // First scrape: a new container, a window of about a second that the
@@ -66,7 +66,7 @@ async fn two_readers_50_ms_apart_each_get_the_cgroups_rate_over_a_second_or_more
     let cgroups = Cgroups::of_engine("readers");
     let (burner, cgroup) = half_cpu_burner(&cgroups, "dse-cpu-readers");
     let trace = cgroups.trace_cpu(&cgroup);
-    let exporter = Exporter::local(&names_config(&[&burner.name], "")).await;
+    let exporter = Exporter::local(&names_config(&[&burner.name], common::SLOW_ENGINE)).await;
     trace.two_readers(&exporter, &burner.name, 10).await;
 }
 
@@ -81,7 +81,7 @@ async fn paused_container_keeps_its_stats_with_frozen_cpu() {
     let cgroup = cgroups.of(&c);
     c.pause();
     let frozen = cgroups.read_now(&cgroup).cpu_seconds();
-    let exporter = Exporter::local(&names_config(&[&c.name], "")).await;
+    let exporter = Exporter::local(&names_config(&[&c.name], common::SLOW_ENGINE)).await;
     let metric = "container_cpu_usage_seconds_total";
     let first = exporter.whole_metrics().await;
     // A percent needs a window: an engine that reads stats at its tick gives

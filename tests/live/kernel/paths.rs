@@ -2,8 +2,10 @@
 //! engine's machine names it, on cgroupfs (`/docker/<id>`) and systemd
 //! (`/system.slice/docker-<id>.scope`) drivers.
 
-use common::cgroup::{default_id_label, engine_cgroups, Cgroups, Driver};
+use common::cgroup::{default_id_label, engine_cgroups, podman_cgroup_path, Cgroups, Driver};
+use common::engine::engine_flavor;
 use common::{names_config, unique, Container, Exporter};
+use docker_stats_exporter::engine::Flavor;
 
 /// The `id` label is the container's cgroup path as cAdvisor writes it: the
 /// kernel's own path of the container's main process, whose cgroup holds it,
@@ -21,37 +23,68 @@ async fn id_label_is_the_containers_real_cgroup_path() {
     };
     let _parent_dirs = CgroupDirs(parent.clone());
     let nested = Container::sleeper(&unique("dse-cgroup-nested"), &["--cgroup-parent", &parent]);
-    let exporter = Exporter::local(&names_config(&[&plain.name, &nested.name], "")).await;
+    let exporter = Exporter::local(&names_config(
+        &[&plain.name, &nested.name],
+        common::SLOW_ENGINE,
+    ))
+    .await;
     let m = exporter.whole_metrics().await;
     for c in [&plain, &nested] {
         let id = m
             .label("container_memory_usage_bytes", &c.name, "id")
             .unwrap_or_else(|| panic!("no series for {}", c.name));
+        // `of` takes the kernel's cgroup of its main process (on Podman
+        // the scope its API names, holding that process's cgroup).
         let cgroup = cgroups.of(c);
         assert_eq!(id, cgroup.path(), "the kernel's cgroup of {}", c.name);
-        // Its main process is in that cgroup.
-        let pid = c.inspect("{{.State.Pid}}");
-        let procs = cgroups.read_now(&cgroup).procs();
-        assert!(procs.contains(&pid), "{pid} not in {id}: {procs:?}");
+        if engine_flavor() == Flavor::Docker {
+            let pid = c.inspect("{{.State.Pid}}");
+            let procs = cgroups.read_now(&cgroup).procs();
+            assert!(procs.contains(&pid), "{pid} not in {id}: {procs:?}");
+        }
     }
     let nested_id = m
         .label("container_memory_usage_bytes", &nested.name, "id")
         .unwrap_or_default();
+    // A rootless Podman's slices are its user manager's, below
+    // user@UID.service.
+    let scope = match engine_flavor() {
+        Flavor::Docker => "docker",
+        Flavor::Podman => "libpod",
+    };
     match driver {
         Driver::Cgroupfs => assert_eq!(nested_id, format!("{parent}/{}", nested.id)),
         Driver::Systemd => assert!(
-            nested_id.ends_with(&format!("/{parent}/docker-{}.scope", nested.id))
-                && nested_id.starts_with("/dse.slice/"),
+            nested_id.ends_with(&format!("/{parent}/{scope}-{}.scope", nested.id))
+                && (nested_id.starts_with("/dse.slice/")
+                    || nested_id.contains(".service/dse.slice/")),
             "{nested_id}"
         ),
     }
-    // Every series of the container carries the same id and its image.
+    let plain_id = match engine_flavor() {
+        Flavor::Docker => default_id_label(&plain.id),
+        Flavor::Podman => podman_cgroup_path(&plain),
+    };
+    // Every series of the container carries the same id and its image as
+    // the engine's list names it (Podman's is fully qualified, docker.io/...,
+    // which the docker CLI would shorten).
+    let list = common::vm::unix_get(common::engine_host(), "/containers/json");
+    let list: serde_json::Value = serde_json::from_str(&list).expect("the container list");
+    let image = list
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|c| c["Id"] == plain.id.as_str())
+        .and_then(|c| c["Image"].as_str())
+        .unwrap_or_else(|| panic!("{} not in the list: {list}", plain.id))
+        .to_string();
+    assert!(image.ends_with(&common::image()), "{image}");
     for s in
         m.0.iter()
             .filter(|s| s.labels.get("name") == Some(&plain.name))
     {
-        assert_eq!(s.labels["id"], default_id_label(&plain.id), "{s:?}");
-        assert_eq!(s.labels["image"], common::image(), "{s:?}");
+        assert_eq!(s.labels["id"], plain_id, "{s:?}");
+        assert_eq!(s.labels["image"], image, "{s:?}");
     }
 }
 
