@@ -13,6 +13,7 @@
 
 use std::process::Command;
 
+use common::cgroup::podman_cgroup_path;
 use common::child::ChildServer;
 use common::vm::{cgroup2_host, podman_host, unix_get};
 use common::{
@@ -81,14 +82,7 @@ async fn container_matches_podmans_own_view(
             "i=0; while [ $i -lt 20000 ]; do i=$((i+1)); done; sleep 3600",
         ],
     );
-    let cgroup = libpod(
-        &host,
-        &format!("/v5.0.0/libpod/containers/{}/json", c.id),
-        &["State", "CgroupPath"],
-    );
-    let cgroup = cgroup
-        .as_str()
-        .unwrap_or_else(|| panic!("{file}: no CgroupPath"));
+    let cgroup = &podman_cgroup_path(&c);
     let exporter = Exporter::start(&names_config(&[&c.name], ""), &host).await;
     // Podman's /version and /info take seconds in the VM: until they have
     // answered, the exporter takes the engine for a Docker of its own.
