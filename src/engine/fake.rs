@@ -339,8 +339,8 @@ impl FakeEngine {
             cpu_usage: Some({
                 // A tenth in the kernel; Podman 5.4 gives that tenth in
                 // microseconds and calls the rest user time.
-                let (total, kernel) = (c.cpu_used(t), c.cpu_used(t) / 10);
-                let kernel = if podman { kernel / 1000 } else { kernel };
+                let total = c.cpu_used(t);
+                let kernel = if podman { total / 10_000 } else { total / 10 };
                 CpuUsage {
                     total_usage: Some(total),
                     usage_in_kernelmode: Some(kernel),
