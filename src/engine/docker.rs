@@ -318,14 +318,45 @@ impl EngineApi for DockerEngine {
             }
             let path = format!("/containers/{id}/stats?stream=false&one-shot={one_shot}");
             let body = self.get(&path).await?;
-            // An empty body: the container was removed during the call.
-            if body.iter().all(u8::is_ascii_whitespace) {
-                return Ok(None);
-            }
-            decode(&path, &body).map(Some)
+            stats_answer(&path, &body)
         }
         .boxed()
     }
+}
+
+/// A stats call's answer: `None` for an empty body (the container was
+/// removed during the call). Podman 5 answers failures with status 200 and
+/// its error object as the body: a container that stopped is gone from the
+/// scrape (its `cause` is Podman's `container is stopped`); any other, such
+/// as its "nil pointer dereference" for a container with
+/// `--memory-reservation` alone, is the engine's error.
+fn stats_answer(path: &str, body: &[u8]) -> Result<Option<Stats>, EngineError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(None);
+    }
+    let stats: Stats = decode(path, body)?;
+    if stats.read.is_none() {
+        #[derive(serde::Deserialize)]
+        struct InBody {
+            message: String,
+            response: u16,
+            #[serde(default)]
+            cause: String,
+        }
+        if let Ok(e) = serde_json::from_slice::<InBody>(body) {
+            let kind = match e.response {
+                404 | 409 => Failure::Gone,
+                _ if e.cause == "container is stopped" => Failure::Gone,
+                _ => Failure::Engine,
+            };
+            let message = format!(
+                "GET {path}: the engine answered 200 with its error {}: {}",
+                e.response, e.message
+            );
+            return Err(EngineError::new(kind, message));
+        }
+    }
+    Ok(Some(stats))
 }
 
 /// A client library model as the engine stage's own type, through the JSON
@@ -602,6 +633,30 @@ mod tests {
         );
         assert_eq!(podman_controllers(b"Not Found"), None);
         assert_eq!(podman_controllers(br#"{"host":{}}"#), None);
+    }
+
+    #[test]
+    fn an_error_in_a_200_stats_answer_is_the_engines_error() {
+        let path = "/containers/x/stats?stream=false&one-shot=true";
+        let body = include_bytes!("../../tests/fixtures/stats-podman5.4-in-body-error.json");
+        let e = stats_answer(path, body).unwrap_err();
+        assert_eq!(e.kind, Failure::Engine);
+        assert!(
+            e.message.contains("nil pointer dereference"),
+            "{}",
+            e.message
+        );
+        let gone = br#"{"cause":"no such container","message":"no such container","response":404}"#;
+        assert_eq!(stats_answer(path, gone).unwrap_err().kind, Failure::Gone);
+        let stopped = include_bytes!("../../tests/fixtures/stats-podman5.4-in-body-stopped.json");
+        assert_eq!(stats_answer(path, stopped).unwrap_err().kind, Failure::Gone);
+        assert!(stats_answer(path, b" \n").unwrap().is_none());
+        // A stopped container's stats: no read time and no error either.
+        let stopped = stats_answer(path, br#"{"read":"0001-01-01T00:00:00Z"}"#).unwrap();
+        assert!(stopped.is_some());
+        let podman =
+            include_bytes!("../../tests/fixtures/stats-podman5.4-cgroupv2-rootless-io.json");
+        assert!(stats_answer(path, podman).unwrap().is_some());
     }
 
     #[test]

@@ -41,9 +41,13 @@ pub struct Quirks {
     pub direct_stats: bool,
     /// What CPU windows are measured against.
     pub cpu_clock: CpuClock,
-    /// Throttling and packet, error and drop counters are constant zeros
-    /// (Podman): left out rather than exported wrong.
-    pub zero_counters: bool,
+    /// Throttling counters are constant zeros although the cgroup throttles
+    /// (Podman 4.3 and 5.4): left out rather than exported wrong.
+    pub zero_throttling: bool,
+    /// Packet, error and drop counters are constant zeros (Podman 4, whose
+    /// one `network` entry has only bytes; Podman 5.4 reports each
+    /// interface's): left out rather than exported wrong.
+    pub zero_packets: bool,
     /// User and system CPU time are the cgroup's. Podman's are not (5.4 on
     /// cgroup v2 gives system time in microseconds where nanoseconds are
     /// due, and user time as the total less that): left out.
@@ -81,14 +85,16 @@ impl EngineVersion {
             Flavor::Docker => Quirks {
                 direct_stats: self.major().is_some_and(|major| major >= 25),
                 cpu_clock: CpuClock::HostCounter,
-                zero_counters: false,
+                zero_throttling: false,
+                zero_packets: false,
                 cpu_modes: true,
                 cgroups: CgroupLayout::DOCKER,
             },
             Flavor::Podman => Quirks {
                 direct_stats: true,
                 cpu_clock: CpuClock::WallTime,
-                zero_counters: true,
+                zero_throttling: true,
+                zero_packets: self.major().is_none_or(|major| major < 5),
                 cpu_modes: false,
                 cgroups: CgroupLayout::PODMAN,
             },
@@ -129,12 +135,15 @@ mod tests {
     fn podman_is_read_against_wall_time_without_its_zero_counters() {
         let podman = v(Flavor::Podman, "5.4.2");
         assert_eq!(podman.cpu_clock, CpuClock::WallTime);
-        assert!(podman.zero_counters);
+        assert!(podman.zero_throttling);
+        assert!(!podman.zero_packets);
+        assert!(v(Flavor::Podman, "4.3.1").zero_packets);
         assert!(!podman.cpu_modes);
         assert_eq!(podman.cgroups, CgroupLayout::PODMAN);
         let docker = v(Flavor::Docker, "28.5.2");
         assert_eq!(docker.cpu_clock, CpuClock::HostCounter);
-        assert!(!docker.zero_counters);
+        assert!(!docker.zero_throttling);
+        assert!(!docker.zero_packets);
         assert!(docker.cpu_modes);
         assert_eq!(docker.cgroups, CgroupLayout::DOCKER);
     }

@@ -470,9 +470,7 @@ impl Scraper {
                     tracing::debug!("{}: stopped before its stats were read", c.name);
                     return Err(Failure::Gone);
                 };
-                if quirks.zero_counters {
-                    drop_zero_counters(&mut sample);
-                }
+                drop_zero_counters(&mut sample, quirks);
                 if !quirks.cpu_modes {
                     sample.cpu_user_ns = None;
                     sample.cpu_system_ns = None;
@@ -589,11 +587,17 @@ fn log_timeouts(missed: &[String], of: usize) {
 }
 
 /// Leaves out the counters an engine reports as constant zeros
-/// ([`Quirks::zero_counters`]) rather than export wrong values.
-fn drop_zero_counters(s: &mut Sample) {
-    s.cfs_periods = None;
-    s.cfs_throttled_periods = None;
-    s.cfs_throttled_ns = None;
+/// ([`Quirks::zero_throttling`], [`Quirks::zero_packets`]) rather than
+/// export wrong values.
+fn drop_zero_counters(s: &mut Sample, quirks: &Quirks) {
+    if quirks.zero_throttling {
+        s.cfs_periods = None;
+        s.cfs_throttled_periods = None;
+        s.cfs_throttled_ns = None;
+    }
+    if !quirks.zero_packets {
+        return;
+    }
     for i in &mut s.interfaces {
         i.rx_packets = None;
         i.tx_packets = None;
@@ -601,5 +605,45 @@ fn drop_zero_counters(s: &mut Sample) {
         i.tx_errors = None;
         i.rx_dropped = None;
         i.tx_dropped = None;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::model::Stats;
+
+    /// A Podman answer read as the exporter reads it, with Podman's zero
+    /// throttling and, before Podman 5, its zero packet counters.
+    fn podman_sample(fixture: &str, zero_packets: bool) -> Sample {
+        let stats: Stats = serde_json::from_str(fixture).expect("fixture");
+        let mut sample = Sample::from_stats(&stats).expect("a running container's");
+        let quirks = Quirks {
+            zero_throttling: true,
+            zero_packets,
+            ..Quirks::default()
+        };
+        drop_zero_counters(&mut sample, &quirks);
+        sample
+    }
+
+    #[test]
+    fn packet_counters_are_kept_unless_the_engine_gives_zeros() {
+        let five = podman_sample(
+            include_str!("../../tests/fixtures/stats-podman5.4-cgroupv2-rootless-io.json"),
+            false,
+        );
+        let eth0 = &five.interfaces[0];
+        assert_eq!((eth0.rx_packets, eth0.tx_packets), (Some(15), Some(8)));
+        assert_eq!((eth0.rx_dropped, eth0.tx_errors), (Some(0), Some(0)));
+        assert_eq!(five.cfs_throttled_periods, None, "throttling is zeros");
+        let four = podman_sample(
+            include_str!("../../tests/fixtures/stats-podman4.3-cgroupv1-busy.json"),
+            true,
+        );
+        let network = &four.interfaces[0];
+        assert_eq!((network.rx_packets, network.tx_packets), (None, None));
+        assert_eq!(network.rx_bytes, Some(586));
+        assert_eq!(four.cfs_throttled_periods, None);
     }
 }
