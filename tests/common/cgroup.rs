@@ -3,7 +3,7 @@
 //!
 //! They are read through the engine under test: a reader container with that
 //! machine's /sys/fs/cgroup mounted read-only, in its pid and cgroup
-//! namespaces, `cat`s them. One path serves this machine's engines (cgroup
+//! namespaces, `cat`s them, in a shell kept open there ([`Shell`]). One path serves this machine's engines (cgroup
 //! v1) and the VM's (cgroup v2, whose files the host cannot see). An engine
 //! whose containers live on this machine but that is not the engine under
 //! test (Podman) reads them here instead ([`Cgroups::here`]).
@@ -15,12 +15,14 @@
 use std::collections::BTreeMap;
 use std::process::{Child, Command};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
 
 use docker_stats_exporter::engine::Flavor;
 
 use super::engine::{
     docker, docker_for, docker_on, engine_flavor, engine_host, host_cpus, unique, Container,
 };
+use super::shell::Shell;
 use super::vm::unix_get;
 use super::{wait_until, Exporter, Metrics, PATIENCE};
 
@@ -67,6 +69,16 @@ pub fn default_id_label(container_id: &str) -> String {
     }
 }
 
+/// The `id` label of a container of the engine under test with its
+/// engine's default cgroup parent: [`default_id_label`] on Docker, the
+/// scope Podman's own API names on Podman.
+pub fn id_label(c: &Container) -> String {
+    match engine_flavor() {
+        Flavor::Docker => default_id_label(&c.id),
+        Flavor::Podman => podman_cgroup_path(c),
+    }
+}
+
 /// A Podman container's cgroup as Podman's own API (`/libpod`) names it.
 pub fn podman_cgroup_path(c: &Container) -> String {
     let url = format!("/v4.0.0/libpod/containers/{}/json", c.id);
@@ -82,8 +94,9 @@ pub fn podman_cgroup_path(c: &Container) -> String {
 /// Where cgroup files are read.
 enum Where {
     /// Through a reader container on the engine under test; its view of the
-    /// machine's /sys/fs/cgroup is /host-cgroup.
-    Engine(Container),
+    /// machine's /sys/fs/cgroup is /host-cgroup. A shell kept open in it
+    /// runs the reads (started at the first).
+    Engine(Container, Mutex<Option<Shell>>),
     /// This machine's /sys/fs/cgroup.
     Here,
 }
@@ -176,7 +189,7 @@ impl Cgroups {
             &["sleep", "3600"],
         );
         Self {
-            at: Where::Engine(reader),
+            at: Where::Engine(reader, Mutex::new(None)),
             version,
             clock: Clock::ProcStat,
         }
@@ -204,29 +217,57 @@ impl Cgroups {
 
     /// Runs `script` where the files are, with `$C` the cgroup root.
     fn sh(&self, script: &str) -> Result<String, String> {
-        let mut cmd = match &self.at {
-            Where::Engine(reader) => {
-                let mut cmd = Command::new(docker_for(reader.host()));
-                cmd.args(["-H", reader.host(), "exec", &reader.name, "sh", "-c"])
-                    .arg(format!("C=/host-cgroup; {script}"));
-                cmd
+        let (status, stdout, stderr) = match &self.at {
+            Where::Engine(reader, shell) => {
+                let ran = Self::in_reader(reader, shell, &format!("C=/host-cgroup; {script}"))?;
+                (ran.status.to_string(), ran.stdout, ran.stderr)
             }
             Where::Here => {
                 let mut cmd = Command::new("sh");
                 cmd.arg("-c").arg(format!("C=/sys/fs/cgroup; {script}"));
-                cmd
+                let out = cmd.output().map_err(|e| format!("{cmd:?}: {e}"))?;
+                let status = if out.status.success() {
+                    "0".into()
+                } else {
+                    out.status.to_string()
+                };
+                let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+                (status, text(&out.stdout), text(&out.stderr))
             }
         };
-        let out = cmd.output().map_err(|e| format!("{cmd:?}: {e}"))?;
-        if out.status.success() {
-            Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+        if status == "0" {
+            Ok(stdout)
         } else {
             Err(format!(
-                "reading cgroup files failed ({}): {}",
-                out.status,
-                String::from_utf8_lossy(&out.stderr).trim()
+                "reading cgroup files failed ({status}): {}",
+                stderr.trim()
             ))
         }
+    }
+
+    /// Runs `script` in the reader's shell, starting one where there is none
+    /// or the last one ended (once: a second failure is the reader's).
+    fn in_reader(
+        reader: &Container,
+        shell: &Mutex<Option<Shell>>,
+        script: &str,
+    ) -> Result<super::shell::Ran, String> {
+        let mut shell = shell.lock().unwrap_or_else(|e| e.into_inner());
+        let mut last = String::new();
+        for _ in 0..2 {
+            if shell.is_none() {
+                let mut cmd = Command::new(docker_for(reader.host()));
+                cmd.args(["-H", reader.host(), "exec", "-i", &reader.name, "sh"]);
+                *shell = Some(Shell::start(cmd, "/tmp")?);
+            }
+            match shell.as_mut().map(|s| s.run(script)) {
+                Some(Ok(ran)) => return Ok(ran),
+                Some(Err(e)) => last = e,
+                None => {}
+            }
+            *shell = None;
+        }
+        Err(format!("the shell in {}: {last}", reader.name))
     }
 
     /// The cgroup of process `pid` (a container's main process, as the engine
@@ -404,7 +445,7 @@ impl Cgroups {
         };
         let (out, here) = match &self.at {
             // The sampler ends with the reader container.
-            Where::Engine(reader) => {
+            Where::Engine(reader, _) => {
                 let out = format!("/tmp/cpu-trace-{n}");
                 let script = sampler("/host-cgroup", &out);
                 docker_on(

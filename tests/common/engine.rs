@@ -146,6 +146,21 @@ pub fn image() -> &'static str {
     })
 }
 
+/// A container's image as the engine's list names it, as the exporter's
+/// `image` label does (Podman's is fully qualified, `docker.io/...`, which
+/// the docker CLI would shorten).
+pub fn listed_image(c: &Container) -> String {
+    let list = crate::vm::unix_get(c.host(), "/containers/json?all=true");
+    let list: serde_json::Value = serde_json::from_str(&list).expect("the container list");
+    let image = (list.as_array().into_iter().flatten())
+        .find(|l| l["Id"] == c.id.as_str())
+        .and_then(|l| l["Image"].as_str())
+        .unwrap_or_else(|| panic!("{} not in the list: {list}", c.id))
+        .to_string();
+    assert!(image.ends_with(&image_name()), "{image}");
+    image
+}
+
 /// The name of the busybox test image (scripts/busybox-rootfs.sh), which
 /// every engine the tests use gets under this name.
 pub fn image_name() -> String {

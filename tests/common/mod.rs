@@ -20,6 +20,7 @@ pub mod http;
 pub mod lock;
 pub mod process;
 pub mod proxy;
+pub mod shell;
 pub mod swarm;
 pub mod veth;
 pub mod vm;
@@ -36,7 +37,7 @@ use docker_stats_exporter::config::{Config, Overrides};
 pub use child::{candidate_port, run_failing, ChildServer, BIN};
 pub use engine::{
     direct_stats, docker, docker_cmd, docker_for, docker_on, engine_host, engine_socket,
-    first_round_stats_calls, host_cpus, image, image_name, unique, Container, DOCKER,
+    first_round_stats_calls, host_cpus, image, image_name, listed_image, unique, Container, DOCKER,
     MACHINE_ENGINE,
 };
 pub use wait::{wait_until, wait_until_async, PATIENCE};
@@ -54,13 +55,24 @@ impl Exporter {
         Self::with_config(Self::config(config, docker_host)).await
     }
 
-    /// A validated config listening on 127.0.0.1:0.
+    /// A validated config listening on 127.0.0.1:0. Where the engine under
+    /// test is in the emulated VM (reached directly or through a test's
+    /// proxy), [`SLOW_ENGINE`] unless the test sets a timeout.
     pub fn config(config: &str, docker_host: &str) -> Config {
         let overrides = Overrides {
             listen: Some("127.0.0.1:0".into()),
             docker_host: Some(docker_host.into()),
         };
-        Config::parse("test", config, &overrides, None).expect("valid test config")
+        let sets_timeout = config
+            .lines()
+            .any(|l| l.trim_start().starts_with("timeout"));
+        let in_vm = engine_host().starts_with(VM_ENGINES) || docker_host.starts_with(VM_ENGINES);
+        let config = if in_vm && !sets_timeout {
+            format!("{SLOW_ENGINE}\n{config}")
+        } else {
+            config.to_string()
+        };
+        Config::parse("test", &config, &overrides, None).expect("valid test config")
     }
 
     /// Starts one from a validated config.
@@ -329,9 +341,12 @@ pub fn promtool_check_metrics(text: &str) {
 }
 
 /// A scrape timeout for engines in the emulated VM, whose answers take
-/// seconds while other tests load it (rootless Podman's first `/version` and
-/// `/info` among them): the kernel tests are about values, not timeouts.
+/// seconds while other tests load it (Podman's first `/version` and `/info`
+/// took 4 s there idle): the tests are about values, not timeouts.
 pub const SLOW_ENGINE: &str = "timeout = \"60s\"";
+
+/// The sockets of the emulated VM's engines (scripts/cgroup2-vm.sh).
+pub const VM_ENGINES: &str = "unix:///run/dse-vm/";
 
 /// Config text that selects exactly these container names, after `extra`
 /// top-level keys.

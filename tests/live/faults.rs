@@ -7,7 +7,7 @@
 use std::process::Command;
 use std::time::Duration;
 
-use common::cgroup::default_id_label;
+use common::cgroup::id_label;
 use common::proxy::{Fault, Proxy};
 use common::{
     docker, engine_socket, names_config, unique, wait_until, ChildServer, Container, Exporter,
@@ -170,8 +170,8 @@ async fn label_values_with_quotes_backslashes_newlines_and_non_ascii_are_escaped
         body.contains(&format!(
             "container_memory_usage_bytes{{name=\"{}\",id=\"{}\",image=\"{}\",container_label_odd_value=\"{escaped}\"}}",
             c.name,
-            default_id_label(&c.id),
-            common::image()
+            id_label(&c),
+            common::listed_image(&c)
         )),
         "{body}"
     );
@@ -180,4 +180,42 @@ async fn label_values_with_quotes_backslashes_newlines_and_non_ascii_are_escaped
     assert_eq!(info.labels["container_label_odd_value"], value);
     // Every line is still one sample; promtool agrees.
     common::promtool_check_metrics(&body);
+}
+
+/// A container whose stats call fails keeps the series its list entry and
+/// inspect answer give, and the others are whole. Podman 5.4 answers the
+/// stats of a container with a memory reservation and no limit with its
+/// error object and status 200 (podman#29627, fixed in later Podman);
+/// engines that answer it are checked to export its values.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_container_whose_stats_call_fails_keeps_its_info_and_spares_the_others() {
+    let odd = Container::sleeper(
+        &unique("dse-fault-reservation"),
+        &["--memory-reservation", "16m"],
+    );
+    let plain = Container::sleeper(&unique("dse-fault-plain"), &[]);
+    let path = format!("/containers/{}/stats?stream=false&one-shot=true", odd.id);
+    let direct: serde_json::Value =
+        serde_json::from_str(&common::vm::unix_get(odd.host(), &path)).expect("stats JSON");
+    let engine_fails = direct.get("read").is_none() && direct.get("message").is_some();
+    let exporter = Exporter::local(&names_config(&[&odd.name, &plain.name], "")).await;
+    let m = exporter.metrics().await;
+    assert!(m.get("container_memory_usage_bytes", &plain.name).is_some());
+    assert_eq!(m.get("container_info", &odd.name), Some(1.0));
+    assert_eq!(
+        m.get("container_spec_memory_reservation_limit_bytes", &odd.name),
+        Some(16.0 * 1024.0 * 1024.0)
+    );
+    let engine_errors = m.value("docker_stats_scrape_errors_total", &[("kind", "engine")]);
+    if engine_fails {
+        assert_eq!(
+            m.get("container_memory_usage_bytes", &odd.name),
+            None,
+            "{direct}"
+        );
+        assert_eq!(engine_errors, Some(1.0), "{direct}");
+    } else {
+        assert!(m.get("container_memory_usage_bytes", &odd.name).is_some());
+        assert_eq!(engine_errors, Some(0.0));
+    }
 }

@@ -2,7 +2,7 @@
 //! engine's machine names it, on cgroupfs (`/docker/<id>`) and systemd
 //! (`/system.slice/docker-<id>.scope`) drivers.
 
-use common::cgroup::{default_id_label, engine_cgroups, podman_cgroup_path, Cgroups, Driver};
+use common::cgroup::{engine_cgroups, id_label, Cgroups, Driver};
 use common::engine::engine_flavor;
 use common::{names_config, unique, Container, Exporter};
 use docker_stats_exporter::engine::Flavor;
@@ -61,24 +61,10 @@ async fn id_label_is_the_containers_real_cgroup_path() {
             "{nested_id}"
         ),
     }
-    let plain_id = match engine_flavor() {
-        Flavor::Docker => default_id_label(&plain.id),
-        Flavor::Podman => podman_cgroup_path(&plain),
-    };
     // Every series of the container carries the same id and its image as
-    // the engine's list names it (Podman's is fully qualified, docker.io/...,
-    // which the docker CLI would shorten).
-    let list = common::vm::unix_get(common::engine_host(), "/containers/json");
-    let list: serde_json::Value = serde_json::from_str(&list).expect("the container list");
-    let image = list
-        .as_array()
-        .into_iter()
-        .flatten()
-        .find(|c| c["Id"] == plain.id.as_str())
-        .and_then(|c| c["Image"].as_str())
-        .unwrap_or_else(|| panic!("{} not in the list: {list}", plain.id))
-        .to_string();
-    assert!(image.ends_with(&common::image()), "{image}");
+    // the engine's list names it.
+    let plain_id = id_label(&plain);
+    let image = common::listed_image(&plain);
     for s in
         m.0.iter()
             .filter(|s| s.labels.get("name") == Some(&plain.name))
