@@ -3,16 +3,18 @@
 //!
 //! They are read through the engine under test: a reader container with that
 //! machine's /sys/fs/cgroup mounted read-only, in its pid and cgroup
-//! namespaces, `cat`s them, in a shell kept open there ([`Shell`]). One path serves this machine's engines (cgroup
-//! v1) and the VM's (cgroup v2, whose files the host cannot see). An engine
-//! whose containers live on this machine but that is not the engine under
-//! test (Podman) reads them here instead ([`Cgroups::here`]).
+//! namespaces, `cat`s them, in a shell kept open there ([`Shell`]). One path
+//! serves this machine's engines (cgroup v1) and the VM's (cgroup v2, whose
+//! files the host cannot see). An engine whose containers live on this
+//! machine but that is not the engine under test (Podman) reads them here
+//! instead ([`Cgroups::here`]).
 //!
 //! Each value is named for what it means and taken from the file that holds
 //! it on the engine's cgroup version: [`Reading::cpu_seconds`] is v1
 //! `cpuacct.usage` or v2 `cpu.stat` `usage_usec`, and so on.
 
 use std::collections::BTreeMap;
+use std::os::unix::process::ExitStatusExt;
 use std::process::{Child, Command};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
@@ -22,7 +24,7 @@ use docker_stats_exporter::engine::Flavor;
 use super::engine::{
     docker, docker_for, docker_on, engine_flavor, engine_host, host_cpus, unique, Container,
 };
-use super::shell::Shell;
+use super::shell::{Ran, Shell};
 use super::vm::unix_get;
 use super::{wait_until, Exporter, Metrics, PATIENCE};
 
@@ -217,31 +219,30 @@ impl Cgroups {
 
     /// Runs `script` where the files are, with `$C` the cgroup root.
     fn sh(&self, script: &str) -> Result<String, String> {
-        let (status, stdout, stderr) = match &self.at {
+        let ran = match &self.at {
             Where::Engine(reader, shell) => {
-                let ran = Self::in_reader(reader, shell, &format!("C=/host-cgroup; {script}"))?;
-                (ran.status.to_string(), ran.stdout, ran.stderr)
+                Self::in_reader(reader, shell, &format!("C=/host-cgroup; {script}"))?
             }
             Where::Here => {
                 let mut cmd = Command::new("sh");
                 cmd.arg("-c").arg(format!("C=/sys/fs/cgroup; {script}"));
                 let out = cmd.output().map_err(|e| format!("{cmd:?}: {e}"))?;
-                let status = if out.status.success() {
-                    "0".into()
-                } else {
-                    out.status.to_string()
-                };
                 let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
-                (status, text(&out.stdout), text(&out.stderr))
+                Ran {
+                    // A signal as the shell reports it, 128 + its number.
+                    status: (out.status.code())
+                        .unwrap_or_else(|| 128 + out.status.signal().unwrap_or(0)),
+                    stdout: text(&out.stdout),
+                    stderr: text(&out.stderr),
+                }
             }
         };
-        if status == "0" {
-            Ok(stdout)
-        } else {
-            Err(format!(
-                "reading cgroup files failed ({status}): {}",
-                stderr.trim()
-            ))
+        match ran.status {
+            0 => Ok(ran.stdout),
+            status => Err(format!(
+                "reading cgroup files failed (exit {status}): {}",
+                ran.stderr.trim()
+            )),
         }
     }
 
@@ -251,19 +252,21 @@ impl Cgroups {
         reader: &Container,
         shell: &Mutex<Option<Shell>>,
         script: &str,
-    ) -> Result<super::shell::Ran, String> {
+    ) -> Result<Ran, String> {
         let mut shell = shell.lock().unwrap_or_else(|e| e.into_inner());
         let mut last = String::new();
         for _ in 0..2 {
-            if shell.is_none() {
-                let mut cmd = Command::new(docker_for(reader.host()));
-                cmd.args(["-H", reader.host(), "exec", "-i", &reader.name, "sh"]);
-                *shell = Some(Shell::start(cmd, "/tmp")?);
-            }
-            match shell.as_mut().map(|s| s.run(script)) {
-                Some(Ok(ran)) => return Ok(ran),
-                Some(Err(e)) => last = e,
-                None => {}
+            let open = match shell.as_mut() {
+                Some(open) => open,
+                None => {
+                    let mut cmd = Command::new(docker_for(reader.host()));
+                    cmd.args(["-H", reader.host(), "exec", "-i", &reader.name, "sh"]);
+                    shell.insert(Shell::start(cmd, "/tmp")?)
+                }
+            };
+            match open.run(script) {
+                Ok(ran) => return Ok(ran),
+                Err(e) => last = e,
             }
             *shell = None;
         }
